@@ -1,0 +1,83 @@
+// Command dfdaemon runs the peer on a node: P2P downloads and uploads, the local API for dfget.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/units"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "dfdaemon:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "dfdaemon",
+		Usage: "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "supernode", Usage: "supernode URL, e.g. http://10.0.0.1:8002 (empty: origin only)"},
+			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
+			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
+			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children, e.g. 50MB (bytes/s); empty = none"},
+			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents (bytes/s); empty = none"},
+			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
+			&cli.StringFlag{Name: "gc-high", Usage: "disk quota: evict least recently used tasks above this size, e.g. 50GiB"},
+			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
+			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
+			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
+			&cli.StringFlag{Name: "log-level", Value: "info"},
+		}, cliutil.Networks()...),
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	log, err := logging.New(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	cfg := dfdaemon.Config{
+		Supernode: c.String("supernode"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
+		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
+	}
+	if cfg.UploadRate, err = cliutil.Rate(c, "upload-rate"); err != nil {
+		return err
+	}
+	if cfg.DownloadRate, err = cliutil.Rate(c, "download-rate"); err != nil {
+		return err
+	}
+	if cfg.Allow, cfg.Deny, err = cliutil.ParseNetworks(c); err != nil {
+		return err
+	}
+	for name, dst := range map[string]*int64{"gc-high": &cfg.GC.High, "gc-low": &cfg.GC.Low} {
+		if v := c.String(name); v != "" {
+			if *dst, err = units.ParseBytes(v); err != nil {
+				return fmt.Errorf("--%s: %w", name, err)
+			}
+		}
+	}
+	cfg.GC.TTL = c.Duration("gc-ttl")
+	d, err := dfdaemon.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	cliutil.Ready(os.Stdout, d.Addr(), d.P2PAddrs())
+	return d.Run(c.Context)
+}

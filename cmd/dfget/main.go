@@ -1,0 +1,92 @@
+// Command dfget downloads a URL through the P2P network.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/pouch-p2p/pouch/dfget"
+	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := app()
+	args := append([]string{os.Args[0]}, cliutil.Permute(a.Flags, os.Args[1:])...)
+	err := a.RunContext(ctx, args)
+	stop()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "dfget:", err)
+	var e *dfget.Error
+	if errors.As(err, &e) {
+		os.Exit(e.Code)
+	}
+	os.Exit(dfget.ExitUsage) // urfave/cli's own errors are about flags
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:      "dfget",
+		Usage:     "download a URL through the P2P network",
+		ArgsUsage: "URL",
+		UsageText: "dfget URL -O FILE [--digest sha256:HEX] [-H 'Name: value']... [--timeout 10m]",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"O"}, Usage: "output file, or - for stdout"},
+			&cli.StringFlag{Name: "daemon", Value: "http://127.0.0.1:65001", Usage: "the local dfdaemon"},
+			&cli.StringFlag{Name: "supernode", Usage: "without a local dfdaemon: join this supernode as a one-shot peer"},
+			&cli.StringFlag{Name: "data-dir", Usage: "the one-shot peer's store (default: a temporary directory)"},
+			&cli.StringFlag{Name: "digest", Usage: "expected sha256:HEX of the whole file"},
+			&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "header sent to the origin, 'Name: value' (repeatable)"},
+			&cli.StringFlag{Name: "tag", Usage: "separates tasks for the same URL"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long (0 = never)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+			&cli.StringFlag{Name: "log-level", Value: "warn"},
+		}, cliutil.Networks()...),
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return &dfget.Error{Code: dfget.ExitUsage, Err: fmt.Errorf("exactly one URL is required (got %d arguments)", c.NArg())}
+	}
+	log, err := logging.New(c.String("log-level"))
+	if err != nil {
+		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
+	}
+	defer log.Sync()
+	opts := dfget.Options{
+		URL: c.Args().First(), Output: c.String("output"), Supernode: c.String("supernode"),
+		DataDir: c.String("data-dir"), Digest: digest.Digest(c.String("digest")), Tag: c.String("tag"),
+		Timeout: c.Duration("timeout"), Header: http.Header{}, Log: log.Named("dfget"),
+	}
+	// An explicit --supernode without --daemon means: no local daemon, be a one-shot peer.
+	if !(c.IsSet("supernode") && !c.IsSet("daemon")) {
+		opts.Daemon = c.String("daemon")
+	}
+	for _, h := range c.StringSlice("header") {
+		if err := dfget.ParseHeader(opts.Header, h); err != nil {
+			return err
+		}
+	}
+	if opts.OneShot.Allow, opts.OneShot.Deny, err = cliutil.ParseNetworks(c); err != nil {
+		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
+	}
+	opts.Progress = !c.Bool("quiet") && opts.Output != "-" && term.IsTerminal(int(os.Stderr.Fd()))
+	log.Debug("download", zap.String("url", opts.URL))
+	return dfget.Run(c.Context, opts)
+}

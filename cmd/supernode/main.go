@@ -1,0 +1,67 @@
+// Command supernode runs the cluster's scheduler and seed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/supernode"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "supernode:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "supernode",
+		Usage: "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
+			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "seed pieces, task index and identity"},
+			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
+			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload, e.g. 100MB (bytes/s); empty = none"},
+			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
+			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by admin endpoints"},
+			&cli.StringFlag{Name: "log-level", Value: "info"},
+		}, cliutil.Networks()...),
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	log, err := logging.New(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	up, err := cliutil.Rate(c, "upload-rate")
+	if err != nil {
+		return err
+	}
+	allow, deny, err := cliutil.ParseNetworks(c)
+	if err != nil {
+		return err
+	}
+	s, err := supernode.New(supernode.Config{
+		Listen: c.String("listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
+		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
+	}, log)
+	if err != nil {
+		return err
+	}
+	cliutil.Ready(os.Stdout, s.Addr(), s.P2PAddrs())
+	return s.Run(c.Context)
+}

@@ -1,0 +1,88 @@
+package dfdaemon
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/pouch-p2p/pouch/internal/taskid"
+)
+
+// Config is everything a dfdaemon needs.
+type Config struct {
+	Supernode    string         `yaml:"supernode"`    // supernode base URL; empty = origin only
+	DataDir      string         `yaml:"dataDir"`      // pieces, index, identity
+	Listen       string         `yaml:"listen"`       // local API (dfget) and registry mirror
+	P2PListen    string         `yaml:"p2pListen"`    // libp2p multiaddr
+	UploadRate   int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
+	DownloadRate int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
+	Secret       string         `yaml:"secret"`       // cluster pre-shared key for libp2p
+	Allow        []netip.Prefix `yaml:"allowNetworks"`
+	Deny         []netip.Prefix `yaml:"denyNetworks"`
+	QueryFilter  []string       `yaml:"queryFilter"`
+	// StallTimeout is how long a download may make no progress over P2P before the daemon
+	// fetches the missing pieces from the origin itself.
+	StallTimeout time.Duration `yaml:"stallTimeout"`
+	// RequestTimeout bounds the wait for a requested piece to start arriving from a parent.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+	// Pipeline is how many piece requests are kept outstanding per parent.
+	Pipeline int `yaml:"pipeline"`
+	// Heartbeat is how often the daemon tells the supernode it is alive.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	GC        GCConfig      `yaml:"gc"`
+}
+
+// GCConfig bounds the disk the piece store may use.
+type GCConfig struct {
+	High     int64         `yaml:"high"` // start evicting above this many bytes; 0 = no quota
+	Low      int64         `yaml:"low"`  // evict down to this many bytes
+	TTL      time.Duration `yaml:"ttl"`  // evict tasks unused for this long; 0 = keep
+	Interval time.Duration `yaml:"interval"`
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:65001"
+	}
+	if c.P2PListen == "" {
+		c.P2PListen = "/ip4/127.0.0.1/tcp/0"
+	}
+	if c.QueryFilter == nil {
+		c.QueryFilter = taskid.DefaultFilter
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 15 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 20 * time.Second
+	}
+	if c.Pipeline == 0 {
+		c.Pipeline = 3
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.GC.Interval == 0 {
+		c.GC.Interval = time.Minute
+	}
+	if c.GC.High > 0 && c.GC.Low == 0 {
+		c.GC.Low = c.GC.High * 8 / 10
+	}
+	return c
+}
+
+// Validate reports a config the daemon cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("dfdaemon: a data directory is required")
+	case c.UploadRate < 0 || c.DownloadRate < 0:
+		return errors.New("dfdaemon: rates must not be negative")
+	case c.GC.Low > c.GC.High && c.GC.High > 0:
+		return errors.New("dfdaemon: gc low watermark above the high one")
+	case c.Pipeline < 1:
+		return errors.New("dfdaemon: pipeline must be at least 1")
+	}
+	return nil
+}

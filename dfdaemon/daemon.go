@@ -1,0 +1,286 @@
+// Package dfdaemon is the peer on every node: a libp2p host that downloads pieces from several
+// parents at once and serves its own to children, a local HTTP API that dfget uses, and the
+// place where the registry mirror is mounted. A download never fails because of P2P: when the
+// supernode is unreachable, or the swarm cannot make progress, the daemon fetches the missing
+// pieces from the origin itself. Every piece is verified before it is stored or served.
+package dfdaemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"math/rand/v2"
+
+	"github.com/pouch-p2p/pouch/internal/netguard"
+	p2p "github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// Daemon is a running dfdaemon: New binds its listeners, Run serves until ctx ends.
+type Daemon struct {
+	cfg       Config
+	log       *zap.Logger
+	store     *piece.Store
+	host      host.Host
+	upload    *p2p.Server
+	client    *snapi.Client // nil without a supernode
+	origin    *http.Client
+	downLimit *ratelimit.Limiter
+	ln        net.Listener
+	mux       *http.ServeMux
+	metrics   *metrics
+
+	ctx    context.Context // cancelled at shutdown: stops downloads
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	downloads map[digest.Digest]*download
+	inUse     map[digest.Digest]int
+}
+
+// New opens the store, starts the libp2p host and binds the local API.
+func New(cfg Config, log *zap.Logger) (*Daemon, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("dfdaemon")
+	store, err := piece.Open(filepath.Join(cfg.DataDir, "pieces"), piece.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	h, err := p2p.NewHost(p2p.HostConfig{Listen: []string{cfg.P2PListen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	var ln net.Listener
+	if cfg.Listen != "none" {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			h.Close()
+			store.Close()
+			return nil, fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Daemon{
+		cfg: cfg, log: log, store: store, host: h, ln: ln,
+		origin:    netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
+		downLimit: ratelimit.New(cfg.DownloadRate),
+		ctx:       ctx, cancel: cancel,
+		downloads: map[digest.Digest]*download{},
+		inUse:     map[digest.Digest]int{},
+	}
+	if cfg.Supernode != "" {
+		d.client = snapi.NewClient(cfg.Supernode)
+	}
+	d.upload = p2p.NewServer(h, store, p2p.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
+	d.metrics = newMetrics(d)
+	d.mux = http.NewServeMux()
+	d.mux.HandleFunc("POST /api/v1/download", d.handleDownload)
+	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	return d, nil
+}
+
+// Handle mounts another handler (the registry mirror) on the local API.
+func (d *Daemon) Handle(pattern string, h http.Handler) { d.mux.Handle(pattern, h) }
+
+// Addr is the local API's address ("" with Listen "none").
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// URL is the local API's base URL.
+func (d *Daemon) URL() string { return "http://" + d.Addr() }
+
+// P2PAddrs are the daemon's libp2p addresses.
+func (d *Daemon) P2PAddrs() []string { return p2p.Addrs(d.host) }
+
+// PeerID is the daemon's libp2p identity.
+func (d *Daemon) PeerID() string { return d.host.ID().String() }
+
+// Metrics is the daemon's Prometheus registry, for embedding programs (dfget's one-shot peer).
+func (d *Daemon) Metrics() *prometheus.Registry { return d.metrics.reg }
+
+func (d *Daemon) self() snapi.Peer {
+	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate}
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	var srv *http.Server
+	if d.ln != nil {
+		srv = &http.Server{Handler: d.mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- srv.Serve(d.ln) }()
+	}
+	d.wg.Add(2)
+	go d.heartbeatLoop()
+	go d.gcLoop()
+	d.log.Info("serving", zap.String("http", d.Addr()), zap.Strings("p2p", d.P2PAddrs()), zap.String("peer", d.PeerID()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	d.cancel()
+	d.upload.Close()
+	d.wg.Wait()
+	d.host.Close()
+	if cerr := d.store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Download starts (or joins) the download of req and returns once its size is known.
+func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
+	key, err := taskid.For(req.URL, req.Tag, req.Digest, d.cfg.QueryFilter)
+	if err != nil {
+		return nil, &Error{Kind: ErrBadRequest, Msg: err.Error()}
+	}
+	d.mu.Lock()
+	dl, ok := d.downloads[key]
+	if !ok {
+		dl = &download{
+			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String())),
+			ready: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
+			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
+			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
+			rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		}
+		d.downloads[key] = dl
+		d.metrics.downloads.Inc()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			dl.run(d.ctx)
+			d.mu.Lock()
+			delete(d.downloads, key)
+			d.mu.Unlock()
+		}()
+	}
+	d.inUse[key]++
+	d.mu.Unlock()
+	x := &Download{d: d, dl: dl}
+	select {
+	case <-dl.ready:
+	case <-ctx.Done():
+		x.Close()
+		return nil, ctx.Err()
+	}
+	if dl.task == nil {
+		x.Close()
+		return nil, dl.err
+	}
+	return x, nil
+}
+
+func (d *Daemon) heartbeatLoop() {
+	defer d.wg.Done()
+	if d.client == nil {
+		return
+	}
+	t := time.NewTicker(d.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+			_ = d.client.Heartbeat(ctx, snapi.HeartbeatRequest{Peer: d.self()})
+			cancel()
+		}
+	}
+}
+
+func (d *Daemon) gcLoop() {
+	defer d.wg.Done()
+	p := piece.GCPolicy{HighWatermark: d.cfg.GC.High, LowWatermark: d.cfg.GC.Low, TTL: d.cfg.GC.TTL}
+	if p.HighWatermark == 0 && p.TTL == 0 {
+		return
+	}
+	t := time.NewTicker(d.cfg.GC.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case now := <-t.C:
+			evicted, err := d.store.GC(now, p, func(id digest.Digest) bool {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return d.inUse[id] > 0
+			})
+			if err != nil {
+				d.log.Warn("gc failed", zap.Error(err))
+			}
+			for _, id := range evicted {
+				d.log.Info("evicted", zap.String("task", id.String()))
+			}
+		}
+	}
+}
+
+type metrics struct {
+	reg          *prometheus.Registry
+	bytes        *prometheus.CounterVec
+	corrupt      prometheus.Counter
+	backToSource prometheus.Counter
+	downloads    prometheus.Counter
+	failed       prometheus.Counter
+}
+
+func newMetrics(d *Daemon) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_download_bytes_total",
+			Help: "Piece bytes downloaded, by source (peer or origin)."}, []string{"source"}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_corrupt_pieces_total",
+			Help: "Pieces from parents that failed their SHA-256; the parent was blocked."}),
+		backToSource: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_back_to_source_total",
+			Help: "Downloads that fetched pieces from the origin themselves."}),
+		downloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_total", Help: "Downloads started."}),
+		failed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_failed_total", Help: "Downloads failed."}),
+	}
+	m.bytes.WithLabelValues("peer")
+	m.bytes.WithLabelValues("origin")
+	m.reg.MustRegister(m.bytes, m.corrupt, m.backToSource, m.downloads, m.failed,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
+			Help: "Piece bytes uploaded to children."}, func() float64 { return float64(d.upload.Uploaded()) }),
+	)
+	return m
+}

@@ -1,0 +1,651 @@
+package dfdaemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+
+	p2p "github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// Request names content to download.
+type Request struct {
+	URL    string
+	Header http.Header   // sent to the origin (by the seed, or by this daemon going back to source)
+	Digest digest.Digest // expected content digest; makes the task digest-based
+	Tag    string
+}
+
+// window is how many pieces past a waiting reader's position are fetched in order, so a
+// streaming client (the registry mirror) gets its next bytes first.
+const window = 8
+
+// download is one task being fetched by this daemon, shared by every concurrent request for it.
+type download struct {
+	d     *Daemon
+	key   digest.Digest // local task ID (single-flight key)
+	req   Request
+	log   *zap.Logger
+	ready chan struct{} // closed once task is set (size known) or the download failed
+	done  chan struct{} // closed when complete and verified, or failed
+	err   error         // written before ready/done close
+	task  *piece.Task
+
+	fromPeers  atomic.Int64
+	fromOrigin atomic.Int64
+
+	mu           sync.Mutex
+	wake         chan struct{}
+	parents      map[peer.ID]*parentState
+	dialing      map[peer.ID]bool
+	lastDial     map[peer.ID]time.Time
+	blocked      map[peer.ID]bool
+	inflight     map[int]*flight
+	avail        []int
+	cursor       int
+	schedule     snapi.Schedule
+	seedDone     bool
+	syncFailing  bool
+	failures     []snapi.Failure
+	transfers    []snapi.Transfer
+	lastProgress time.Time
+	rng          *rand.Rand
+}
+
+type parentState struct {
+	info      snapi.Peer
+	conn      *p2p.Conn
+	bf        piece.Bitfield
+	requested map[int]bool
+	retired   bool // dropped by the scheduler: no new requests, closed when idle
+}
+
+type flight struct {
+	owner     peer.ID
+	since     time.Time
+	receiving bool // bytes are arriving: the piece can no longer be handed to another parent
+}
+
+func (dl *download) poke() {
+	select {
+	case dl.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (dl *download) setTask(t *piece.Task) {
+	dl.mu.Lock()
+	dl.task = t
+	dl.avail = make([]int, t.PieceCount())
+	dl.mu.Unlock()
+	close(dl.ready)
+}
+
+// run fetches the task and records the outcome.
+func (dl *download) run(ctx context.Context) {
+	err := dl.fetch(ctx)
+	if err == nil {
+		err = dl.verify()
+	}
+	if err != nil {
+		err = classify(err)
+		dl.log.Warn("download failed", zap.Error(err))
+		dl.d.metrics.failed.Inc()
+	} else {
+		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
+	}
+	dl.err = err
+	select {
+	case <-dl.ready:
+	default:
+		close(dl.ready)
+	}
+	close(dl.done)
+}
+
+// verify checks the whole content against the requested digest.
+func (dl *download) verify() error {
+	want := dl.req.Digest
+	if want == "" {
+		return nil
+	}
+	got, err := dl.task.Sum()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		_ = dl.d.store.Delete(dl.task.Meta().ID)
+		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.req.URL, got, want)}
+	}
+	return nil
+}
+
+func (dl *download) fetch(ctx context.Context) error {
+	if t, err := dl.d.store.Task(dl.key); err == nil && t.Complete() {
+		t.Touch()
+		dl.setTask(t)
+		return nil
+	}
+	if dl.d.client == nil {
+		return dl.backToSource(ctx, nil)
+	}
+	reg, err := dl.d.client.Register(ctx, snapi.RegisterRequest{
+		Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
+		Peer: dl.d.self(), Have: dl.localHave(),
+	})
+	if err != nil {
+		if errors.Is(err, snapi.ErrUnavailable) || ctx.Err() == nil && !isAnswer(err) {
+			dl.log.Warn("supernode unavailable, going to the origin", zap.Error(err))
+			return dl.backToSource(ctx, nil)
+		}
+		return err
+	}
+	t, err := dl.createTask(reg.Task)
+	if err != nil {
+		return err
+	}
+	dl.setTask(t)
+	dl.applyTask(reg.Task)
+	if reg.Schedule.BackToSource {
+		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
+		return dl.backToSource(ctx, t)
+	}
+	return dl.p2p(ctx, reg.Schedule)
+}
+
+func isAnswer(err error) bool {
+	var se *snapi.StatusError
+	return errors.As(err, &se)
+}
+
+func (dl *download) localHave() int {
+	if t, err := dl.d.store.Task(dl.key); err == nil {
+		return t.Bitfield().Count()
+	}
+	return 0
+}
+
+func (dl *download) createTask(info snapi.TaskInfo) (*piece.Task, error) {
+	meta := piece.Meta{ID: info.ID, URL: dl.req.URL, ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.req.Digest}
+	t, err := dl.d.store.Create(meta)
+	if errors.Is(err, piece.ErrMetaConflict) {
+		// The content changed at the origin since this daemon last held it: start afresh.
+		if err := dl.d.store.Delete(info.ID); err != nil {
+			return nil, err
+		}
+		t, err = dl.d.store.Create(meta)
+	}
+	return t, err
+}
+
+// applyTask records piece digests from the supernode.
+func (dl *download) applyTask(info snapi.TaskInfo) {
+	for k, d := range info.Digests {
+		if err := dl.task.SetDigest(info.DigestsFrom+k, d); err != nil {
+			dl.log.Warn("supernode digest conflicts with the local one", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
+		}
+	}
+	dl.mu.Lock()
+	dl.seedDone = info.SeedDone
+	dl.mu.Unlock()
+}
+
+// backToSource fetches every missing piece from the origin. t is nil when the supernode could not
+// be asked: the first response then gives the length.
+func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
+	dl.d.metrics.backToSource.Inc()
+	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header}
+	var first *http.Response
+	if t == nil {
+		resp, err := o.Get(ctx, 0, -1)
+		if err != nil {
+			return err
+		}
+		length, err := source.Length(resp)
+		if err != nil {
+			resp.Body.Close()
+			return &Error{Kind: ErrOriginUnreachable, Msg: fmt.Sprintf("%s: %v", dl.req.URL, err)}
+		}
+		t, err = dl.createTask(snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length)})
+		if err != nil {
+			resp.Body.Close()
+			return err
+		}
+		dl.setTask(t)
+		first = resp
+	}
+	meta := t.Meta()
+	return o.Fill(ctx, t, first, func(i int, _ digest.Digest) {
+		_, n := piece.Bounds(i, meta.ContentLength, meta.PieceSize)
+		dl.fromOrigin.Add(n)
+		dl.d.metrics.bytes.WithLabelValues("origin").Add(float64(n))
+	})
+}
+
+// p2p downloads from parents until complete, or hands over to the origin when stuck.
+func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
+	ctx, cancel := context.WithCancel(parent)
+	var wg sync.WaitGroup
+	stop := func() {
+		cancel()
+		dl.mu.Lock()
+		for _, p := range dl.parents {
+			p.conn.Close()
+		}
+		dl.mu.Unlock()
+		wg.Wait()
+	}
+	dl.mu.Lock()
+	dl.lastProgress = time.Now()
+	dl.applySchedule(ctx, &wg, sched)
+	dl.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dl.syncLoop(ctx, &wg)
+	}()
+
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for !dl.task.Complete() {
+		dl.mu.Lock()
+		dl.pump(time.Now())
+		why := dl.stuck(time.Now())
+		dl.mu.Unlock()
+		if why != "" {
+			stop()
+			dl.log.Info("going back to source", zap.String("reason", why), zap.Int("have", dl.task.Bitfield().Count()), zap.Int("of", dl.task.PieceCount()))
+			return dl.backToSource(parent, dl.task)
+		}
+		select {
+		case <-dl.wake:
+		case <-tick.C:
+		case <-ctx.Done():
+			stop()
+			return ctx.Err()
+		}
+	}
+	stop()
+	// Tell the supernode at once that this peer is now a complete source.
+	if dl.d.client != nil {
+		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
+		_, _ = dl.d.client.Sync(sctx, dl.syncRequest(0))
+		scancel()
+	}
+	return nil
+}
+
+// stuck says why P2P cannot finish, or "" while it can; the caller holds dl.mu.
+func (dl *download) stuck(now time.Time) string {
+	switch {
+	case dl.schedule.BackToSource:
+		return "supernode: " + dl.schedule.Reason
+	case now.Sub(dl.lastProgress) > dl.d.cfg.StallTimeout:
+		return fmt.Sprintf("no progress for %v (supernode reachable: %v, parents: %d)", dl.d.cfg.StallTimeout, !dl.syncFailing, len(dl.parents))
+	}
+	return ""
+}
+
+// pump sends requests to parents with free pipeline slots; the caller holds dl.mu.
+func (dl *download) pump(now time.Time) {
+	for id, p := range dl.parents {
+		if p.retired {
+			if len(p.requested) == 0 {
+				p.conn.Close()
+			}
+			continue
+		}
+		for len(p.requested) < dl.d.cfg.Pipeline {
+			i := dl.pick(p)
+			if i < 0 {
+				i = dl.steal(p, now)
+			}
+			if i < 0 {
+				break
+			}
+			if err := p.conn.Request(i); err != nil {
+				delete(dl.inflight, i)
+				p.conn.Close()
+				break
+			}
+			p.requested[i] = true
+			dl.inflight[i] = &flight{owner: id, since: now}
+		}
+	}
+	for i, f := range dl.inflight {
+		if !f.receiving && now.Sub(f.since) > dl.d.cfg.RequestTimeout {
+			if p, ok := dl.parents[f.owner]; ok {
+				dl.log.Info("parent timed out", zap.Stringer("parent", f.owner), zap.Int("piece", i))
+				dl.failures = append(dl.failures, snapi.Failure{Parent: f.owner.String(), Reason: "timeout"})
+				p.conn.Close()
+			}
+			delete(dl.inflight, i)
+		}
+	}
+}
+
+// usable says whether piece i can be requested from p now; the caller holds dl.mu.
+func (dl *download) usable(i int, p *parentState) bool {
+	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
+}
+
+// pick chooses the next piece to request from p: the pieces a reader waits for first, then the
+// rarest among this peer's parents, ties broken at random so children of one parent spread out.
+func (dl *download) pick(p *parentState) int {
+	n := len(dl.avail)
+	if dl.cursor >= 0 {
+		for i := dl.cursor; i < min(n, dl.cursor+window); i++ {
+			if dl.usable(i, p) {
+				return i
+			}
+		}
+	}
+	best, bestAvail := -1, int(^uint(0)>>1)
+	start := 0
+	if n > 0 {
+		start = dl.rng.IntN(n)
+	}
+	for k := range n {
+		i := (start + k) % n
+		if dl.avail[i] < bestAvail && dl.usable(i, p) {
+			best, bestAvail = i, dl.avail[i]
+		}
+	}
+	return best
+}
+
+// steal hands an idle parent a piece that another parent was asked for long ago and has not
+// started sending (the endgame: a slow parent must not hold the last pieces).
+func (dl *download) steal(p *parentState, now time.Time) int {
+	if len(p.requested) > 0 {
+		return -1
+	}
+	best := -1
+	var oldest time.Time
+	for i, f := range dl.inflight {
+		if f.receiving || !p.bf.Has(i) || now.Sub(f.since) < time.Second {
+			continue
+		}
+		if best < 0 || f.since.Before(oldest) {
+			best, oldest = i, f.since
+		}
+	}
+	if best >= 0 {
+		if old, ok := dl.parents[dl.inflight[best].owner]; ok {
+			delete(old.requested, best)
+		}
+		delete(dl.inflight, best)
+	}
+	return best
+}
+
+// applySchedule connects to new parents and retires dropped ones; the caller holds dl.mu.
+func (dl *download) applySchedule(ctx context.Context, wg *sync.WaitGroup, s snapi.Schedule) {
+	dl.schedule = s
+	want := map[peer.ID]bool{}
+	now := time.Now()
+	for _, sp := range s.Parents {
+		info, err := p2p.AddrInfo(sp.ID, sp.Addrs)
+		if err != nil || info.ID == dl.d.host.ID() || dl.blocked[info.ID] {
+			continue
+		}
+		want[info.ID] = true
+		if p, ok := dl.parents[info.ID]; ok {
+			p.retired = false
+			continue
+		}
+		if dl.dialing[info.ID] || now.Sub(dl.lastDial[info.ID]) < time.Second {
+			continue
+		}
+		dl.dialing[info.ID], dl.lastDial[info.ID] = true, now
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl.connect(ctx, wg, sp, info)
+		}()
+	}
+	if len(want) > 0 {
+		for id, p := range dl.parents {
+			if !want[id] {
+				p.retired = true
+			}
+		}
+	}
+}
+
+func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Peer, info peer.AddrInfo) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, bf, err := p2p.Dial(dctx, dl.d.host, info, dl.task.Meta().ID, dl.task.PieceCount())
+	cancel()
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	delete(dl.dialing, info.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			dl.log.Debug("cannot reach parent", zap.Stringer("parent", info.ID), zap.Error(err))
+			dl.failures = append(dl.failures, snapi.Failure{Parent: sp.ID, Reason: "unreachable"})
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		conn.Close()
+		return
+	}
+	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{}}
+	dl.parents[info.ID] = p
+	for i := range bf.Len() {
+		if bf.Has(i) {
+			dl.avail[i]++
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dl.serve(ctx, info.ID, p)
+	}()
+	dl.poke()
+}
+
+// serve reads one parent's messages until the stream ends.
+func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
+	reason := ""
+	defer func() { dl.dropParent(id, p, reason) }()
+	meta := dl.task.Meta()
+	for {
+		ev, err := p.conn.Next()
+		if err != nil {
+			if ctx.Err() == nil && !p.retired {
+				reason = "unreachable"
+			}
+			return
+		}
+		switch ev.Kind {
+		case p2p.EventHave:
+			dl.mu.Lock()
+			if ev.Index < len(dl.avail) && !p.bf.Has(ev.Index) {
+				p.bf.Set(ev.Index)
+				dl.avail[ev.Index]++
+			}
+			dl.mu.Unlock()
+			dl.poke()
+		case p2p.EventReject:
+			dl.mu.Lock()
+			delete(p.requested, ev.Index)
+			if f := dl.inflight[ev.Index]; f != nil && f.owner == id {
+				delete(dl.inflight, ev.Index)
+			}
+			dl.mu.Unlock()
+			dl.poke()
+		case p2p.EventPiece:
+			if ev.Index >= meta.PieceCount() {
+				reason = "corrupt"
+				return
+			}
+			if _, n := piece.Bounds(ev.Index, meta.ContentLength, meta.PieceSize); n != ev.Size {
+				reason = "corrupt"
+				return
+			}
+			dl.mu.Lock()
+			f := dl.inflight[ev.Index]
+			mine := f != nil && f.owner == id
+			if mine {
+				f.receiving = true
+			}
+			delete(p.requested, ev.Index)
+			dl.mu.Unlock()
+			start := time.Now()
+			body := p.conn.Body(ev)
+			if !mine {
+				// Stolen by another parent meanwhile: drain it, never write it.
+				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
+					reason = "unreachable"
+					return
+				}
+				continue
+			}
+			err := dl.task.WritePiece(ev.Index, dl.d.downLimit.Reader(ctx, body))
+			dl.mu.Lock()
+			delete(dl.inflight, ev.Index)
+			if err == nil {
+				dl.lastProgress = time.Now()
+				dl.transfers = append(dl.transfers, snapi.Transfer{Parent: id.String(), Bytes: ev.Size, Millis: time.Since(start).Milliseconds()})
+			}
+			dl.mu.Unlock()
+			switch {
+			case err == nil:
+				dl.fromPeers.Add(ev.Size)
+				dl.d.metrics.bytes.WithLabelValues("peer").Add(float64(ev.Size))
+				dl.poke()
+			case errors.Is(err, piece.ErrDigestMismatch):
+				dl.log.Warn("parent sent a corrupt piece: blocking it", zap.Stringer("parent", id), zap.Int("piece", ev.Index))
+				dl.d.metrics.corrupt.Inc()
+				dl.mu.Lock()
+				dl.blocked[id] = true
+				dl.mu.Unlock()
+				reason = "corrupt"
+				return
+			default:
+				if ctx.Err() == nil {
+					reason = "unreachable"
+				}
+				return
+			}
+		}
+	}
+}
+
+// dropParent forgets a parent and frees what it was asked for.
+func (dl *download) dropParent(id peer.ID, p *parentState, reason string) {
+	p.conn.Close()
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.parents[id] != p {
+		return
+	}
+	delete(dl.parents, id)
+	for i := range p.requested {
+		if f := dl.inflight[i]; f != nil && f.owner == id {
+			delete(dl.inflight, i)
+		}
+	}
+	for i := range p.bf.Len() {
+		if p.bf.Has(i) {
+			dl.avail[i]--
+		}
+	}
+	if reason != "" {
+		dl.failures = append(dl.failures, snapi.Failure{Parent: id.String(), Reason: reason})
+	}
+	dl.poke()
+}
+
+// syncRequest builds the next progress report, draining queued failures and transfers; the
+// caller holds dl.mu unless the download loop has stopped.
+func (dl *download) syncRequest(wait int) snapi.SyncRequest {
+	known := 0
+	for known < dl.task.PieceCount() && dl.task.Digest(known) != "" {
+		known++
+	}
+	req := snapi.SyncRequest{
+		Task: dl.task.Meta().ID, Peer: dl.d.host.ID().String(), Have: dl.task.Bitfield().Count(),
+		Complete: dl.task.Complete(), DigestsFrom: known, Failures: dl.failures, Transfers: dl.transfers, WaitMillis: wait,
+	}
+	dl.failures, dl.transfers = nil, nil
+	return req
+}
+
+// syncLoop reports progress to the supernode in batches and brings back new piece digests
+// (long-polling while the seed is still fetching) and schedule changes.
+func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
+	for ctx.Err() == nil {
+		dl.mu.Lock()
+		wait := 0
+		if !dl.seedDone {
+			wait = 2000
+		}
+		req := dl.syncRequest(wait)
+		dl.mu.Unlock()
+		resp, err := dl.d.client.Sync(ctx, req)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var se *snapi.StatusError
+			if errors.As(err, &se) && se.Err.Code == snapi.CodeNotFound {
+				// The supernode restarted or expired this peer: join again with what is held.
+				reg, rerr := dl.d.client.Register(ctx, snapi.RegisterRequest{
+					Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
+					Peer: dl.d.self(), Have: dl.task.Bitfield().Count(),
+				})
+				if rerr == nil {
+					resp = snapi.SyncResponse{Task: reg.Task, Schedule: reg.Schedule}
+					err = nil
+				}
+			}
+		}
+		if err != nil {
+			dl.mu.Lock()
+			dl.syncFailing = true
+			dl.mu.Unlock()
+			dl.log.Debug("sync failed", zap.Error(err))
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		dl.applyTask(resp.Task)
+		dl.mu.Lock()
+		dl.syncFailing = false
+		dl.applySchedule(ctx, wg, resp.Schedule)
+		seedDone := dl.seedDone
+		dl.mu.Unlock()
+		dl.poke()
+		if seedDone && !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,340 @@
+// Package dfget downloads one URL through the P2P network and writes it to a file or stdout:
+// through the local dfdaemon, or as a one-shot peer of its own when given a supernode. The output
+// file appears only when it is complete and verified (written under a temporary name, then
+// renamed); a failure leaves nothing behind and is reported as one of the exit codes below.
+package dfget
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/schollz/progressbar/v3"
+	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+)
+
+// Exit codes, so scripts can tell failures apart.
+const (
+	ExitOK             = 0
+	ExitFailure        = 1 // anything else, e.g. the output cannot be written
+	ExitUsage          = 2 // bad flags, URL or digest
+	ExitNotFound       = 3 // the origin has no such file (404, 410)
+	ExitOrigin         = 4 // the origin is unreachable, refused, or not allowed
+	ExitDigestMismatch = 5 // the content does not match --digest
+	ExitTimeout        = 6 // --timeout passed
+)
+
+// Error is a failure with its exit code.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(code int, format string, args ...any) error {
+	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// Options of one download.
+type Options struct {
+	URL       string
+	Output    string // a path, or "-" for stdout
+	Daemon    string // local dfdaemon base URL
+	Supernode string // when set and Daemon is empty: run a one-shot peer in this process
+	DataDir   string // the one-shot peer's store (default: a temporary directory)
+	Digest    digest.Digest
+	Header    http.Header
+	Tag       string
+	Timeout   time.Duration
+	Progress  bool // draw a progress bar on stderr
+	Log       *zap.Logger
+	// OneShot configures the embedded peer; Supernode and DataDir are filled in.
+	OneShot dfdaemon.Config
+}
+
+// Run downloads opts.URL to opts.Output.
+func Run(ctx context.Context, opts Options) error {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fail(ExitUsage, "%q is not an http or https URL", opts.URL)
+	}
+	if opts.Digest != "" {
+		if err := opts.Digest.Validate(); err != nil || opts.Digest.Algorithm() != digest.SHA256 {
+			return fail(ExitUsage, "--digest %q is not a sha256:<64 hex> digest", opts.Digest)
+		}
+	}
+	if opts.Output == "" {
+		return fail(ExitUsage, "an output file is required (-O FILE, or -O - for stdout)")
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	err = run(ctx, opts)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return fail(ExitTimeout, "timed out after %v", opts.Timeout)
+	}
+	return err
+}
+
+func run(ctx context.Context, opts Options) error {
+	out, err := createOutput(opts.Output)
+	if err != nil {
+		return &Error{Code: ExitFailure, Err: err}
+	}
+	defer out.abort()
+
+	var body io.Reader
+	var size int64
+	if opts.Daemon == "" && opts.Supernode != "" {
+		stop, x, err := oneShot(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		body, size = x.NewReader(ctx, 0), x.Size()
+	} else {
+		resp, err := viaDaemon(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, size = resp.Body, resp.ContentLength
+	}
+
+	var h hash.Hash
+	w := io.Writer(out)
+	if opts.Digest != "" {
+		h = sha256.New()
+		w = io.MultiWriter(w, h)
+	}
+	if opts.Progress {
+		bar := progressbar.DefaultBytes(size, filepath.Base(opts.URL))
+		w = io.MultiWriter(w, bar)
+		defer bar.Finish()
+	}
+	n, err := io.Copy(w, body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var de *dfdaemon.Error
+		if errors.As(err, &de) {
+			return classify(de)
+		}
+		return fail(ExitFailure, "download interrupted after %d bytes: %v", n, err)
+	}
+	if size >= 0 && n != size {
+		return fail(ExitFailure, "download interrupted: got %d of %d bytes", n, size)
+	}
+	if h != nil {
+		if got := digest.NewDigest(digest.SHA256, h); got != opts.Digest {
+			return fail(ExitDigestMismatch, "digest mismatch: content is %s, want %s", got, opts.Digest)
+		}
+	}
+	if err := out.commit(); err != nil {
+		return &Error{Code: ExitFailure, Err: err}
+	}
+	return nil
+}
+
+// viaDaemon asks the local dfdaemon for the content; when no daemon answers at all, it fetches
+// straight from the origin, since a download must not fail because the P2P layer is down.
+func viaDaemon(ctx context.Context, opts Options) (*http.Response, error) {
+	body, _ := json.Marshal(dfdaemon.DownloadRequest{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.Daemon+"/api/v1/download", bytes.NewReader(body))
+	if err != nil {
+		return nil, fail(ExitUsage, "bad --daemon %q: %v", opts.Daemon, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if ctx.Err() == nil && errors.As(err, &op) && op.Op == "dial" {
+			opts.Log.Warn("dfdaemon unreachable: downloading from the origin directly", zap.String("daemon", opts.Daemon), zap.Error(err))
+			return direct(ctx, opts)
+		}
+		return nil, fail(ExitFailure, "dfdaemon at %s: %v", opts.Daemon, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, classifyAPI(dfdaemon.DecodeError(resp))
+	}
+	return resp, nil
+}
+
+// direct fetches from the origin without P2P.
+func direct(ctx context.Context, opts Options) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
+	if err != nil {
+		return nil, fail(ExitUsage, "%v", err)
+	}
+	for k, vs := range opts.Header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fail(ExitOrigin, "origin unreachable: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		code := ExitOrigin
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+			code = ExitNotFound
+		}
+		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), opts.URL)
+	}
+	return resp, nil
+}
+
+// oneShot runs a dfdaemon inside this process for one download.
+func oneShot(ctx context.Context, opts Options) (stop func(), x *dfdaemon.Download, err error) {
+	cfg := opts.OneShot
+	cfg.Supernode, cfg.Listen = opts.Supernode, "none"
+	cfg.DataDir = opts.DataDir
+	var tmp string
+	if cfg.DataDir == "" {
+		if tmp, err = os.MkdirTemp("", "dfget-"); err != nil {
+			return nil, nil, &Error{Code: ExitFailure, Err: err}
+		}
+		cfg.DataDir = tmp
+	}
+	d, err := dfdaemon.New(cfg, opts.Log)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, &Error{Code: ExitFailure, Err: err}
+	}
+	dctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(dctx); close(done) }()
+	stop = func() {
+		if x != nil {
+			x.Close()
+		}
+		cancel()
+		<-done
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
+	x, err = d.Download(ctx, dfdaemon.Request{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		var de *dfdaemon.Error
+		if errors.As(err, &de) {
+			return nil, nil, classify(de)
+		}
+		return nil, nil, &Error{Code: ExitFailure, Err: err}
+	}
+	return stop, x, nil
+}
+
+func classify(e *dfdaemon.Error) error {
+	_, body := dfdaemon.APIError(e)
+	return classifyAPI(body)
+}
+
+func classifyAPI(e snapi.Error) error {
+	code := ExitFailure
+	switch e.Code {
+	case snapi.CodeBadRequest:
+		code = ExitUsage
+	case snapi.CodeOriginStatus:
+		code = ExitOrigin
+		if e.OriginStatus == http.StatusNotFound || e.OriginStatus == http.StatusGone {
+			code = ExitNotFound
+		}
+	case snapi.CodeOriginUnreachable, snapi.CodeForbidden:
+		code = ExitOrigin
+	case dfdaemon.CodeDigestMismatch:
+		code = ExitDigestMismatch
+	}
+	return &Error{Code: code, Err: errors.New(e.Message)}
+}
+
+// output is a file written under a temporary name and renamed when complete.
+type output struct {
+	f         *os.File
+	tmp, path string
+	done      bool
+}
+
+func createOutput(path string) (*output, error) {
+	if path == "-" {
+		return &output{f: os.Stdout}, nil
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".dfget-*")
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return &output{f: f, tmp: f.Name(), path: path}, nil
+}
+
+func (o *output) Write(p []byte) (int, error) { return o.f.Write(p) }
+
+func (o *output) commit() error {
+	if o.tmp == "" {
+		o.done = true
+		return nil
+	}
+	if err := o.f.Sync(); err != nil {
+		return err
+	}
+	if err := o.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(o.tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(o.tmp, o.path); err != nil {
+		return err
+	}
+	o.done = true
+	return nil
+}
+
+func (o *output) abort() {
+	if o.done || o.tmp == "" {
+		return
+	}
+	o.f.Close()
+	os.Remove(o.tmp)
+}
+
+// ParseHeader reads a -H "Name: value" flag.
+func ParseHeader(h http.Header, s string) error {
+	name, value, ok := bytes.Cut([]byte(s), []byte(":"))
+	if !ok || len(bytes.TrimSpace(name)) == 0 {
+		return fail(ExitUsage, "header %q must look like 'Name: value'", s)
+	}
+	h.Add(string(bytes.TrimSpace(name)), string(bytes.TrimSpace(value)))
+	return nil
+}

@@ -1,0 +1,48 @@
+// Package httpx holds the few HTTP helpers the daemons share: bounded JSON decoding, JSON
+// answers, the API's error body, and bearer-token checks for admin endpoints.
+package httpx
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/pouch-p2p/pouch/internal/snapi"
+)
+
+// DecodeJSON reads a JSON body of at most limit bytes into v, refusing unknown fields.
+func DecodeJSON(r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad request body: %w", err)
+	}
+	return nil
+}
+
+// WriteJSON answers with status and v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers with the API's error body.
+func WriteError(w http.ResponseWriter, status int, e snapi.Error) {
+	if e.Code == "" {
+		e.Code = snapi.CodeInternal
+	}
+	WriteJSON(w, status, e)
+}
+
+// Authorized checks a bearer token in constant time; an empty token allows everyone.
+func Authorized(r *http.Request, token string) bool {
+	if token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}

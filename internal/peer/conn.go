@@ -1,0 +1,140 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// Conn is a child's stream to one parent for one task.
+type Conn struct {
+	Peer peer.ID
+	st   network.Stream
+	r    *bufio.Reader
+	mu   sync.Mutex // guards w: requests come from the downloader while the reader runs
+	w    *bufio.Writer
+}
+
+// EventKind says what a parent sent.
+type EventKind int
+
+// The events a child reads from a parent.
+const (
+	EventHave EventKind = iota + 1
+	EventPiece
+	EventReject
+)
+
+// Event is one message from a parent. For EventPiece, Size bytes of piece data follow and must
+// be consumed through Body before the next call to Next.
+type Event struct {
+	Kind  EventKind
+	Index int
+	Size  int64
+}
+
+// Dial opens a piece stream to a parent, says hello for the task and returns the parent's
+// bitfield.
+func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Digest, pieces int) (*Conn, piece.Bitfield, error) {
+	h.Peerstore().AddAddrs(info.ID, info.Addrs, 10*time.Minute)
+	st, err := h.NewStream(ctx, info.ID, ProtocolID)
+	if err != nil {
+		return nil, piece.Bitfield{}, fmt.Errorf("open stream to %s: %w", info.ID, err)
+	}
+	c := &Conn{Peer: info.ID, st: st, r: bufio.NewReaderSize(st, 64<<10), w: bufio.NewWriterSize(st, 4<<10)}
+	if err := writeFrame(c.w, msgHello, []byte(task)); err != nil || c.w.Flush() != nil {
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("hello to %s: %v", info.ID, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetReadDeadline(dl)
+	}
+	typ, n, err := readHeader(c.r)
+	if err != nil {
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("bitfield from %s: %w", info.ID, err)
+	}
+	payload, err := readPayload(c.r, n)
+	if err != nil {
+		st.Reset()
+		return nil, piece.Bitfield{}, err
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	switch typ {
+	case msgError:
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s: %s", ErrRefused, info.ID, payload)
+	case msgBitfield:
+	default:
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s answered hello with type %d", ErrProtocol, info.ID, typ)
+	}
+	if len(payload) < 4 || int(binary.BigEndian.Uint32(payload)) != pieces {
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s has a different piece count for %s", ErrProtocol, info.ID, task)
+	}
+	bf, err := piece.BitfieldFromBytes(pieces, payload[4:])
+	if err != nil {
+		st.Reset()
+		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s: %v", ErrProtocol, info.ID, err)
+	}
+	return c, bf, nil
+}
+
+// Request asks the parent for piece i.
+func (c *Conn) Request(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := writeIndex(c.w, msgRequest, i); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// Next reads the next event. Only one goroutine may call Next.
+func (c *Conn) Next() (Event, error) {
+	typ, n, err := readHeader(c.r)
+	if err != nil {
+		return Event{}, err
+	}
+	switch typ {
+	case msgHave, msgReject:
+		i, err := readIndex(c.r, n)
+		kind := EventHave
+		if typ == msgReject {
+			kind = EventReject
+		}
+		return Event{Kind: kind, Index: i}, err
+	case msgPiece:
+		if n < 4 || int64(n)-4 > piece.MaxSize {
+			return Event{}, fmt.Errorf("%w: piece frame of %d bytes", ErrProtocol, n)
+		}
+		var b [4]byte
+		if _, err := io.ReadFull(c.r, b[:]); err != nil {
+			return Event{}, err
+		}
+		return Event{Kind: EventPiece, Index: int(binary.BigEndian.Uint32(b[:])), Size: int64(n) - 4}, nil
+	default:
+		return Event{}, fmt.Errorf("%w: message type %d from %s", ErrProtocol, typ, c.Peer)
+	}
+}
+
+// Body returns the reader for the data of the piece event just read.
+func (c *Conn) Body(ev Event) io.Reader { return io.LimitReader(c.r, ev.Size) }
+
+// SetReadDeadline bounds the wait for the next bytes from the parent.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.st.SetReadDeadline(t) }
+
+// Close ends the stream; Reset is used so a blocked Next returns at once.
+func (c *Conn) Close() error { return c.st.Reset() }

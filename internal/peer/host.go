@@ -1,0 +1,127 @@
+// Package peer is the piece exchange between Pouch peers over libp2p: the host (identity, TCP,
+// TLS first then Noise, yamux, optional private-network key), the wire protocol, the upload
+// server that answers requests from a piece store, and the client side of one parent
+// connection. It decides nothing about which pieces to fetch or from whom: the dfdaemon's
+// downloader does, and the seed in the supernode reuses the upload server.
+package peer
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// HostConfig says how to build a peer's libp2p host.
+type HostConfig struct {
+	Listen  []string // multiaddrs, e.g. /ip4/127.0.0.1/tcp/0
+	KeyFile string   // the peer's identity, created on first start, so a restart keeps its ID
+	Secret  string   // optional cluster pre-shared key: only peers that know it can connect
+}
+
+// NewHost starts a libp2p host: TCP, TLS first (measured faster here than Noise), yamux.
+func NewHost(cfg HostConfig) (host.Host, error) {
+	key, err := loadOrCreateKey(cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		// Pouch bounds its own streams and message sizes; the default resource manager's
+		// per-peer memory limits would throttle piece streams instead.
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	}
+	if cfg.Secret != "" {
+		sum := sha256.Sum256([]byte(cfg.Secret))
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(sum[:])))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("peer: start libp2p host on %v: %w", listen, err)
+	}
+	return h, nil
+}
+
+// Addrs returns the host's full multiaddrs as strings, for registration with the supernode.
+func Addrs(h host.Host) []string {
+	var out []string
+	for _, a := range h.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// AddrInfo parses a peer ID and its multiaddrs as the supernode hands them out.
+func AddrInfo(id string, addrs []string) (peer.AddrInfo, error) {
+	pid, err := peer.Decode(id)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("peer: bad peer ID %q: %w", id, err)
+	}
+	info := peer.AddrInfo{ID: pid}
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return peer.AddrInfo{}, fmt.Errorf("peer: bad address %q of %s: %w", s, id, err)
+		}
+		info.Addrs = append(info.Addrs, a)
+	}
+	return info, nil
+}
+
+func loadOrCreateKey(path string) (crypto.PrivKey, error) {
+	if path == "" {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		return k, err
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		k, err := crypto.UnmarshalPrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("peer: identity %s is not a libp2p key: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("peer: read identity: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	data, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return nil, fmt.Errorf("peer: write identity: %w", err)
+	}
+	return k, nil
+}

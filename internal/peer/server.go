@@ -1,0 +1,211 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// TaskLookup finds the task a child asks for; *piece.Store is one.
+type TaskLookup interface {
+	Task(id digest.Digest) (*piece.Task, error)
+}
+
+// ServerConfig tunes the upload server.
+type ServerConfig struct {
+	Limiter *ratelimit.Limiter // the daemon's upload cap, shared by every child; nil = none
+	Log     *zap.Logger
+	// TaskWait is how long a hello for an unknown task waits for it to appear: the supernode may
+	// name this peer as a parent a moment before the peer has created the task locally.
+	TaskWait time.Duration
+}
+
+// Server answers piece requests from children out of a piece store.
+type Server struct {
+	h        host.Host
+	tasks    TaskLookup
+	cfg      ServerConfig
+	uploaded atomic.Int64
+	served   atomic.Int64
+}
+
+// NewServer registers the piece protocol on h.
+func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.TaskWait == 0 {
+		cfg.TaskWait = 5 * time.Second
+	}
+	s := &Server{h: h, tasks: tasks, cfg: cfg}
+	h.SetStreamHandler(ProtocolID, s.handle)
+	return s
+}
+
+// Close stops accepting new piece streams.
+func (s *Server) Close() { s.h.RemoveStreamHandler(ProtocolID) }
+
+// Uploaded is the number of piece bytes sent so far.
+func (s *Server) Uploaded() int64 { return s.uploaded.Load() }
+
+// PiecesServed is the number of pieces sent so far.
+func (s *Server) PiecesServed() int64 { return s.served.Load() }
+
+func (s *Server) handle(st network.Stream) {
+	defer st.Close()
+	log := s.cfg.Log.With(zap.Stringer("child", st.Conn().RemotePeer()))
+	r := bufio.NewReaderSize(st, 4<<10)
+	w := bufio.NewWriterSize(st, 64<<10)
+	_ = st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	typ, n, err := readHeader(r)
+	if err != nil || typ != msgHello {
+		st.Reset()
+		return
+	}
+	raw, err := readPayload(r, n)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	id := digest.Digest(raw)
+	task, err := s.waitTask(id)
+	if err != nil {
+		_ = writeFrame(w, msgError, []byte(err.Error()))
+		_ = w.Flush()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Requests are read on their own goroutine so that haves keep flowing while a piece is sent.
+	reqs := make(chan int, 64)
+	go func() {
+		defer cancel()
+		defer close(reqs)
+		for {
+			typ, n, err := readHeader(r)
+			if err != nil {
+				return
+			}
+			if typ != msgRequest {
+				log.Debug("protocol violation", zap.Uint8("type", typ))
+				return
+			}
+			i, err := readIndex(r, n)
+			if err != nil {
+				return
+			}
+			select {
+			case reqs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	changed := task.Changed()
+	sent := task.Bitfield()
+	bf := sent.Bytes()
+	payload := make([]byte, 4+len(bf))
+	payload[0], payload[1], payload[2], payload[3] = byte(sent.Len()>>24), byte(sent.Len()>>16), byte(sent.Len()>>8), byte(sent.Len())
+	copy(payload[4:], bf)
+	if writeFrame(w, msgBitfield, payload) != nil || w.Flush() != nil {
+		st.Reset()
+		return
+	}
+	for {
+		select {
+		case <-changed:
+			changed = task.Changed()
+			now := task.Bitfield()
+			for i := range now.Len() {
+				if now.Has(i) && !sent.Has(i) {
+					if writeIndex(w, msgHave, i) != nil {
+						st.Reset()
+						return
+					}
+				}
+			}
+			sent = now
+		case i, ok := <-reqs:
+			if !ok {
+				return
+			}
+			if err := s.sendPiece(ctx, st, w, task, i); err != nil {
+				log.Debug("upload stopped", zap.Int("piece", i), zap.Error(err))
+				st.Reset()
+				return
+			}
+			continue
+		case <-ctx.Done():
+			return
+		}
+		if w.Flush() != nil {
+			st.Reset()
+			return
+		}
+	}
+}
+
+func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i int) error {
+	sr, err := task.PieceReader(i)
+	if err != nil {
+		if werr := writeIndex(w, msgReject, i); werr != nil {
+			return werr
+		}
+		return w.Flush()
+	}
+	task.Touch()
+	n := sr.Size()
+	var hdr [9]byte
+	hdr[0] = msgPiece
+	l := uint32(4 + n)
+	hdr[1], hdr[2], hdr[3], hdr[4] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+	hdr[5], hdr[6], hdr[7], hdr[8] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	// A stalled child must not hold an upload slot forever.
+	_ = st.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+	defer st.SetWriteDeadline(time.Time{})
+	copied, err := io.Copy(s.cfg.Limiter.Writer(ctx, w), sr)
+	s.uploaded.Add(copied)
+	if err != nil {
+		return err
+	}
+	if copied != n {
+		return fmt.Errorf("piece %d: sent %d of %d bytes", i, copied, n)
+	}
+	s.served.Add(1)
+	return w.Flush()
+}
+
+func (s *Server) waitTask(id digest.Digest) (*piece.Task, error) {
+	if err := id.Validate(); err != nil {
+		return nil, fmt.Errorf("bad task id: %w", err)
+	}
+	deadline := time.Now().Add(s.cfg.TaskWait)
+	for {
+		t, err := s.tasks.Task(id)
+		if err == nil {
+			return t, nil
+		}
+		if !errors.Is(err, piece.ErrNotFound) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("task %s: %w", id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

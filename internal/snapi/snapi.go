@@ -1,0 +1,219 @@
+// Package snapi is the supernode's HTTP API as seen from both ends: the JSON messages, and a
+// client for dfdaemons. It lives in internal so that dfdaemon need not import supernode: both
+// import this.
+package snapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Paths of the peer API.
+const (
+	PathRegister  = "/api/v1/peers/register"
+	PathSync      = "/api/v1/peers/sync"
+	PathLeave     = "/api/v1/peers/leave"
+	PathHeartbeat = "/api/v1/peers/heartbeat"
+	PathTasks     = "/api/v1/tasks"
+)
+
+// MaxBody bounds every request body the supernode reads.
+const MaxBody = 1 << 20
+
+// Peer identifies a peer and says how to reach it over libp2p.
+type Peer struct {
+	ID         string   `json:"id"`
+	Addrs      []string `json:"addrs"`
+	UploadRate int64    `json:"uploadRate,omitempty"` // bytes/s, 0 = unlimited
+}
+
+// TaskRequest names what to download.
+type TaskRequest struct {
+	URL    string        `json:"url"`
+	Header http.Header   `json:"header,omitempty"` // forwarded to the origin by the seed (auth)
+	Digest digest.Digest `json:"digest,omitempty"` // content digest: makes the task digest-based
+	Tag    string        `json:"tag,omitempty"`
+}
+
+// RegisterRequest joins a peer to a task. Have is what the peer already holds (after a restart
+// or a supernode move).
+type RegisterRequest struct {
+	Task TaskRequest `json:"task"`
+	Peer Peer        `json:"peer"`
+	Have int         `json:"have"`
+}
+
+// TaskInfo is what a peer needs to download a task.
+type TaskInfo struct {
+	ID            digest.Digest   `json:"id"`
+	ContentLength int64           `json:"contentLength"`
+	PieceSize     int64           `json:"pieceSize"`
+	Digest        digest.Digest   `json:"digest,omitempty"`
+	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
+	DigestsFrom   int             `json:"digestsFrom"`
+	SeedDone      bool            `json:"seedDone"` // the seed holds every piece: Digests is complete
+}
+
+// Schedule is a peer's current parents and whether it must fetch from the origin itself.
+type Schedule struct {
+	Parents      []Peer `json:"parents"`
+	BackToSource bool   `json:"backToSource"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// RegisterResponse answers a registration.
+type RegisterResponse struct {
+	Task     TaskInfo `json:"task"`
+	Schedule Schedule `json:"schedule"`
+}
+
+// Failure reports that a peer could not use a parent.
+type Failure struct {
+	Parent string `json:"parent"`
+	Reason string `json:"reason"` // "unreachable", "timeout" or "corrupt"
+}
+
+// Transfer reports bytes received from a parent.
+type Transfer struct {
+	Parent string `json:"parent"`
+	Bytes  int64  `json:"bytes"`
+	Millis int64  `json:"ms"`
+}
+
+// SyncRequest reports progress in a batch and asks for what changed.
+type SyncRequest struct {
+	Task        digest.Digest `json:"task"`
+	Peer        string        `json:"peer"`
+	Have        int           `json:"have"`
+	Complete    bool          `json:"complete"`
+	DigestsFrom int           `json:"digestsFrom"` // the first piece digest the peer does not know
+	Failures    []Failure     `json:"failures,omitempty"`
+	Transfers   []Transfer    `json:"transfers,omitempty"`
+	WaitMillis  int           `json:"waitMs,omitempty"` // long-poll: hold the answer until a new digest is known
+}
+
+// SyncResponse carries new piece digests and the current schedule.
+type SyncResponse struct {
+	Task     TaskInfo `json:"task"`
+	Schedule Schedule `json:"schedule"`
+}
+
+// LeaveRequest removes a peer from a task.
+type LeaveRequest struct {
+	Task digest.Digest `json:"task"`
+	Peer string        `json:"peer"`
+}
+
+// HeartbeatRequest keeps a peer alive for every task it serves.
+type HeartbeatRequest struct {
+	Peer Peer `json:"peer"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Message      string `json:"error"`
+	Code         string `json:"code"`                   // one of the Code* constants
+	OriginStatus int    `json:"originStatus,omitempty"` // the origin's HTTP status when it refused
+}
+
+// Error codes: what went wrong, for the caller to act on without parsing messages.
+const (
+	CodeBadRequest        = "bad_request"
+	CodeNotFound          = "not_found"          // unknown task or peer: register again
+	CodeOriginStatus      = "origin_status"      // the origin answered with an error status
+	CodeOriginUnreachable = "origin_unreachable" // the origin could not be reached or broke off
+	CodeForbidden         = "forbidden"          // the destination is not allowed (SSRF policy)
+	CodeUnauthorized      = "unauthorized"
+	CodeInternal          = "internal"
+)
+
+// StatusError is returned by the client for a non-2xx answer.
+type StatusError struct {
+	Status int
+	Err    Error
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("supernode: %d: %s", e.Status, e.Err.Message)
+}
+
+// ErrUnavailable wraps every failure to reach the supernode at all (as opposed to an answer).
+var ErrUnavailable = errors.New("supernode unavailable")
+
+// Client talks to one supernode.
+type Client struct {
+	Base string // e.g. http://127.0.0.1:8002
+	HTTP *http.Client
+}
+
+// NewClient returns a client for base with sensible timeouts.
+func NewClient(base string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 2 * time.Minute}}
+}
+
+// Register joins a task; it waits until the seed knows the content length.
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
+	var out RegisterResponse
+	return out, c.post(ctx, PathRegister, req, &out)
+}
+
+// Sync reports progress and fetches new digests and the schedule.
+func (c *Client) Sync(ctx context.Context, req SyncRequest) (SyncResponse, error) {
+	var out SyncResponse
+	return out, c.post(ctx, PathSync, req, &out)
+}
+
+// Leave removes a peer from a task.
+func (c *Client) Leave(ctx context.Context, req LeaveRequest) error {
+	return c.post(ctx, PathLeave, req, nil)
+}
+
+// Heartbeat tells the supernode the peer is alive.
+func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
+	return c.post(ctx, PathHeartbeat, req, nil)
+}
+
+func (c *Client) post(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		se := &StatusError{Status: resp.StatusCode}
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+		if json.Unmarshal(data, &se.Err) != nil || se.Err.Message == "" {
+			se.Err.Message = strings.TrimSpace(string(data))
+		}
+		if se.Err.Code == "" {
+			// Not our API answering (a proxy, a restarting server): treat as unreachable.
+			return fmt.Errorf("%w: %v", ErrUnavailable, se)
+		}
+		return se
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		return fmt.Errorf("%w: bad answer from %s: %v", ErrUnavailable, path, err)
+	}
+	return nil
+}

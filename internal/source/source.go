@@ -1,0 +1,198 @@
+// Package source fetches content from its origin into a piece task: in order, piece by piece,
+// each hashed as it is written, resuming with an HTTP Range request after a broken stream. The
+// supernode's seed uses it for every task, and a dfdaemon uses it when it must go back to the
+// origin itself. It trusts the origin; it never fetches a piece that is already present.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// StatusError is an origin that answered with an unexpected HTTP status.
+type StatusError struct {
+	URL    string
+	Status int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("origin answered %d %s for %s", e.Status, http.StatusText(e.Status), e.URL)
+}
+
+// ErrNoLength is an origin that does not say how long the content is; pieces need it.
+var ErrNoLength = errors.New("origin sent no Content-Length")
+
+// Origin is one URL with the headers to send (for example the requester's credentials).
+type Origin struct {
+	Client *http.Client
+	URL    string
+	Header http.Header
+	// Retries bounds how often a broken stream is resumed before Fill gives up.
+	Retries int
+}
+
+// Get requests bytes [off, end] of the content (end < 0: to the end). It returns the response
+// only for 200 and 206; any other status is a *StatusError.
+func (o Origin) Get(ctx context.Context, off, end int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("origin request for %s: %w", o.URL, err)
+	}
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if off > 0 || end >= 0 {
+		r := "bytes=" + strconv.FormatInt(off, 10) + "-"
+		if end >= 0 {
+			r += strconv.FormatInt(end, 10)
+		}
+		req.Header.Set("Range", r)
+	}
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("origin %s: %w", o.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		resp.Body.Close()
+		return nil, &StatusError{URL: o.URL, Status: resp.StatusCode}
+	}
+	return resp, nil
+}
+
+// Length returns the full content length of a 200 or 206 response.
+func Length(resp *http.Response) (int64, error) {
+	if resp.StatusCode == http.StatusPartialContent {
+		var a, b, total int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); err == nil {
+			return total, nil
+		}
+		return 0, ErrNoLength
+	}
+	if resp.ContentLength < 0 {
+		return 0, ErrNoLength
+	}
+	return resp.ContentLength, nil
+}
+
+// Fill writes every missing piece of task from the origin, in order, calling onPiece after each
+// one with its digest. first, when not nil, is an open 200 response positioned at offset 0; Fill
+// takes ownership of it.
+func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) error {
+	meta := task.Meta()
+	var body io.ReadCloser
+	var pos int64
+	if first != nil {
+		body = first.Body
+	}
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
+	retries := o.Retries
+	if retries == 0 {
+		retries = 5
+	}
+	failures := 0
+	for i := 0; i < meta.PieceCount(); {
+		if task.Has(i) {
+			i++
+			continue
+		}
+		off, n := piece.Bounds(i, meta.ContentLength, meta.PieceSize)
+		if body != nil && pos != off {
+			// A present piece was skipped; reading past it costs less than a new request only
+			// when it is small, and a new ranged request is always correct.
+			body.Close()
+			body = nil
+		}
+		if body == nil {
+			end := runEnd(task, i, meta)
+			resp, err := o.Get(ctx, off, end)
+			if err != nil {
+				var se *StatusError
+				if errors.As(err, &se) || ctx.Err() != nil {
+					return err
+				}
+				if failures++; failures > retries {
+					return err
+				}
+				if !sleep(ctx, backoff(failures)) {
+					return ctx.Err()
+				}
+				continue
+			}
+			if total, err := Length(resp); err == nil && total != meta.ContentLength {
+				resp.Body.Close()
+				return fmt.Errorf("origin %s: content length changed from %d to %d", o.URL, meta.ContentLength, total)
+			}
+			body, pos = resp.Body, off
+			if resp.StatusCode == http.StatusOK && off > 0 {
+				// The origin ignored Range: skip to the piece.
+				if _, err := io.CopyN(io.Discard, body, off); err != nil {
+					body.Close()
+					body = nil
+					continue
+				}
+			}
+		}
+		d, err := task.WriteSourcePiece(i, io.LimitReader(body, n))
+		if err != nil {
+			body.Close()
+			body = nil
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if failures++; failures > retries {
+				return fmt.Errorf("origin %s: piece %d: %w", o.URL, i, err)
+			}
+			if !sleep(ctx, backoff(failures)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		failures = 0
+		pos += n
+		if onPiece != nil {
+			onPiece(i, d)
+		}
+		i++
+	}
+	return nil
+}
+
+// runEnd is the last byte of the run of missing pieces that starts at piece i.
+func runEnd(task *piece.Task, i int, meta piece.Meta) int64 {
+	j := i
+	for j+1 < meta.PieceCount() && !task.Has(j+1) {
+		j++
+	}
+	off, n := piece.Bounds(j, meta.ContentLength, meta.PieceSize)
+	return off + n - 1
+}
+
+func backoff(failures int) time.Duration {
+	return min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

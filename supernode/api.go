@@ -1,0 +1,280 @@
+package supernode
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/scheduler"
+)
+
+func (s *Supernode) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+snapi.PathRegister, s.handleRegister)
+	mux.HandleFunc("POST "+snapi.PathSync, s.handleSync)
+	mux.HandleFunc("POST "+snapi.PathLeave, s.handleLeave)
+	mux.HandleFunc("POST "+snapi.PathHeartbeat, s.handleHeartbeat)
+	mux.HandleFunc("GET "+snapi.PathTasks, s.handleListTasks)
+	mux.HandleFunc("GET "+snapi.PathTasks+"/{id}", s.handleGetTask)
+	mux.HandleFunc("DELETE "+snapi.PathTasks+"/{id}", s.handleDeleteTask)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func badRequest(w http.ResponseWriter, msg string) {
+	httpx.WriteError(w, http.StatusBadRequest, snapi.Error{Message: msg, Code: snapi.CodeBadRequest})
+}
+
+func notFound(w http.ResponseWriter, msg string) {
+	httpx.WriteError(w, http.StatusNotFound, snapi.Error{Message: msg, Code: snapi.CodeNotFound})
+}
+
+func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req snapi.RegisterRequest
+	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	u, err := url.Parse(req.Task.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		badRequest(w, "task url must be an absolute http or https URL")
+		return
+	}
+	if req.Peer.ID == "" || len(req.Peer.Addrs) == 0 {
+		badRequest(w, "peer id and addrs are required")
+		return
+	}
+	id, err := taskid.For(req.Task.URL, req.Task.Tag, req.Task.Digest, s.cfg.QueryFilter)
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	s.metrics.registrations.Inc()
+
+	s.mu.Lock()
+	t, ok := s.tasks[id]
+	if !ok {
+		t = newTask(id, req.Task)
+		s.tasks[id] = t
+	}
+	s.startSeed(t, req.Task)
+	ready := t.ready
+	s.mu.Unlock()
+
+	select {
+	case <-ready:
+	case <-r.Context().Done():
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.err != nil && t.ptask == nil {
+		status := http.StatusBadGateway
+		if t.err.Code == snapi.CodeForbidden {
+			status = http.StatusForbidden
+		}
+		httpx.WriteError(w, status, *t.err)
+		return
+	}
+	start := time.Now()
+	p := s.touchPeer(req.Peer)
+	p.tasks[id] = true
+	t.peers[req.Peer.ID] = true
+	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
+	s.metrics.decision.Observe(time.Since(start).Seconds())
+	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
+}
+
+// touchPeer records that a peer is alive, with its latest addresses; the caller holds s.mu.
+func (s *Supernode) touchPeer(info snapi.Peer) *peerEntry {
+	p, ok := s.peers[info.ID]
+	if !ok {
+		p = &peerEntry{tasks: map[digest.Digest]bool{}}
+		s.peers[info.ID] = p
+	}
+	if len(info.Addrs) > 0 {
+		p.info = info
+	}
+	p.lastSeen = time.Now()
+	return p
+}
+
+var failureReasons = map[string]scheduler.FailureReason{
+	"unreachable": scheduler.FailUnreachable,
+	"timeout":     scheduler.FailTimeout,
+	"corrupt":     scheduler.FailCorrupt,
+}
+
+func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request) {
+	var req snapi.SyncRequest
+	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.tasks[req.Task]
+	if !ok || !t.peers[req.Peer] {
+		s.mu.Unlock()
+		notFound(w, "peer is not registered for this task: register again")
+		return
+	}
+	now := time.Now()
+	s.peers[req.Peer].lastSeen = now
+	st, pid := schedTask(t.id), scheduler.PeerID(req.Peer)
+	for _, f := range req.Failures {
+		why, ok := failureReasons[f.Reason]
+		if !ok {
+			continue
+		}
+		if why == scheduler.FailCorrupt {
+			s.metrics.corruptReports.Inc()
+			s.log.Warn("peer reported a corrupt piece", zap.String("child", req.Peer), zap.String("parent", f.Parent), zapTask(t.id))
+		}
+		s.sched.Failure(now, st, pid, scheduler.PeerID(f.Parent), why)
+	}
+	for _, tr := range req.Transfers {
+		s.sched.Transfer(now, st, pid, scheduler.PeerID(tr.Parent), tr.Bytes, time.Duration(tr.Millis)*time.Millisecond)
+	}
+	d := s.sched.Report(now, st, pid, req.Have, req.Complete)
+	s.metrics.decision.Observe(time.Since(now).Seconds())
+
+	// Long-poll: a peer that knows every published digest waits for the next one.
+	wait := min(time.Duration(req.WaitMillis)*time.Millisecond, s.cfg.SyncWaitMax)
+	if wait > 0 && req.DigestsFrom >= len(t.digests) && !t.done && t.err == nil {
+		changed := t.changed
+		s.mu.Unlock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-r.Context().Done():
+		}
+		timer.Stop()
+		s.mu.Lock()
+		d = s.sched.Decision(st, pid)
+	}
+	defer s.mu.Unlock()
+	httpx.WriteJSON(w, http.StatusOK, snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)})
+}
+
+func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req snapi.LeaveRequest
+	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tasks[req.Task]; ok {
+		s.leave(t, req.Peer)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var req snapi.HeartbeatRequest
+	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.peers[req.Peer.ID]; !ok {
+		notFound(w, "unknown peer: register again")
+		return
+	}
+	s.touchPeer(req.Peer)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// TaskStatus is what the operator API shows of a task.
+type TaskStatus struct {
+	ID            digest.Digest `json:"id"`
+	URL           string        `json:"url"`
+	ContentLength int64         `json:"contentLength"`
+	PieceSize     int64         `json:"pieceSize"`
+	Pieces        int           `json:"pieces"`
+	SeedPieces    int           `json:"seedPieces"`
+	SeedDone      bool          `json:"seedDone"`
+	Peers         int           `json:"peers"`
+	Error         string        `json:"error,omitempty"`
+}
+
+func (s *Supernode) status(t *task) TaskStatus {
+	st := TaskStatus{ID: t.id, URL: t.req.URL, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
+		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers)}
+	if t.err != nil {
+		st.Error = t.err.Message
+	}
+	return st
+}
+
+func (s *Supernode) handleListTasks(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	out := make([]TaskStatus, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		out = append(out, s.status(t))
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Supernode) lookup(w http.ResponseWriter, r *http.Request) (*task, bool) {
+	id := digest.Digest(r.PathValue("id"))
+	if id.Validate() != nil {
+		badRequest(w, "task id must be a digest such as sha256:<64 hex>")
+		return nil, false
+	}
+	t, ok := s.tasks[id]
+	if !ok {
+		notFound(w, "no such task")
+	}
+	return t, ok
+}
+
+func (s *Supernode) handleGetTask(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.lookup(w, r); ok {
+		httpx.WriteJSON(w, http.StatusOK, s.status(t))
+	}
+}
+
+func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
+	if !httpx.Authorized(r, s.cfg.AdminToken) {
+		httpx.WriteError(w, http.StatusUnauthorized, snapi.Error{Message: "a valid bearer token is required", Code: snapi.CodeUnauthorized})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	if t.running {
+		httpx.WriteError(w, http.StatusConflict, snapi.Error{Message: "the seed is still fetching this task", Code: snapi.CodeBadRequest})
+		return
+	}
+	for p := range t.peers {
+		s.leave(t, p)
+	}
+	s.sched.RemoveTask(schedTask(t.id))
+	delete(s.tasks, t.id)
+	if err := s.store.Delete(t.id); err != nil && !errors.Is(err, errNotFound) {
+		httpx.WriteError(w, http.StatusInternalServerError, snapi.Error{Message: err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

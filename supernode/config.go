@@ -1,0 +1,61 @@
+package supernode
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/scheduler"
+)
+
+// Config is everything a supernode needs.
+type Config struct {
+	Listen      string `yaml:"listen"`      // HTTP API, e.g. 127.0.0.1:8002 (port 0 picks one)
+	DataDir     string `yaml:"dataDir"`     // seed pieces, task index, identity
+	P2PListen   string `yaml:"p2pListen"`   // the seed's libp2p address
+	UploadRate  int64  `yaml:"uploadRate"`  // the seed's upload cap in bytes/s; 0 = none
+	Secret      string `yaml:"secret"`      // cluster pre-shared key for libp2p
+	AdminToken  string `yaml:"adminToken"`  // bearer token for admin endpoints; empty = open
+	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
+	Deny        []netip.Prefix `yaml:"denyNetworks"`
+	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task
+	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
+	PeerTTL time.Duration `yaml:"peerTTL"`
+	// SyncWaitMax caps how long a sync long-poll is held.
+	SyncWaitMax time.Duration    `yaml:"syncWaitMax"`
+	Scheduler   scheduler.Config `yaml:"scheduler"`
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8002"
+	}
+	if c.P2PListen == "" {
+		c.P2PListen = "/ip4/127.0.0.1/tcp/0"
+	}
+	if c.QueryFilter == nil {
+		c.QueryFilter = taskid.DefaultFilter
+	}
+	if c.PeerTTL == 0 {
+		c.PeerTTL = 30 * time.Second
+	}
+	if c.SyncWaitMax == 0 {
+		c.SyncWaitMax = 5 * time.Second
+	}
+	c.Scheduler = c.Scheduler.WithDefaults()
+	return c
+}
+
+// Validate reports a config the supernode cannot run with.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("supernode: a data directory is required")
+	}
+	if c.UploadRate < 0 {
+		return fmt.Errorf("supernode: negative upload rate %d", c.UploadRate)
+	}
+	return c.Scheduler.Validate()
+}

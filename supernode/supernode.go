@@ -1,0 +1,221 @@
+package supernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/internal/netguard"
+	"github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler"
+)
+
+// Supernode is a running supernode: New binds its listeners, Run serves until ctx ends.
+type Supernode struct {
+	cfg     Config
+	log     *zap.Logger
+	store   *piece.Store
+	host    host.Host
+	upload  *peer.Server
+	origin  *http.Client
+	ln      net.Listener
+	srv     *http.Server
+	metrics *metrics
+
+	ctx    context.Context // cancelled at shutdown: stops seeds
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex // guards everything below and the scheduler
+	sched *scheduler.Scheduler
+	tasks map[digest.Digest]*task
+	peers map[string]*peerEntry
+}
+
+type peerEntry struct {
+	info     snapi.Peer
+	lastSeen time.Time
+	tasks    map[digest.Digest]bool
+}
+
+// New opens the store, starts the seed's libp2p host and binds the HTTP listener.
+func New(cfg Config, log *zap.Logger) (*Supernode, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("supernode")
+	store, err := piece.Open(filepath.Join(cfg.DataDir, "pieces"), piece.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	h, err := peer.NewHost(peer.HostConfig{Listen: []string{cfg.P2PListen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		h.Close()
+		store.Close()
+		return nil, fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Supernode{
+		cfg: cfg, log: log, store: store, host: h, ln: ln,
+		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
+		ctx:    ctx, cancel: cancel,
+		sched:  scheduler.New(cfg.Scheduler),
+		tasks:  map[digest.Digest]*task{},
+		peers:  map[string]*peerEntry{},
+	}
+	s.upload = peer.NewServer(h, store, peer.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
+	s.metrics = newMetrics(s)
+	s.loadTasks()
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Addr is the bound HTTP address.
+func (s *Supernode) Addr() string { return s.ln.Addr().String() }
+
+// URL is the base URL of the HTTP API.
+func (s *Supernode) URL() string { return "http://" + s.Addr() }
+
+// P2PAddrs are the seed's libp2p addresses.
+func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (s *Supernode) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.wg.Add(1)
+	go s.reapLoop()
+	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(shutdownCtx)
+	s.cancel()
+	s.upload.Close()
+	s.wg.Wait()
+	s.host.Close()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// loadTasks makes every task in the seed's store known again after a restart; complete ones
+// are served at once, incomplete ones resume at the next registration.
+func (s *Supernode) loadTasks() {
+	for _, info := range s.store.List() {
+		pt, err := s.store.Task(info.Meta.ID)
+		if err != nil {
+			continue
+		}
+		t := newTask(info.Meta.ID, snapi.TaskRequest{URL: info.Meta.URL, Digest: info.Meta.Digest})
+		s.tasks[t.id] = t
+		if !info.Complete {
+			continue
+		}
+		t.ptask, t.meta = pt, pt.Meta()
+		s.sched.SetTask(schedTask(t.id), pt.PieceCount())
+		s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.PieceCount())
+		s.sched.Report(time.Now(), schedTask(t.id), s.seedID(), pt.PieceCount(), true)
+		s.extendDigests(t)
+		close(t.ready)
+	}
+}
+
+func (s *Supernode) seedID() scheduler.PeerID { return scheduler.PeerID(s.host.ID().String()) }
+
+func (s *Supernode) seedInfo() scheduler.PeerInfo {
+	return scheduler.PeerInfo{ID: s.seedID(), UploadRate: float64(s.cfg.UploadRate), Seed: true}
+}
+
+// parents turns the scheduler's decision into addresses; the caller holds s.mu.
+func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
+	out := snapi.Schedule{BackToSource: d.BackToSource}
+	if t.err != nil {
+		out.BackToSource, out.Reason = true, t.err.Message
+	}
+	for _, id := range d.Parents {
+		if id == s.seedID() {
+			out.Parents = append(out.Parents, snapi.Peer{ID: string(id), Addrs: s.P2PAddrs(), UploadRate: s.cfg.UploadRate})
+			continue
+		}
+		if p, ok := s.peers[string(id)]; ok {
+			out.Parents = append(out.Parents, p.info)
+		}
+	}
+	return out
+}
+
+// leave removes a peer from one task; the caller holds s.mu.
+func (s *Supernode) leave(t *task, peerID string) {
+	if !t.peers[peerID] {
+		return
+	}
+	delete(t.peers, peerID)
+	s.sched.Leave(time.Now(), schedTask(t.id), scheduler.PeerID(peerID))
+	if p, ok := s.peers[peerID]; ok {
+		delete(p.tasks, t.id)
+	}
+}
+
+// reapLoop removes peers that stopped syncing and heartbeating: a killed dfdaemon must not stay
+// a parent for long, though its children notice at once and report it.
+func (s *Supernode) reapLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.PeerTTL / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			for id, p := range s.peers {
+				if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
+					continue
+				}
+				for tid := range p.tasks {
+					if t, ok := s.tasks[tid]; ok {
+						s.leave(t, id)
+					}
+				}
+				delete(s.peers, id)
+				s.log.Info("peer expired", zap.String("peer", id))
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func schedTask(id digest.Digest) scheduler.TaskID { return scheduler.TaskID(id) }
+func zapTask(id digest.Digest) zap.Field          { return zap.String("task", id.String()) }
+func zapErr(err error) zap.Field                   { return zap.Error(err) }
+func zapInt64(k string, v int64) zap.Field         { return zap.Int64(k, v) }
