@@ -1,0 +1,227 @@
+// Package e2e runs Pouch's real binaries as separate processes on loopback and checks what a
+// user would: the bytes and digests of every copy, exit codes, and what reached the origin.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: skipped under -short: these tests build and start real supernode/dfdaemon/dfget processes")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "pouch-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot build the binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a daemon started for a test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	http string // from the ready line
+	log  *bytes.Buffer
+	mu   *sync.Mutex
+}
+
+type lockedBuffer struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (l lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// start runs a daemon binary and waits for its ready line.
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	p.cmd = exec.Command(filepath.Join(binDir, strings.Fields(name)[0]), args...)
+	p.cmd.Stderr = lockedBuffer{p.mu, p.log}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("--- %s log ---\n%s", name, p.log.String())
+			p.mu.Unlock()
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case line := <-ready:
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "http="); ok {
+				p.http = v
+			}
+		}
+		if p.http == "" && !strings.HasPrefix(line, "listening") {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			t.Fatalf("%s did not start: %q\n%s", name, line, p.log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not print its ready line in 30s", name)
+	}
+	return p
+}
+
+func (p *proc) kill() {
+	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+// origin serves generated content and counts every byte it sends.
+type origin struct {
+	*httptest.Server
+	sent     atomic.Int64
+	requests atomic.Int64
+	files    map[string][]byte
+}
+
+func newOrigin(t *testing.T, files map[string][]byte) *origin {
+	o := &origin{files: files}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		data, ok := o.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(countingWriter{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func fileSHA(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return sha(b)
+}
+
+// cluster is a supernode and n dfdaemons on loopback.
+type cluster struct {
+	supernode *proc
+	daemons   []*proc
+}
+
+func startCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
+	t.Helper()
+	root := t.TempDir()
+	c := &cluster{}
+	c.supernode = start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug")
+	for i := range n {
+		args := append([]string{"--supernode", "http://" + c.supernode.http, "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(root, fmt.Sprintf("node%d", i)), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, daemonArgs...)
+		c.daemons = append(c.daemons, start(t, fmt.Sprintf("dfdaemon %d", i), args...))
+	}
+	return c
+}
+
+// dfget runs the dfget binary and returns its exit code and stderr.
+func dfget(ctx context.Context, args ...string) (int, string) {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		return -1, fmt.Sprintf("%v: %s", err, stderr.String())
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// metric reads one counter from a daemon's /metrics.
+func metric(t *testing.T, p *proc, name string) float64 {
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", p.name, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var total float64
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			total += v
+		}
+	}
+	return total
+}
