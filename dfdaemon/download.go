@@ -29,8 +29,8 @@ type Request struct {
 	Tag    string
 }
 
-// window is how many pieces past a waiting reader's position are fetched in order, so a
-// streaming client (the registry mirror) gets its next bytes first.
+// window is how many pieces past a waiting reader's position are fetched in order from
+// downloading parents, so a streaming client (the registry mirror) gets its next bytes first.
 const window = 8
 
 // download is one task being fetched by this daemon, shared by every concurrent request for it.
@@ -342,11 +342,15 @@ func (dl *download) usable(i int, p *parentState) bool {
 	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
 }
 
-// pick chooses the next piece to request from p: the pieces a reader waits for first, then the
-// rarest among this peer's parents, ties broken at random so children of one parent spread out.
+// pick chooses the next piece to request from p: the rarest among this peer's parents, ties
+// broken at random so that the children of one source ask it for different pieces and then
+// trade them. Only from a downloading parent are the pieces a reader waits for taken first: a
+// source (the seed, a complete peer) serves many children, and if they all asked it for the
+// same next pieces in order, it would send each piece many times and the swarm would have
+// nothing to trade.
 func (dl *download) pick(p *parentState) int {
 	n := len(dl.avail)
-	if dl.cursor >= 0 {
+	if dl.cursor >= 0 && !p.info.Seed && !p.bf.Full() {
 		for i := dl.cursor; i < min(n, dl.cursor+window); i++ {
 			if dl.usable(i, p) {
 				return i
@@ -444,6 +448,7 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 		conn.Close()
 		return
 	}
+	dl.log.Debug("connected", zap.String("parent", sp.ID), zap.Int("has", bf.Count()))
 	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{}}
 	dl.parents[info.ID] = p
 	for i := range bf.Len() {

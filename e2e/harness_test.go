@@ -177,15 +177,23 @@ func fileSHA(t *testing.T, path string) string {
 
 // cluster is a supernode and n dfdaemons on loopback.
 type cluster struct {
+	root      string
 	supernode *proc
 	daemons   []*proc
 }
 
+func (c *cluster) daemonDir(i int) string { return filepath.Join(c.root, fmt.Sprintf("node%d", i)) }
+
 func startCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
+	return startClusterWith(t, n, nil, daemonArgs...)
+}
+
+// startClusterWith passes extra flags to the supernode too.
+func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ...string) *cluster {
 	t.Helper()
 	root := t.TempDir()
-	c := &cluster{}
-	c.supernode = start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug")
+	c := &cluster{root: root}
+	c.supernode = start(t, "supernode", append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)...)
 	for i := range n {
 		args := append([]string{"--supernode", "http://" + c.supernode.http, "--listen", "127.0.0.1:0",
 			"--data-dir", filepath.Join(root, fmt.Sprintf("node%d", i)), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, daemonArgs...)

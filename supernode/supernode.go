@@ -164,7 +164,7 @@ func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
 	}
 	for _, id := range d.Parents {
 		if id == s.seedID() {
-			out.Parents = append(out.Parents, snapi.Peer{ID: string(id), Addrs: s.P2PAddrs(), UploadRate: s.cfg.UploadRate})
+			out.Parents = append(out.Parents, snapi.Peer{ID: string(id), Addrs: s.P2PAddrs(), UploadRate: s.cfg.UploadRate, Seed: true})
 			continue
 		}
 		if p, ok := s.peers[string(id)]; ok {

@@ -34,6 +34,7 @@ type Peer struct {
 	ID         string   `json:"id"`
 	Addrs      []string `json:"addrs"`
 	UploadRate int64    `json:"uploadRate,omitempty"` // bytes/s, 0 = unlimited
+	Seed       bool     `json:"seed,omitempty"`       // the supernode's seed
 }
 
 // TaskRequest names what to download.

@@ -1,0 +1,89 @@
+package dfdaemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/supernode"
+)
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+func TestTwoPeersTrade(t *testing.T) {
+	data := make([]byte, 32<<20)
+	rand.Read(data)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer origin.Close()
+	log := zap.NewNop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), UploadRate: 8e6, Allow: loopback}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sn.Run(ctx)
+	var ds []*dfdaemon.Daemon
+	for range 2 {
+		d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go d.Run(ctx)
+		ds = append(ds, d)
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x, err := d.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer x.Close()
+			got, err := io.ReadAll(x.NewReader(ctx, 0))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("content differs: %v", err)
+			}
+			t.Logf("peers %d origin %d", x.BytesFromPeers(), x.BytesFromOrigin())
+		}()
+	}
+	wg.Wait()
+	// The seed is capped at 8 MB/s: the peers must have traded pieces rather than each taking
+	// everything from it.
+	var traded float64
+	for _, d := range ds {
+		traded += counter(t, d, "pouch_dfdaemon_upload_bytes_total")
+	}
+	if traded == 0 {
+		t.Error("the two peers sent each other nothing: every piece came from the seed")
+	}
+}
+
+func counter(t *testing.T, d *dfdaemon.Daemon, name string) float64 {
+	mfs, err := d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A parent dies in the middle of the transfer: every other node still finishes with a correct
+// file.
+func TestParentKilledMidTransfer(t *testing.T) {
+	const size = 64 << 20
+	data := randomBytes(t, size)
+	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	// Caps make the transfer last several seconds so the kill lands in the middle of it.
+	c := startClusterWith(t, 5, []string{"--upload-rate", "12MB"}, "--upload-rate", "12MB", "--download-rate", "12MB")
+	out := t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	codes := make([]int, len(c.daemons))
+	msgs := make([]string, len(c.daemons))
+	for i, d := range c.daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http)
+		}()
+	}
+	// Kill the node that has uploaded most once the swarm is moving: it is surely a parent.
+	victim := -1
+	deadline := time.Now().Add(30 * time.Second)
+	for victim < 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		best := 0.0
+		for i, d := range c.daemons {
+			if up := metric(t, d, "pouch_dfdaemon_upload_bytes_total"); up > best && up > 8<<20 {
+				victim, best = i, up
+			}
+		}
+	}
+	if victim < 0 {
+		t.Fatal("no daemon uploaded 8 MiB within 30s")
+	}
+	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total"); got >= size {
+		t.Fatalf("victim had already finished (%v bytes): the kill would not be mid-transfer", got)
+	}
+	t.Logf("killing %s mid-transfer", c.daemons[victim].name)
+	c.daemons[victim].cmd.Process.Signal(syscall.SIGKILL)
+	wg.Wait()
+	for i := range c.daemons {
+		if i == victim {
+			continue
+		}
+		if codes[i] != 0 {
+			t.Fatalf("dfget on node %d: exit %d: %s", i, codes[i], msgs[i])
+		}
+		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
+			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
+		}
+	}
+}
+
+// A parent serves corrupted pieces (its data file was damaged on disk): the child detects it,
+// blocks that parent, fetches the pieces from someone else and ends with the right file.
+func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
+	const size = 32 << 20
+	data := randomBytes(t, size)
+	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	c := startCluster(t, 2)
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "a"), "--daemon", "http://"+c.daemons[0].http); code != 0 {
+		t.Fatalf("first download: exit %d: %s", code, msg)
+	}
+	// Damage one byte in every piece of node 0's copy (pieces are 1 MiB for 32 MiB).
+	files, _ := filepath.Glob(filepath.Join(c.daemonDir(0), "pieces", "data", "*"))
+	if len(files) != 1 {
+		t.Fatalf("want one data file in node 0's store, found %v", files)
+	}
+	f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(100); off < size; off += 1 << 20 {
+		f.WriteAt([]byte{^data[off]}, off)
+	}
+	f.Close()
+
+	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "b"), "--daemon", "http://"+c.daemons[1].http); code != 0 {
+		t.Fatalf("download next to a corrupt parent: exit %d: %s", code, msg)
+	}
+	if got := fileSHA(t, filepath.Join(out, "b")); got != sha(data) {
+		t.Fatalf("node 1 content %s, want %s", got, sha(data))
+	}
+	if n := metric(t, c.daemons[1], "pouch_dfdaemon_corrupt_pieces_total"); n < 1 {
+		t.Fatalf("node 1 detected %v corrupt pieces; it must have met node 0's", n)
+	}
+	if n := metric(t, c.supernode, "pouch_supernode_corrupt_reports_total"); n < 1 {
+		t.Errorf("the supernode heard of %v corrupt pieces", n)
+	}
+	// Node 0 is blocked after its first bad piece: node 1 took at most a pipeline's worth from it.
+	if up := metric(t, c.daemons[0], "pouch_dfdaemon_upload_bytes_total"); up > 4<<20 {
+		t.Errorf("the corrupt node uploaded %v bytes; it should have been blocked after the first bad piece", up)
+	}
+	if o.sent.Load() != size {
+		t.Errorf("origin sent %d bytes, want %d (once)", o.sent.Load(), size)
+	}
+}
+

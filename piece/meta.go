@@ -1,0 +1,83 @@
+package piece
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Meta is the task metadata.
+//
+// ID is always a sha256 digest.Digest: a blob's digest, or the sha256 of a URL
+// (see the design brief, "Task identity"). Its Encoded() hex is the only thing
+// the store ever puts in a file name, and only after Validate.
+type Meta struct {
+	ID            digest.Digest `json:"id"`
+	URL           string        `json:"url,omitempty"`
+	ContentLength int64         `json:"contentLength"`
+	PieceSize     int64         `json:"pieceSize"`
+	Digest        digest.Digest `json:"digest,omitempty"` // whole-content digest when known
+}
+
+// Validate reports whether m can be stored: a well-formed sha256 ID, a
+// non-negative length, a piece size that is a power of two in
+// [MinSize, MaxSize], at most MaxPieces pieces, and a well-formed Digest when
+// one is given. Errors wrap ErrBadMeta.
+func (m Meta) Validate() error {
+	if err := validateID(m.ID); err != nil {
+		return err
+	}
+	if m.ContentLength < 0 {
+		return fmt.Errorf("%w: task %s: negative content length %d", ErrBadMeta, m.ID, m.ContentLength)
+	}
+	if !validPieceSize(m.PieceSize) {
+		return fmt.Errorf("%w: task %s: piece size %d is not a power of two in [%d, %d]",
+			ErrBadMeta, m.ID, m.PieceSize, MinSize, MaxSize)
+	}
+	if n := m.PieceCount(); n > MaxPieces {
+		return fmt.Errorf("%w: task %s: %d pieces, at most %d", ErrBadMeta, m.ID, n, MaxPieces)
+	}
+	if m.Digest != "" {
+		// Any available algorithm: an OCI blob may be addressed by sha512.
+		if err := m.Digest.Validate(); err != nil {
+			return fmt.Errorf("%w: task %s: content digest %q: %v", ErrBadMeta, m.ID, m.Digest, err)
+		}
+	}
+	return nil
+}
+
+// PieceCount is the number of pieces of the task.
+func (m Meta) PieceCount() int { return Count(m.ContentLength, m.PieceSize) }
+
+// validateID checks that id is a sha256 digest with a lower-case 64-hex
+// encoding, which is what makes id.Encoded() safe to use as a file name.
+func validateID(id digest.Digest) error {
+	if err := id.Validate(); err != nil {
+		return fmt.Errorf("%w: task id %q: %v", ErrBadMeta, id, err)
+	}
+	if alg := id.Algorithm(); alg != digest.SHA256 {
+		return fmt.Errorf("%w: task id %q: algorithm %s, want sha256", ErrBadMeta, id, alg)
+	}
+	return nil
+}
+
+// rawDigest decodes a sha256 piece digest into its 32 bytes.
+func rawDigest(d digest.Digest) ([sha256.Size]byte, error) {
+	var raw [sha256.Size]byte
+	if err := d.Validate(); err != nil {
+		return raw, fmt.Errorf("%w: piece digest %q: %v", ErrBadMeta, d, err)
+	}
+	if alg := d.Algorithm(); alg != digest.SHA256 {
+		return raw, fmt.Errorf("%w: piece digest %q: algorithm %s, want sha256", ErrBadMeta, d, alg)
+	}
+	if _, err := hex.Decode(raw[:], []byte(d.Encoded())); err != nil {
+		return raw, fmt.Errorf("%w: piece digest %q: %v", ErrBadMeta, d, err)
+	}
+	return raw, nil
+}
+
+func digestOf(raw [sha256.Size]byte) digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, raw[:])
+}

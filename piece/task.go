@@ -1,0 +1,550 @@
+package piece
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+type taskState uint8
+
+const (
+	stateLive taskState = iota
+	stateRemoved
+	stateClosed
+)
+
+// Task is one stored task: its metadata, piece digests, which pieces are
+// present, and its data file. It is safe for concurrent use: pieces may be
+// written in any order from several goroutines, and read while others are
+// being written.
+//
+// A piece, once present, is never written again, so readers of present pieces
+// need no lock. Two writers of the same piece are serialised: the second waits
+// for the first and then finds the piece present (and drains its reader) or
+// tries again.
+type Task struct {
+	s         *Store
+	id        digest.Digest
+	key       []byte // index bucket name and data file name: the hex of id
+	length    int64
+	pieceSize int64
+	n         int
+	f         *os.File // set before the task is published, never replaced
+
+	lastAccess  atomic.Int64 // unix nanoseconds
+	accessDirty atomic.Bool
+
+	mu      sync.Mutex // guards what follows; never held during piece I/O or a transaction
+	meta    Meta       // URL and Digest may be filled in by Create
+	state   taskState
+	bits    Bitfield
+	have    int
+	digests [][sha256.Size]byte
+	known   Bitfield
+	nknown  int
+	pending []int                 // digests recorded but not yet in the index
+	writing map[int]chan struct{} // pieces being written, closed when done
+	changed chan struct{}         // nil until someone waits
+	done    chan struct{}
+}
+
+func newTask(s *Store, m Meta) *Task {
+	n := m.PieceCount()
+	return &Task{
+		s:         s,
+		id:        m.ID,
+		key:       []byte(m.ID.Encoded()),
+		length:    m.ContentLength,
+		pieceSize: m.PieceSize,
+		n:         n,
+		meta:      m,
+		bits:      NewBitfield(n),
+		digests:   make([][sha256.Size]byte, n),
+		known:     NewBitfield(n),
+		writing:   make(map[int]chan struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
+// Meta returns the task metadata.
+func (t *Task) Meta() Meta {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.meta
+}
+
+// PieceCount is the number of pieces.
+func (t *Task) PieceCount() int { return t.n }
+
+// Bitfield returns a copy of the set of present pieces.
+func (t *Task) Bitfield() Bitfield {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.bits.Clone()
+}
+
+// Has reports whether piece i is present (verified and on disk).
+func (t *Task) Has(i int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.bits.Has(i)
+}
+
+// Complete reports whether every piece is present.
+func (t *Task) Complete() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.have == t.n
+}
+
+// Digest returns the digest of piece i, or "" when it is not known.
+func (t *Task) Digest(i int) digest.Digest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.known.Has(i) {
+		return ""
+	}
+	return digestOf(t.digests[i])
+}
+
+// KnownDigests is how many piece digests are known.
+func (t *Task) KnownDigests() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nknown
+}
+
+// LastAccess is the time of the last access (Create, Touch, a piece written or
+// a PieceReader), which orders GC.
+func (t *Task) LastAccess() time.Time { return time.Unix(0, t.lastAccess.Load()) }
+
+// Done returns a channel closed when the task is deleted (or evicted) or the
+// store is closed. Waiters on Changed should select on it too: no change
+// follows it.
+func (t *Task) Done() <-chan struct{} { return t.done }
+
+// Changed returns a channel that is closed at the next change: a piece marked
+// present or a digest recorded. Call it again afterwards for the following
+// change. Check the state after calling Changed, not before, so that a change
+// in between is not missed.
+func (t *Task) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return t.changed
+}
+
+// notifyLocked wakes the waiters of Changed; t.mu must be held.
+func (t *Task) notifyLocked() {
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
+}
+
+// Touch records an access, for LRU GC. It only stores a timestamp in memory;
+// the index is updated within a few seconds.
+func (t *Task) Touch() { t.touchAt(time.Now()) }
+
+func (t *Task) touchAt(now time.Time) {
+	t.lastAccess.Store(now.UnixNano())
+	t.accessDirty.Store(true)
+	t.s.dirty.Store(true)
+}
+
+// SetDigest records the trusted digest of piece i (from the supernode). It is
+// idempotent for the same value; a different value for a known digest is
+// ErrDigestMismatch. The digest is kept in memory at once and reaches the
+// index within a few seconds, or with the piece when the piece is written.
+func (t *Task) SetDigest(i int, d digest.Digest) error {
+	if i < 0 || i >= t.n {
+		return t.rangeErr(i)
+	}
+	raw, err := rawDigest(d)
+	if err != nil {
+		return fmt.Errorf("task %s piece %d: %w", t.id, i, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.goneLocked(); err != nil {
+		return err
+	}
+	if t.known.Has(i) {
+		if t.digests[i] == raw {
+			return nil
+		}
+		return fmt.Errorf("%w: task %s piece %d: digest %s already recorded, offered %s",
+			ErrDigestMismatch, t.id, i, digestOf(t.digests[i]), d)
+	}
+	t.digests[i] = raw
+	t.known.Set(i)
+	t.nknown++
+	t.pending = append(t.pending, i)
+	t.s.dirty.Store(true)
+	t.notifyLocked()
+	return nil
+}
+
+// WritePiece reads exactly the length of piece i from r and writes it at the
+// piece offset while hashing it, through a small buffer. The piece is marked
+// present only if its SHA-256 matches the digest recorded with SetDigest.
+//
+// Errors: ErrUnknownDigest, before anything is read, when the digest is not
+// known; ErrDigestMismatch (the piece stays absent) for bad bytes;
+// io.ErrUnexpectedEOF when r ends early; ErrOutOfRange. If the piece is already
+// present, r is drained of the piece length and the result is nil.
+//
+// When it returns nil the piece is on disk (fsynced unless Options.NoSync) and
+// recorded in the index; readers and Changed see it a little earlier, as soon
+// as it is verified and on disk.
+func (t *Task) WritePiece(i int, r io.Reader) error {
+	_, err := t.write(i, r, false)
+	return err
+}
+
+// WriteSourcePiece is WritePiece for a trusted source (the seed, or back to
+// source from the origin): it computes the digest itself, records it and
+// returns it. If a digest was already known for the piece and the bytes do not
+// match it, the result is ErrDigestMismatch (the origin changed) and the piece
+// stays absent. For a piece already present it drains r and returns the known
+// digest.
+func (t *Task) WriteSourcePiece(i int, r io.Reader) (digest.Digest, error) {
+	return t.write(i, r, true)
+}
+
+func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
+	if i < 0 || i >= t.n {
+		return "", t.rangeErr(i)
+	}
+	off, n := Bounds(i, t.length, t.pieceSize)
+	want, wantKnown, present, err := t.claim(i, source)
+	if err != nil {
+		return "", err
+	}
+	if present {
+		// The caller may be reading a stream of several pieces: consume this
+		// one so the stream stays in step. A failure here is the stream's
+		// problem, not this piece's, which is good.
+		_, _ = io.CopyN(io.Discard, r, n)
+		return t.Digest(i), nil
+	}
+
+	got, err := t.stream(off, n, r)
+	if err == nil && wantKnown && got != want {
+		err = fmt.Errorf("%w: task %s piece %d: got %s, want %s", ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
+	}
+	if err == nil && !t.s.noSync {
+		// The bit must never reach the index before the bytes reach the disk.
+		if serr := t.f.Sync(); serr != nil {
+			err = fmt.Errorf("task %s piece %d: sync data: %w", t.id, i, serr)
+		}
+	}
+	if err != nil {
+		t.mu.Lock()
+		t.releaseLocked(i)
+		gone := t.goneLocked()
+		t.mu.Unlock()
+		if gone != nil {
+			return "", gone
+		}
+		return "", err
+	}
+
+	t.mu.Lock()
+	t.releaseLocked(i)
+	if err := t.goneLocked(); err != nil {
+		t.mu.Unlock()
+		return "", err
+	}
+	if !t.known.Has(i) {
+		t.digests[i] = got
+		t.known.Set(i)
+		t.nknown++
+	}
+	t.bits.Set(i)
+	t.have++
+	t.notifyLocked()
+	t.mu.Unlock()
+	t.Touch()
+
+	if err := t.persistPiece(i); err != nil {
+		// The piece is verified and on disk, so it stays present in memory;
+		// only a restart would forget it.
+		t.s.log.Error("recording piece in index", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
+		return digestOf(got), fmt.Errorf("task %s piece %d: record in index: %w", t.id, i, err)
+	}
+	return digestOf(got), nil
+}
+
+// claim makes the caller the only writer of piece i, waiting for another
+// writer if there is one. It reports the digest to check against (if known),
+// or that the piece is already present.
+func (t *Task) claim(i int, source bool) (want [sha256.Size]byte, wantKnown, present bool, err error) {
+	for {
+		t.mu.Lock()
+		if err := t.goneLocked(); err != nil {
+			t.mu.Unlock()
+			return want, false, false, err
+		}
+		if t.bits.Has(i) {
+			t.mu.Unlock()
+			return want, false, true, nil
+		}
+		wantKnown = t.known.Has(i)
+		if !source && !wantKnown {
+			t.mu.Unlock()
+			return want, false, false, fmt.Errorf("%w: task %s piece %d", ErrUnknownDigest, t.id, i)
+		}
+		busy, ok := t.writing[i]
+		if !ok {
+			t.writing[i] = make(chan struct{})
+			want = t.digests[i]
+			t.mu.Unlock()
+			return want, wantKnown, false, nil
+		}
+		t.mu.Unlock()
+		select {
+		case <-busy:
+		case <-t.done:
+		}
+	}
+}
+
+// releaseLocked ends the caller's claim on piece i; t.mu must be held.
+func (t *Task) releaseLocked(i int) {
+	if ch, ok := t.writing[i]; ok {
+		close(ch)
+		delete(t.writing, i)
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// stream copies n bytes from r to the data file at off, hashing them.
+func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	h := sha256.New()
+	for done := int64(0); done < n; {
+		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), n-done)])
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, werr := t.f.WriteAt(buf[:k], off+done); werr != nil {
+				return sum, fmt.Errorf("task %s at offset %d: write data: %w", t.id, off+done, t.fileErr(werr))
+			}
+			done += int64(k)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // ReadFull says EOF only when it read nothing
+			}
+			return sum, fmt.Errorf("task %s at offset %d: read piece (%d of %d bytes): %w", t.id, off, done, n, err)
+		}
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// persistPiece records piece i in the index: the whole in-memory bitfield
+// (every bit in it is already on disk) and the piece digest, in a commit
+// shared with concurrent writers (see commit.go).
+func (t *Task) persistPiece(i int) error {
+	return t.s.commit(func(tx *bolt.Tx) error {
+		b := t.bucket(tx)
+		if b == nil {
+			return nil
+		}
+		t.mu.Lock()
+		bits, raw := t.bits.Bytes(), t.digests[i]
+		t.mu.Unlock()
+		if err := b.Put(keyBits, bits); err != nil {
+			return err
+		}
+		return b.Bucket(bucketDigests).Put(pieceKey(i), raw[:])
+	})
+}
+
+// bucket returns the task's index bucket, or nil if the task was deleted.
+// Writers must use it inside their transaction: Delete retires the task
+// before its own transaction, so an index write cannot resurrect a deleted
+// task (or write into a new task of the same ID).
+func (t *Task) bucket(tx *bolt.Tx) *bolt.Bucket {
+	t.mu.Lock()
+	removed := t.state == stateRemoved
+	t.mu.Unlock()
+	if removed {
+		return nil
+	}
+	return tx.Bucket(bucketTasks).Bucket(t.key)
+}
+
+// PieceReader returns a reader over present piece i; ErrNotFound if absent.
+// It counts as an access.
+func (t *Task) PieceReader(i int) (*io.SectionReader, error) {
+	if i < 0 || i >= t.n {
+		return nil, t.rangeErr(i)
+	}
+	t.mu.Lock()
+	err := t.goneLocked()
+	has := t.bits.Has(i)
+	t.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		return nil, fmt.Errorf("task %s piece %d: %w", t.id, i, ErrNotFound)
+	}
+	t.Touch()
+	off, n := Bounds(i, t.length, t.pieceSize)
+	return io.NewSectionReader(t.f, off, n), nil
+}
+
+// ReadAt reads the data file, as io.ReaderAt. Callers only read ranges whose
+// pieces are present: other bytes are zeros or unverified.
+func (t *Task) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("task %s: read at negative offset %d", t.id, off)
+	}
+	if off >= t.length {
+		return 0, io.EOF
+	}
+	short := int64(len(p)) > t.length-off
+	if short {
+		p = p[:t.length-off]
+	}
+	n, err := t.f.ReadAt(p, off)
+	if err != nil {
+		return n, t.fileErr(err)
+	}
+	if short {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Sum hashes the whole data file with SHA-256, for the whole-blob check after
+// completion.
+func (t *Task) Sum() (digest.Digest, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(t.f, 0, t.length), *bp); err != nil {
+		return "", fmt.Errorf("task %s: sum: %w", t.id, t.fileErr(err))
+	}
+	return digest.NewDigest(digest.SHA256, h), nil
+}
+
+// adopt returns t for Create(m) if m agrees with it, filling in a URL or
+// content digest t lacks.
+func (t *Task) adopt(m Meta) (*Task, error) {
+	t.mu.Lock()
+	if err := t.goneLocked(); err != nil {
+		t.mu.Unlock()
+		return nil, err
+	}
+	cur := t.meta
+	if m.ContentLength != cur.ContentLength || m.PieceSize != cur.PieceSize ||
+		(m.Digest != "" && cur.Digest != "" && m.Digest != cur.Digest) {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: task %s has length %d, piece size %d, digest %q; asked for %d, %d, %q",
+			ErrMetaConflict, t.id, cur.ContentLength, cur.PieceSize, cur.Digest, m.ContentLength, m.PieceSize, m.Digest)
+	}
+	changed := false
+	if cur.Digest == "" && m.Digest != "" {
+		t.meta.Digest, changed = m.Digest, true
+	}
+	if cur.URL == "" && m.URL != "" {
+		t.meta.URL, changed = m.URL, true
+	}
+	t.mu.Unlock()
+	t.Touch()
+	if !changed {
+		return t, nil
+	}
+	err := t.s.db.Update(func(tx *bolt.Tx) error {
+		b := t.bucket(tx)
+		if b == nil {
+			return nil
+		}
+		t.mu.Lock()
+		meta, err := json.Marshal(t.meta)
+		t.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return b.Put(keyMeta, meta)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("task %s: update meta: %w", t.id, err)
+	}
+	return t, nil
+}
+
+func (t *Task) info() TaskInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return TaskInfo{
+		Meta:       t.meta,
+		Have:       t.have,
+		Pieces:     t.n,
+		LastAccess: t.LastAccess(),
+		Complete:   t.have == t.n,
+	}
+}
+
+// retire marks the task deleted or closed and wakes everyone waiting on it.
+func (t *Task) retire(st taskState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != stateLive {
+		return
+	}
+	t.state = st
+	close(t.done)
+	t.notifyLocked()
+}
+
+// goneLocked returns the error for a task that was deleted or whose store was
+// closed, or nil; t.mu must be held.
+func (t *Task) goneLocked() error {
+	switch t.state {
+	case stateRemoved:
+		return fmt.Errorf("task %s: %w", t.id, ErrNotFound)
+	case stateClosed:
+		return fmt.Errorf("task %s: %w", t.id, ErrClosed)
+	}
+	return nil
+}
+
+// fileErr turns an error from the data file into ErrNotFound or ErrClosed when
+// the file was closed because the task was deleted or the store closed.
+func (t *Task) fileErr(err error) error {
+	if !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gone := t.goneLocked(); gone != nil {
+		return gone
+	}
+	return err
+}
+
+func (t *Task) rangeErr(i int) error {
+	return fmt.Errorf("%w: task %s piece %d of %d", ErrOutOfRange, t.id, i, t.n)
+}
