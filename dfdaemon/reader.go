@@ -2,6 +2,7 @@ package dfdaemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -89,6 +90,8 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.dl.poke()
 		select {
 		case <-changed:
+		case <-t.Done():
+			return 0, fmt.Errorf("task %s was removed while being read", t.Meta().ID)
 		case <-r.dl.done:
 			if r.dl.err != nil {
 				return 0, r.dl.err

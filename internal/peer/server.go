@@ -150,6 +150,8 @@ func (s *Server) handle(st network.Stream) {
 				return
 			}
 			continue
+		case <-task.Done():
+			return
 		case <-ctx.Done():
 			return
 		}

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dfget's failures, each with its exit code and a one-line reason, and never a partial file.
+func TestDfgetErrors(t *testing.T) {
+	data := randomBytes(t, 3<<20)
+	o := newOrigin(t, map[string][]byte{"/file": data})
+	stall := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1048576")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(stall); slow.Close() })
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := "http://" + closed.Addr().String() + "/file"
+	closed.Close()
+
+	c := startCluster(t, 1)
+	daemon := "http://" + c.daemons[0].http
+	cases := []struct {
+		name string
+		args []string
+		code int
+		say  string
+	}{
+		{"origin 404", []string{o.URL + "/missing", "--daemon", daemon}, 3, "404"},
+		{"origin unreachable", []string{deadURL, "--daemon", daemon}, 4, "connection refused"},
+		{"digest mismatch", []string{o.URL + "/file", "--daemon", daemon, "--digest", sha([]byte("other"))}, 5, "digest mismatch"},
+		{"timeout", []string{slow.URL + "/slow", "--daemon", daemon, "--timeout", "2s"}, 6, "timed out"},
+		{"not a URL", []string{"not-a-url", "--daemon", daemon}, 2, "not an http"},
+		{"bad digest", []string{o.URL + "/file", "--digest", "md5:abc"}, 2, "digest"},
+		{"two URLs", []string{o.URL + "/file", o.URL + "/file"}, 2, "exactly one URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			code, stderr := dfget(ctx, append(tc.args, "-O", filepath.Join(dir, "out"))...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr)
+			}
+			if !strings.Contains(stderr, tc.say) {
+				t.Errorf("stderr %q does not say %q", stderr, tc.say)
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines > 0 {
+				t.Errorf("want a one-line reason, got %d lines: %s", lines+1, stderr)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("failed download left %d files behind (%s)", len(left), left[0].Name())
+			}
+		})
+	}
+	if o.sent.Load() > int64(len(data)) {
+		t.Errorf("origin sent %d bytes for a %d-byte file", o.sent.Load(), len(data))
+	}
+}
+
+// What a user does when things work: flags after the URL, stdout, no daemon at all, and a
+// one-shot peer with only a supernode.
+func TestDfgetModes(t *testing.T) {
+	data := randomBytes(t, 5<<20+123)
+	o := newOrigin(t, map[string][]byte{"/file": data})
+	c := startCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+
+	t.Run("flags after the URL with digest", func(t *testing.T) {
+		out := filepath.Join(dir, "a")
+		if code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", "http://"+c.daemons[0].http, "--digest", sha(data)); code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		if fileSHA(t, out) != sha(data) {
+			t.Fatal("content differs")
+		}
+	})
+	t.Run("stdout", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), "-O", "-", "--daemon", "http://"+c.daemons[0].http, o.URL+"/file")
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(stdout.Bytes(), data) {
+			t.Fatalf("stdout has %d bytes, want the %d-byte file", stdout.Len(), len(data))
+		}
+	})
+	t.Run("no daemon: straight from the origin", func(t *testing.T) {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		nobody := "http://" + l.Addr().String()
+		l.Close()
+		out := filepath.Join(dir, "c")
+		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", nobody)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		if fileSHA(t, out) != sha(data) {
+			t.Fatal("content differs")
+		}
+	})
+	t.Run("one-shot peer with a supernode", func(t *testing.T) {
+		out := filepath.Join(dir, "d")
+		before := o.sent.Load()
+		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--supernode", "http://"+c.supernode.http, "--allow-networks", "127.0.0.0/8", "--digest", sha(data))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		if fileSHA(t, out) != sha(data) {
+			t.Fatal("content differs")
+		}
+		if o.sent.Load() != before {
+			t.Errorf("the one-shot peer made the origin send %d bytes; the seed already had the file", o.sent.Load()-before)
+		}
+	})
+}
