@@ -1,0 +1,35 @@
+# Pouch — P2P distribution for container images and large files.
+GO      ?= go
+BIN     := bin
+CMDS    := supernode dfdaemon dfget pouch dfbench
+TIMEOUT ?= 14m
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build every binary into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(filter $(notdir $(wildcard cmd/*)),$(CMDS)))
+
+test: ## vet, unit tests with the race detector, then end-to-end tests with real processes
+	$(GO) vet ./...
+	$(GO) test -race -short -count=1 ./...
+	$(GO) test -count=1 -timeout $(TIMEOUT) ./...
+
+demo: build ## a local cluster on loopback: origin, supernode, three dfdaemons, a download on each node
+	$(BIN)/dfbench demo
+
+bench: build ## a quick dfbench run (N = 8, 64 MiB) and the Go benchmarks of the data path
+	$(BIN)/dfbench run --nodes 8 --size 64MiB --upload-rate 20MB --download-rate 20MB --baseline --origin-rate 20MB --out out/bench
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./piece/ ./internal/peer/
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean: ## remove build and bench output
+	rm -rf $(BIN) out
+
+.PHONY: help build test demo bench lint clean

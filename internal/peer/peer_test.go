@@ -1,0 +1,207 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// seeded is a host serving one complete task.
+type seeded struct {
+	h     host.Host
+	store *piece.Store
+	task  *piece.Task
+	data  []byte
+}
+
+func newSeeded(tb testing.TB, size, pieceSize int64) *seeded {
+	tb.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	store, err := piece.Open(tb.TempDir(), piece.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	t, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: size, PieceSize: pieceSize})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range t.PieceCount() {
+		off, n := piece.Bounds(i, size, pieceSize)
+		if _, err := t.WriteSourcePiece(i, bytes.NewReader(data[off:off+n])); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	h := newHost(tb)
+	NewServer(h, store, ServerConfig{})
+	return &seeded{h: h, store: store, task: t, data: data}
+}
+
+func newHost(tb testing.TB) host.Host {
+	h, err := NewHost(HostConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close() })
+	return h
+}
+
+func info(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
+
+// fetchAll requests every piece of the task over one stream and writes the verified pieces
+// into dst.
+func fetchAll(ctx context.Context, h host.Host, parent peer.AddrInfo, dst *piece.Task) error {
+	conn, bf, err := Dial(ctx, h, parent, dst.Meta().ID, dst.PieceCount())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if !bf.Full() {
+		return errors.New("parent is not complete")
+	}
+	for i := range dst.PieceCount() {
+		if err := conn.Request(i); err != nil {
+			return err
+		}
+	}
+	for got := 0; got < dst.PieceCount(); {
+		ev, err := conn.Next()
+		if err != nil {
+			return err
+		}
+		if ev.Kind != EventPiece {
+			continue
+		}
+		if err := dst.WritePiece(ev.Index, conn.Body(ev)); err != nil {
+			return err
+		}
+		got++
+	}
+	return nil
+}
+
+func copyMeta(tb testing.TB, src *piece.Task, store *piece.Store) *piece.Task {
+	dst, err := store.Create(src.Meta())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range src.PieceCount() {
+		dst.SetDigest(i, src.Digest(i))
+	}
+	return dst
+}
+
+func TestPieceExchange(t *testing.T) {
+	t.Parallel()
+	src := newSeeded(t, 5<<20+17, 1<<20)
+	child := newHost(t)
+	store, _ := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	defer store.Close()
+	dst := copyMeta(t, src.task, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fetchAll(ctx, child, info(src.h), dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := dst.Sum(); got != digest.FromBytes(src.data) {
+		t.Fatalf("copied content hashes to %s, want %s", got, digest.FromBytes(src.data))
+	}
+}
+
+func TestUnknownTaskIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	store, _ := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	defer store.Close()
+	NewServer(h, store, ServerConfig{TaskWait: 100 * time.Millisecond})
+	child := newHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := Dial(ctx, child, info(h), digest.FromString("nothing"), 4)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("Dial for an unknown task: %v, want ErrRefused", err)
+	}
+}
+
+func TestCorruptPieceIsRejectedByTheChild(t *testing.T) {
+	t.Parallel()
+	src := newSeeded(t, 2<<20, 1<<20)
+	child := newHost(t)
+	// The child believes a different digest for piece 1 than the parent's bytes have.
+	store2, _ := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	defer store2.Close()
+	bad, _ := store2.Create(src.task.Meta())
+	bad.SetDigest(0, src.task.Digest(0))
+	bad.SetDigest(1, digest.FromString("not the piece"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := fetchAll(ctx, child, info(src.h), bad)
+	if !errors.Is(err, piece.ErrDigestMismatch) {
+		t.Fatalf("fetch with a wrong digest: %v, want ErrDigestMismatch", err)
+	}
+	if bad.Has(1) {
+		t.Fatal("a piece that failed its digest was marked present")
+	}
+}
+
+// BenchmarkPieceStream moves a 64 MiB task (4 MiB pieces) over one libp2p stream (TCP, TLS,
+// yamux), verifying and storing every piece, next to the same bytes over raw TCP.
+func BenchmarkPieceStream(b *testing.B) {
+	const size, ps = 64 << 20, 4 << 20
+	src := newSeeded(b, size, ps)
+	b.Run("libp2p-verified", func(b *testing.B) {
+		child := newHost(b)
+		store, _ := piece.Open(b.TempDir(), piece.Options{NoSync: true})
+		defer store.Close()
+		b.SetBytes(size)
+		for b.Loop() {
+			b.StopTimer()
+			store.Delete(src.task.Meta().ID)
+			dst := copyMeta(b, src.task, store)
+			b.StartTimer()
+			if err := fetchAll(context.Background(), child, info(src.h), dst); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw-tcp", func(b *testing.B) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				io.Copy(c, io.NewSectionReader(src.task, 0, size))
+				c.Close()
+			}
+		}()
+		b.SetBytes(size)
+		for b.Loop() {
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, _ := io.Copy(io.Discard, c); n != size {
+				b.Fatalf("got %d bytes", n)
+			}
+			c.Close()
+		}
+	})
+}
