@@ -87,3 +87,64 @@ func counter(t *testing.T, d *dfdaemon.Daemon, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// A dfdaemon stopped in the middle of a download resumes from the pieces on disk when it starts
+// again on the same data directory.
+func TestRestartResumesFromDisk(t *testing.T) {
+	data := make([]byte, 16<<20)
+	rand.Read(data)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer origin.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sn.Run(ctx)
+	dir := t.TempDir()
+	cfg := dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: dir, Allow: loopback, DownloadRate: 4 << 20}
+
+	d1, err := dfdaemon.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx1, stop1 := context.WithCancel(ctx)
+	done1 := make(chan struct{})
+	go func() { d1.Run(ctx1); close(done1) }()
+	x, err := d1.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for x.BytesFromPeers() < 6<<20 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	x.Close()
+	stop1()
+	<-done1
+	got1 := x.BytesFromPeers()
+	if got1 >= int64(len(data)) {
+		t.Fatalf("first run finished (%d bytes) before it was stopped", got1)
+	}
+
+	cfg.DownloadRate = 0
+	d2, err := dfdaemon.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go d2.Run(ctx)
+	y, err := d2.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	all, err := io.ReadAll(y.NewReader(ctx, 0))
+	if err != nil || !bytes.Equal(all, data) {
+		t.Fatalf("resumed content differs (%v)", err)
+	}
+	if again := y.BytesFromPeers() + y.BytesFromOrigin(); again > int64(len(data))-got1+(1<<20) {
+		t.Errorf("after a stop at %d bytes the restart fetched %d more of %d: it did not resume", got1, again, len(data))
+	}
+}
