@@ -115,4 +115,3 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 		t.Errorf("origin sent %d bytes, want %d (once)", o.sent.Load(), size)
 	}
 }
-

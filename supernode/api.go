@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/httpx"

@@ -12,12 +12,12 @@ import (
 
 // Config is everything a supernode needs.
 type Config struct {
-	Listen      string `yaml:"listen"`      // HTTP API, e.g. 127.0.0.1:8002 (port 0 picks one)
-	DataDir     string `yaml:"dataDir"`     // seed pieces, task index, identity
-	P2PListen   string `yaml:"p2pListen"`   // the seed's libp2p address
-	UploadRate  int64  `yaml:"uploadRate"`  // the seed's upload cap in bytes/s; 0 = none
-	Secret      string `yaml:"secret"`      // cluster pre-shared key for libp2p
-	AdminToken  string `yaml:"adminToken"`  // bearer token for admin endpoints; empty = open
+	Listen      string         `yaml:"listen"`        // HTTP API, e.g. 127.0.0.1:8002 (port 0 picks one)
+	DataDir     string         `yaml:"dataDir"`       // seed pieces, task index, identity
+	P2PListen   string         `yaml:"p2pListen"`     // the seed's libp2p address
+	UploadRate  int64          `yaml:"uploadRate"`    // the seed's upload cap in bytes/s; 0 = none
+	Secret      string         `yaml:"secret"`        // cluster pre-shared key for libp2p
+	AdminToken  string         `yaml:"adminToken"`    // bearer token for admin endpoints; empty = open
 	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
 	Deny        []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task

@@ -80,9 +80,9 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		cfg: cfg, log: log, store: store, host: h, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		ctx:    ctx, cancel: cancel,
-		sched:  scheduler.New(cfg.Scheduler),
-		tasks:  map[digest.Digest]*task{},
-		peers:  map[string]*peerEntry{},
+		sched: scheduler.New(cfg.Scheduler),
+		tasks: map[digest.Digest]*task{},
+		peers: map[string]*peerEntry{},
 	}
 	s.upload = peer.NewServer(h, store, peer.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
 	s.metrics = newMetrics(s)
@@ -217,5 +217,5 @@ func (s *Supernode) reapLoop() {
 
 func schedTask(id digest.Digest) scheduler.TaskID { return scheduler.TaskID(id) }
 func zapTask(id digest.Digest) zap.Field          { return zap.String("task", id.String()) }
-func zapErr(err error) zap.Field                   { return zap.Error(err) }
-func zapInt64(k string, v int64) zap.Field         { return zap.Int64(k, v) }
+func zapErr(err error) zap.Field                  { return zap.Error(err) }
+func zapInt64(k string, v int64) zap.Field        { return zap.Int64(k, v) }
