@@ -21,9 +21,13 @@ type DownloadRequest struct {
 	Tag    string        `json:"tag,omitempty"`
 }
 
-// Response headers of a download.
+// Headers of a download answer. The body is chunked, so that a failure after the first byte
+// (the content failed its digest, the origin broke off) reaches the client as an error trailer
+// rather than as a connection that merely ended.
 const (
 	HeaderTaskID = "X-Pouch-Task"
+	HeaderSize   = "X-Pouch-Size"  // the content length
+	TrailerError = "X-Pouch-Error" // a JSON snapi.Error when the download failed midway
 )
 
 func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
@@ -43,15 +47,18 @@ func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	defer x.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(x.Size(), 10))
+	w.Header().Set(HeaderSize, strconv.FormatInt(x.Size(), 10))
 	w.Header().Set(HeaderTaskID, x.TaskID().String())
+	w.Header().Set("Trailer", TrailerError)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, x.NewReader(r.Context(), 0)); err != nil {
-		if r.Context().Err() == nil {
-			d.log.Warn("download stream broken", zap.String("url", req.URL), zap.Error(err))
+		if r.Context().Err() != nil {
+			return
 		}
-		// Abort the connection so the client sees a broken transfer, never a short file.
-		panic(http.ErrAbortHandler)
+		d.log.Warn("download failed midway", zap.String("url", req.URL), zap.Error(err))
+		_, body := APIError(classify(err))
+		data, _ := json.Marshal(body)
+		w.Header().Set(TrailerError, string(data))
 	}
 }
 

@@ -159,6 +159,9 @@ func (dl *download) fetch(ctx context.Context) error {
 	}
 	dl.setTask(t)
 	dl.applyTask(reg.Task)
+	if e := reg.Schedule.Error; e != nil {
+		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
+	}
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
 		return dl.backToSource(ctx, t)
@@ -264,7 +267,12 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		dl.mu.Lock()
 		dl.pump(time.Now())
 		why := dl.stuck(time.Now())
+		failed := dl.schedule.Error
 		dl.mu.Unlock()
+		if failed != nil {
+			stop()
+			return &snapi.StatusError{Status: http.StatusBadGateway, Err: *failed}
+		}
 		if why != "" {
 			stop()
 			dl.log.Info("going back to source", zap.String("reason", why), zap.Int("have", dl.task.Bitfield().Count()), zap.Int("of", dl.task.PieceCount()))

@@ -64,7 +64,7 @@ func APIError(err error) (int, snapi.Error) {
 }
 
 // CodeDigestMismatch is the API code for content that does not match the requested digest.
-const CodeDigestMismatch = "digest_mismatch"
+const CodeDigestMismatch = snapi.CodeDigestMismatch
 
 // classify maps origin and supernode failures onto the sentinels.
 func classify(err error) error {
@@ -90,6 +90,8 @@ func classify(err error) error {
 			return &Error{Kind: ErrForbidden, Msg: sn.Err.Message}
 		case snapi.CodeBadRequest:
 			return &Error{Kind: ErrBadRequest, Msg: sn.Err.Message}
+		case snapi.CodeDigestMismatch:
+			return &Error{Kind: ErrDigestMismatch, Msg: sn.Err.Message}
 		}
 	}
 	return &Error{Kind: ErrOriginUnreachable, Msg: fmt.Sprintf("download failed: %v", err)}

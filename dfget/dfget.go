@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -120,7 +121,10 @@ func run(ctx context.Context, opts Options) error {
 			return err
 		}
 		defer resp.Body.Close()
-		body, size = resp.Body, resp.ContentLength
+		body, size = &trailerCheck{resp: resp}, resp.ContentLength
+		if s, err := strconv.ParseInt(resp.Header.Get(dfdaemon.HeaderSize), 10, 64); err == nil {
+			size = s
+		}
 	}
 
 	var h hash.Hash
@@ -142,6 +146,10 @@ func run(ctx context.Context, opts Options) error {
 		var de *dfdaemon.Error
 		if errors.As(err, &de) {
 			return classify(de)
+		}
+		var te *trailerError
+		if errors.As(err, &te) {
+			return classifyAPI(te.e)
 		}
 		return fail(ExitFailure, "download interrupted after %d bytes: %v", n, err)
 	}
@@ -182,6 +190,27 @@ func viaDaemon(ctx context.Context, opts Options) (*http.Response, error) {
 		return nil, classifyAPI(dfdaemon.DecodeError(resp))
 	}
 	return resp, nil
+}
+
+// trailerCheck turns the daemon's error trailer into an error at the end of the body.
+type trailerCheck struct{ resp *http.Response }
+
+type trailerError struct{ e snapi.Error }
+
+func (t *trailerError) Error() string { return t.e.Message }
+
+func (t *trailerCheck) Read(p []byte) (int, error) {
+	n, err := t.resp.Body.Read(p)
+	if err == io.EOF {
+		if v := t.resp.Trailer.Get(dfdaemon.TrailerError); v != "" {
+			var e snapi.Error
+			if json.Unmarshal([]byte(v), &e) != nil {
+				e.Message = v
+			}
+			return n, &trailerError{e}
+		}
+	}
+	return n, err
 }
 
 // direct fetches from the origin without P2P.

@@ -84,7 +84,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		tasks: map[digest.Digest]*task{},
 		peers: map[string]*peerEntry{},
 	}
-	s.upload = peer.NewServer(h, store, peer.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
+	s.upload = peer.NewServer(h, store, peer.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload"), SuperSeed: true})
 	s.metrics = newMetrics(s)
 	s.loadTasks()
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -159,7 +159,10 @@ func (s *Supernode) seedInfo() scheduler.PeerInfo {
 // parents turns the scheduler's decision into addresses; the caller holds s.mu.
 func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
 	out := snapi.Schedule{BackToSource: d.BackToSource}
-	if t.err != nil {
+	switch {
+	case t.err != nil && t.err.Code == snapi.CodeDigestMismatch:
+		out.Error = t.err
+	case t.err != nil:
 		out.BackToSource, out.Reason = true, t.err.Message
 	}
 	for _, id := range d.Parents {

@@ -190,7 +190,7 @@ func originError(err error) *snapi.Error {
 	case errors.Is(err, netguard.ErrForbidden):
 		return &snapi.Error{Message: err.Error(), Code: snapi.CodeForbidden}
 	case errors.Is(err, errDigest):
-		return &snapi.Error{Message: err.Error(), Code: snapi.CodeOriginStatus}
+		return &snapi.Error{Message: err.Error(), Code: snapi.CodeDigestMismatch}
 	default:
 		return &snapi.Error{Message: err.Error(), Code: snapi.CodeOriginUnreachable}
 	}

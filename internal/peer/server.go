@@ -3,9 +3,11 @@ package peer
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,11 @@ type TaskLookup interface {
 type ServerConfig struct {
 	Limiter *ratelimit.Limiter // the daemon's upload cap, shared by every child; nil = none
 	Log     *zap.Logger
+	// SuperSeed makes the server offer each child only a few pieces at a time, those sent least
+	// often so far, instead of everything it holds: the seed then sends each piece about once
+	// and the children trade the rest among themselves (BitTorrent's super-seeding). The
+	// supernode's seed uses it; its upload is the scarcest in the cluster.
+	SuperSeed bool
 	// TaskWait is how long a hello for an unknown task waits for it to appear: the supernode may
 	// name this peer as a parent a moment before the peer has created the task locally.
 	TaskWait time.Duration
@@ -39,6 +46,9 @@ type Server struct {
 	cfg      ServerConfig
 	uploaded atomic.Int64
 	served   atomic.Int64
+
+	mu     sync.Mutex
+	supers map[digest.Digest]*superState
 }
 
 // NewServer registers the piece protocol on h.
@@ -116,13 +126,33 @@ func (s *Server) handle(st network.Stream) {
 		}
 	}()
 
+	var ann announcer = &fullAnnouncer{task: task}
+	if s.cfg.SuperSeed {
+		ss := s.superSeed(task)
+		ann = &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers}
+	}
+	defer ann.close()
 	changed := task.Changed()
-	sent := task.Bitfield()
-	bf := sent.Bytes()
+	initial := ann.initial()
+	bf := initial.Bytes()
 	payload := make([]byte, 4+len(bf))
-	payload[0], payload[1], payload[2], payload[3] = byte(sent.Len()>>24), byte(sent.Len()>>16), byte(sent.Len()>>8), byte(sent.Len())
+	binary.BigEndian.PutUint32(payload, uint32(initial.Len()))
 	copy(payload[4:], bf)
 	if writeFrame(w, msgBitfield, payload) != nil || w.Flush() != nil {
+		st.Reset()
+		return
+	}
+	tick := time.NewTicker(superSeedTick)
+	defer tick.Stop()
+	announce := func() bool {
+		for _, i := range ann.update(time.Now()) {
+			if writeIndex(w, msgHave, i) != nil {
+				return false
+			}
+		}
+		return w.Flush() == nil
+	}
+	if !announce() {
 		st.Reset()
 		return
 	}
@@ -130,32 +160,24 @@ func (s *Server) handle(st network.Stream) {
 		select {
 		case <-changed:
 			changed = task.Changed()
-			now := task.Bitfield()
-			for i := range now.Len() {
-				if now.Has(i) && !sent.Has(i) {
-					if writeIndex(w, msgHave, i) != nil {
-						st.Reset()
-						return
-					}
-				}
-			}
-			sent = now
+		case <-tick.C:
 		case i, ok := <-reqs:
 			if !ok {
 				return
 			}
+			ann.requested(i)
 			if err := s.sendPiece(ctx, st, w, task, i); err != nil {
 				log.Debug("upload stopped", zap.Int("piece", i), zap.Error(err))
 				st.Reset()
 				return
 			}
-			continue
+			ann.sent(i)
 		case <-task.Done():
 			return
 		case <-ctx.Done():
 			return
 		}
-		if w.Flush() != nil {
+		if !announce() {
 			st.Reset()
 			return
 		}

@@ -69,6 +69,9 @@ type Schedule struct {
 	Parents      []Peer `json:"parents"`
 	BackToSource bool   `json:"backToSource"`
 	Reason       string `json:"reason,omitempty"`
+	// Error is set when the task cannot succeed at all (the origin's content does not match
+	// its digest): peers stop instead of going back to the origin.
+	Error *Error `json:"error,omitempty"`
 }
 
 // RegisterResponse answers a registration.
@@ -134,6 +137,7 @@ const (
 	CodeOriginUnreachable = "origin_unreachable" // the origin could not be reached or broke off
 	CodeForbidden         = "forbidden"          // the destination is not allowed (SSRF policy)
 	CodeUnauthorized      = "unauthorized"
+	CodeDigestMismatch    = "digest_mismatch"    // the content does not match the requested digest
 	CodeInternal          = "internal"
 )
 

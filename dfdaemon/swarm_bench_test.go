@@ -1,0 +1,79 @@
+package dfdaemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/supernode"
+)
+
+// BenchmarkSwarm is six capped peers and a capped seed in one process, all fetching 32 MiB at
+// once: it reports the slowest completion over the Kumar–Ross minimum (here F/u, 4 s) and the
+// seed's upload over the content size. dfbench measures the same with real processes.
+func BenchmarkSwarm(b *testing.B) {
+	for b.Loop() {
+		swarm(b)
+	}
+}
+
+func swarm(t *testing.B) {
+	t.Helper()
+	const N = 6
+	data := make([]byte, 32<<20)
+	rand.Read(data)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer origin.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rate := int64(8 << 20)
+	sn, _ := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), UploadRate: rate, Allow: loopback}, nil)
+	go sn.Run(ctx)
+	var ds []*dfdaemon.Daemon
+	for range N {
+		d, _ := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback, UploadRate: rate, DownloadRate: rate}, nil)
+		go d.Run(ctx)
+		ds = append(ds, d)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x, err := d.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, x.NewReader(ctx, 0))
+			_ = i
+		}()
+	}
+	wg.Wait()
+	tmin := float64(len(data)) / float64(rate)
+	t.ReportMetric(time.Since(start).Seconds()/tmin, "max/T_min")
+	resp, err := http.Get(sn.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(l, []byte("pouch_supernode_seed_upload_bytes_total ")); ok {
+			var sent float64
+			fmt.Sscanf(string(v), "%g", &sent)
+			t.ReportMetric(sent/float64(len(data)), "seed-bytes/size")
+		}
+	}
+}

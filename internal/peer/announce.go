@@ -1,0 +1,159 @@
+package peer
+
+import (
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// announcer decides which pieces one child stream is told about.
+type announcer interface {
+	initial() piece.Bitfield    // the bitfield sent after hello
+	update(now time.Time) []int // pieces to announce now
+	requested(i int)            // the child asked for piece i
+	sent(i int)                 // piece i went out to the child
+	close()                     // the stream ended
+}
+
+// fullAnnouncer tells the child about every piece it holds, as soon as it holds it.
+type fullAnnouncer struct {
+	task *piece.Task
+	told piece.Bitfield
+}
+
+func (a *fullAnnouncer) initial() piece.Bitfield {
+	a.told = a.task.Bitfield()
+	return a.told
+}
+
+func (a *fullAnnouncer) update(time.Time) []int {
+	now := a.task.Bitfield()
+	var out []int
+	for i := range now.Len() {
+		if now.Has(i) && !a.told.Has(i) {
+			out = append(out, i)
+		}
+	}
+	a.told = now
+	return out
+}
+
+func (a *fullAnnouncer) requested(int) {}
+func (a *fullAnnouncer) sent(int)      {}
+func (a *fullAnnouncer) close()        {}
+
+const (
+	// superSeedOffers is how many pieces a child may have pending at the seed (offered or
+	// requested, not yet sent): enough to keep the seed busy, few enough that the seed does not
+	// queue pieces the swarm will have spread by the time they would go out.
+	superSeedOffers = 2
+	// superSeedTick is how often offers are refreshed; an offer the child has not taken within
+	// superSeedExpiry (it got that piece from a peer meanwhile) is replaced.
+	superSeedTick   = 250 * time.Millisecond
+	superSeedExpiry = 2 * time.Second
+)
+
+// superState is shared by every child stream of one task: how often each piece was sent, and
+// how many children hold an open offer for it.
+type superState struct {
+	mu      sync.Mutex
+	sent    []int
+	offered []int
+	streams int
+}
+
+func (s *Server) superSeed(t *piece.Task) *superState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.supers == nil {
+		s.supers = map[digest.Digest]*superState{}
+	}
+	id := t.Meta().ID
+	st, ok := s.supers[id]
+	if !ok {
+		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount())}
+		s.supers[id] = st
+	}
+	st.streams++
+	return st
+}
+
+// superAnnouncer offers a child the pieces sent least often so far, a few at a time.
+type superAnnouncer struct {
+	task   *piece.Task
+	st     *superState
+	offers map[int]time.Time // pieces offered to this child and not yet sent
+	asked  map[int]bool      // offers the child has requested: they no longer expire
+	told   map[int]bool      // everything ever offered to this child
+	quota  int
+}
+
+func (a *superAnnouncer) initial() piece.Bitfield {
+	a.told, a.asked = map[int]bool{}, map[int]bool{}
+	return piece.NewBitfield(a.task.PieceCount())
+}
+
+func (a *superAnnouncer) update(now time.Time) []int {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	for i, at := range a.offers {
+		if !a.asked[i] && now.Sub(at) > superSeedExpiry {
+			delete(a.offers, i)
+			a.st.offered[i]--
+		}
+	}
+	var out []int
+	for len(a.offers) < a.quota {
+		best, bestLoad := -1, 0
+		for i := range a.st.sent {
+			if a.told[i] || !a.task.Has(i) {
+				continue
+			}
+			if load := a.st.sent[i] + a.st.offered[i]; best < 0 || load < bestLoad {
+				best, bestLoad = i, load
+			}
+		}
+		if best < 0 {
+			break
+		}
+		a.offers[best], a.told[best] = now, true
+		a.st.offered[best]++
+		out = append(out, best)
+	}
+	return out
+}
+
+func (a *superAnnouncer) requested(i int) {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	if _, ok := a.offers[i]; ok {
+		a.asked[i] = true
+	}
+}
+
+func (a *superAnnouncer) sent(i int) {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	if i < 0 || i >= len(a.st.sent) {
+		return
+	}
+	if _, ok := a.offers[i]; ok {
+		delete(a.offers, i)
+		delete(a.asked, i)
+		a.st.offered[i]--
+	}
+	a.st.sent[i]++
+}
+
+func (a *superAnnouncer) close() {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	for i := range a.offers {
+		a.st.offered[i]--
+	}
+	a.offers = nil
+	a.st.streams--
+}
