@@ -115,3 +115,41 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 		t.Errorf("origin sent %d bytes, want %d (once)", o.sent.Load(), size)
 	}
 }
+
+// The supernode (and with it the seed) dies in the middle of a burst: every node still ends
+// with a correct file, from its peers and then from the origin.
+func TestSupernodeKilledMidTransfer(t *testing.T) {
+	const size = 48 << 20
+	data := randomBytes(t, size)
+	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	c := startClusterWith(t, 3, []string{"--upload-rate", "10MB"}, "--upload-rate", "10MB", "--download-rate", "10MB", "--stall-timeout", "3s")
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	codes := make([]int, len(c.daemons))
+	msgs := make([]string, len(c.daemons))
+	for i, d := range c.daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http, "--digest", sha(data))
+		}()
+	}
+	for deadline := time.Now().Add(30 * time.Second); metric(t, c.daemons[0], "pouch_dfdaemon_download_bytes_total") < 8<<20; {
+		if time.Now().After(deadline) {
+			t.Fatal("node 0 did not get 8 MiB within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.supernode.cmd.Process.Signal(syscall.SIGKILL)
+	wg.Wait()
+	for i := range c.daemons {
+		if codes[i] != 0 {
+			t.Fatalf("dfget on node %d after the supernode died: exit %d: %s", i, codes[i], msgs[i])
+		}
+		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
+			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
+		}
+	}
+}
