@@ -217,7 +217,7 @@ func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 		if err != nil {
 			return err
 		}
-		length, err := source.Length(resp)
+		length, err := source.LengthOrSpool(resp, dl.d.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
 			return &Error{Kind: ErrOriginUnreachable, Msg: fmt.Sprintf("%s: %v", dl.req.URL, err)}

@@ -93,6 +93,31 @@ func TestDfgetModes(t *testing.T) {
 			t.Fatal("content differs")
 		}
 	})
+	t.Run("empty file", func(t *testing.T) {
+		empty := newOrigin(t, map[string][]byte{"/empty": {}})
+		out := filepath.Join(dir, "empty")
+		if code, msg := dfget(ctx, empty.URL+"/empty", "-O", out, "--daemon", "http://"+c.daemons[0].http, "--digest", sha(nil)); code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		if st, err := os.Stat(out); err != nil || st.Size() != 0 {
+			t.Fatalf("empty download: %v, %v", st, err)
+		}
+	})
+	t.Run("origin without Content-Length", func(t *testing.T) {
+		chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write(data[:1000])
+			w.(http.Flusher).Flush() // forces chunked encoding: no length up front
+			w.Write(data[1000:])
+		}))
+		defer chunked.Close()
+		out := filepath.Join(dir, "chunked")
+		if code, msg := dfget(ctx, chunked.URL+"/x", "-O", out, "--daemon", "http://"+c.daemons[0].http); code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		if fileSHA(t, out) != sha(data) {
+			t.Fatal("content differs")
+		}
+	})
 	t.Run("stdout", func(t *testing.T) {
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), "-O", "-", "--daemon", "http://"+c.daemons[0].http, o.URL+"/file")
 		var stdout bytes.Buffer

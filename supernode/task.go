@@ -97,7 +97,7 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		if err != nil {
 			return err
 		}
-		length, err := source.Length(resp)
+		length, err := source.LengthOrSpool(resp, s.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
 			return fmt.Errorf("%s: %w", req.URL, err)

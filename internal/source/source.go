@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -83,6 +84,32 @@ func Length(resp *http.Response) (int64, error) {
 		return 0, ErrNoLength
 	}
 	return resp.ContentLength, nil
+}
+
+// LengthOrSpool returns the content length of a 200 or 206 response. An origin that does not
+// say (chunked encoding) is read to the end into an unlinked temporary file in dir, which then
+// replaces resp.Body: pieces need the length before the first one is cut.
+func LengthOrSpool(resp *http.Response, dir string) (int64, error) {
+	n, err := Length(resp)
+	if !errors.Is(err, ErrNoLength) || resp.StatusCode != http.StatusOK {
+		return n, err
+	}
+	f, err := os.CreateTemp(dir, ".spool-*")
+	if err != nil {
+		return 0, err
+	}
+	os.Remove(f.Name()) // the open file lives on; nothing is left behind on a crash
+	n, err = io.Copy(f, resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return 0, fmt.Errorf("spool a response without Content-Length: %w", err)
+	}
+	resp.Body = f
+	return n, nil
 }
 
 // Fill writes every missing piece of task from the origin, in order, calling onPiece after each
