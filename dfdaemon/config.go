@@ -10,7 +10,7 @@ import (
 
 // Config is everything a dfdaemon needs.
 type Config struct {
-	Supernode    string         `yaml:"supernode"`    // supernode base URL; empty = origin only
+	Supernode    string         `yaml:"supernode"`    // supernode URLs, comma-separated; empty = origin only
 	DataDir      string         `yaml:"dataDir"`      // pieces, index, identity
 	Listen       string         `yaml:"listen"`       // local API (dfget) and registry mirror
 	P2PListen    string         `yaml:"p2pListen"`    // libp2p multiaddr

@@ -38,7 +38,7 @@ type Daemon struct {
 	store     *piece.Store
 	host      host.Host
 	upload    *p2p.Server
-	client    *snapi.Client // nil without a supernode
+	ring      *snapi.Ring // the supernodes; empty: origin only
 	origin    *http.Client
 	downLimit *ratelimit.Limiter
 	ln        net.Listener
@@ -90,9 +90,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		downloads: map[digest.Digest]*download{},
 		inUse:     map[digest.Digest]int{},
 	}
-	if cfg.Supernode != "" {
-		d.client = snapi.NewClient(cfg.Supernode)
-	}
+	d.ring = snapi.NewRing(cfg.Supernode)
 	d.upload = p2p.NewServer(h, store, p2p.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
 	d.metrics = newMetrics(d)
 	d.mux = http.NewServeMux()
@@ -178,7 +176,8 @@ func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
 			ready: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
 			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
-			rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+			rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+			homes: d.ring.For(key.String()),
 		}
 		d.downloads[key] = dl
 		d.metrics.downloads.Inc()
@@ -209,7 +208,7 @@ func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
 
 func (d *Daemon) heartbeatLoop() {
 	defer d.wg.Done()
-	if d.client == nil {
+	if d.ring.Len() == 0 {
 		return
 	}
 	t := time.NewTicker(d.cfg.Heartbeat)
@@ -219,9 +218,11 @@ func (d *Daemon) heartbeatLoop() {
 		case <-d.ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
-			_ = d.client.Heartbeat(ctx, snapi.HeartbeatRequest{Peer: d.self()})
-			cancel()
+			for _, c := range d.ring.All() {
+				ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+				_ = c.Heartbeat(ctx, snapi.HeartbeatRequest{Peer: d.self()})
+				cancel()
+			}
 		}
 	}
 }

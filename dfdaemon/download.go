@@ -63,6 +63,31 @@ type download struct {
 	transfers    []snapi.Transfer
 	lastProgress time.Time
 	rng          *rand.Rand
+	homes        []*snapi.Client // the supernodes for this task, in rendezvous order
+	home         int             // the one in use
+}
+
+// client is the supernode this download talks to; the caller holds dl.mu or is the only user.
+func (dl *download) client() *snapi.Client { return dl.homes[dl.home] }
+
+// register joins the task at the first supernode that answers, starting from the current one.
+func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error) {
+	req := snapi.RegisterRequest{
+		Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
+		Peer: dl.d.self(), Have: dl.localHave(),
+	}
+	var err error
+	for range dl.homes {
+		var resp snapi.RegisterResponse
+		if resp, err = dl.client().Register(ctx, req); err == nil || !errors.Is(err, snapi.ErrUnavailable) {
+			return resp, err
+		}
+		dl.log.Warn("supernode unavailable", zap.String("supernode", dl.client().Base), zap.Error(err))
+		dl.mu.Lock()
+		dl.home = (dl.home + 1) % len(dl.homes)
+		dl.mu.Unlock()
+	}
+	return snapi.RegisterResponse{}, err
 }
 
 type parentState struct {
@@ -139,16 +164,13 @@ func (dl *download) fetch(ctx context.Context) error {
 		dl.setTask(t)
 		return nil
 	}
-	if dl.d.client == nil {
+	if len(dl.homes) == 0 {
 		return dl.backToSource(ctx, nil)
 	}
-	reg, err := dl.d.client.Register(ctx, snapi.RegisterRequest{
-		Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
-		Peer: dl.d.self(), Have: dl.localHave(),
-	})
+	reg, err := dl.register(ctx)
 	if err != nil {
 		if errors.Is(err, snapi.ErrUnavailable) || ctx.Err() == nil && !isAnswer(err) {
-			dl.log.Warn("supernode unavailable, going to the origin", zap.Error(err))
+			dl.log.Warn("no supernode answers, going to the origin", zap.Error(err))
 			return dl.backToSource(ctx, nil)
 		}
 		return err
@@ -288,11 +310,9 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 	}
 	stop()
 	// Tell the supernode at once that this peer is now a complete source.
-	if dl.d.client != nil {
-		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
-		_, _ = dl.d.client.Sync(sctx, dl.syncRequest(0))
-		scancel()
-	}
+	sctx, scancel := context.WithTimeout(parent, 5*time.Second)
+	_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
+	scancel()
 	return nil
 }
 
@@ -610,23 +630,27 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 			wait = 2000
 		}
 		req := dl.syncRequest(wait)
+		client := dl.client()
 		dl.mu.Unlock()
-		resp, err := dl.d.client.Sync(ctx, req)
+		resp, err := client.Sync(ctx, req)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			var se *snapi.StatusError
-			if errors.As(err, &se) && se.Err.Code == snapi.CodeNotFound {
-				// The supernode restarted or expired this peer: join again with what is held.
-				reg, rerr := dl.d.client.Register(ctx, snapi.RegisterRequest{
-					Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
-					Peer: dl.d.self(), Have: dl.task.Bitfield().Count(),
-				})
-				if rerr == nil {
-					resp = snapi.SyncResponse{Task: reg.Task, Schedule: reg.Schedule}
-					err = nil
-				}
+		var se *snapi.StatusError
+		switch {
+		case errors.As(err, &se) && se.Err.Code == snapi.CodeNotFound:
+			// The supernode restarted or expired this peer: join again with what is held.
+			fallthrough
+		case errors.Is(err, snapi.ErrUnavailable) && len(dl.homes) > 1:
+			// Move to the next supernode in rendezvous order and re-announce what is held; every
+			// peer of the task moves to the same one.
+			if err != nil && !errors.As(err, &se) {
+				dl.mu.Lock()
+				dl.home = (dl.home + 1) % len(dl.homes)
+				dl.mu.Unlock()
+			}
+			if reg, rerr := dl.register(ctx); rerr == nil {
+				resp, err = snapi.SyncResponse{Task: reg.Task, Schedule: reg.Schedule}, nil
 			}
 		}
 		if err != nil {
