@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"math/rand/v2"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	digest "github.com/opencontainers/go-digest"
@@ -21,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"math/rand/v2"
 
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
@@ -35,6 +35,7 @@ import (
 type Daemon struct {
 	cfg       Config
 	log       *zap.Logger
+	node      *p2p.Node
 	store     *piece.Store
 	host      host.Host
 	upload    *p2p.Server
@@ -64,26 +65,20 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("dfdaemon")
-	store, err := piece.Open(filepath.Join(cfg.DataDir, "pieces"), piece.Options{Logger: log})
+	node, err := p2p.OpenNode(p2p.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, Log: log})
 	if err != nil {
-		return nil, err
-	}
-	h, err := p2p.NewHost(p2p.HostConfig{Listen: []string{cfg.P2PListen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret})
-	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	var ln net.Listener
 	if cfg.Listen != "none" {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			h.Close()
-			store.Close()
+			node.Close()
 			return nil, fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{
-		cfg: cfg, log: log, store: store, host: h, ln: ln,
+		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin:    netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		downLimit: ratelimit.New(cfg.DownloadRate),
 		ctx:       ctx, cancel: cancel,
@@ -91,7 +86,6 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		inUse:     map[digest.Digest]int{},
 	}
 	d.ring = snapi.NewRing(cfg.Supernode)
-	d.upload = p2p.NewServer(h, store, p2p.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload")})
 	d.metrics = newMetrics(d)
 	d.mux = http.NewServeMux()
 	d.mux.HandleFunc("POST /api/v1/download", d.handleDownload)
@@ -152,8 +146,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.cancel()
 	d.upload.Close()
 	d.wg.Wait()
-	d.host.Close()
-	if cerr := d.store.Close(); err == nil {
+	if cerr := d.node.Close(); err == nil {
 		err = cerr
 	}
 	if errors.Is(err, http.ErrServerClosed) {

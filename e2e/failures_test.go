@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,16 +27,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	codes := make([]int, len(c.daemons))
-	msgs := make([]string, len(c.daemons))
-	for i, d := range c.daemons {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http)
-		}()
-	}
+	wait := burst(ctx, c.daemons, o.URL+"/big.bin", out)
 	// Kill the node that has uploaded most once the swarm is moving: it is surely a parent.
 	victim := -1
 	deadline := time.Now().Add(30 * time.Second)
@@ -58,18 +48,8 @@ func TestParentKilledMidTransfer(t *testing.T) {
 	}
 	t.Logf("killing %s mid-transfer", c.daemons[victim].name)
 	c.daemons[victim].cmd.Process.Signal(syscall.SIGKILL)
-	wg.Wait()
-	for i := range c.daemons {
-		if i == victim {
-			continue
-		}
-		if codes[i] != 0 {
-			t.Fatalf("dfget on node %d: exit %d: %s", i, codes[i], msgs[i])
-		}
-		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
-			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
-		}
-	}
+	codes, msgs := wait()
+	checkCopies(t, codes, msgs, out, data, victim)
 }
 
 // A parent serves corrupted pieces (its data file was damaged on disk): the child detects it,
@@ -131,32 +111,11 @@ func TestSupernodeKilledMidTransfer(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	codes := make([]int, len(c.daemons))
-	msgs := make([]string, len(c.daemons))
-	for i, d := range c.daemons {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http, "--digest", sha(data))
-		}()
-	}
-	for deadline := time.Now().Add(30 * time.Second); metric(t, c.daemons[0], "pouch_dfdaemon_download_bytes_total") < 8<<20; {
-		if time.Now().After(deadline) {
-			t.Fatal("node 0 did not get 8 MiB within 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait := burst(ctx, c.daemons, o.URL+"/big.bin", out, "--digest", sha(data))
+	waitBytes(t, c.daemons[0], 8<<20)
 	c.supernode.cmd.Process.Signal(syscall.SIGKILL)
-	wg.Wait()
-	for i := range c.daemons {
-		if codes[i] != 0 {
-			t.Fatalf("dfget on node %d after the supernode died: exit %d: %s", i, codes[i], msgs[i])
-		}
-		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
-			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
-		}
-	}
+	codes, msgs := wait()
+	checkCopies(t, codes, msgs, out, data)
 }
 
 // Two supernodes: each task is homed on one by rendezvous hashing. When the home dies in the
@@ -189,35 +148,14 @@ func TestSupernodeFailover(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	codes := make([]int, len(daemons))
-	msgs := make([]string, len(daemons))
-	for i, d := range daemons {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http, "--digest", sha(data))
-		}()
-	}
-	for deadline := time.Now().Add(30 * time.Second); metric(t, daemons[0], "pouch_dfdaemon_download_bytes_total") < 4<<20; {
-		if time.Now().After(deadline) {
-			t.Fatal("node 0 did not get 4 MiB within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait := burst(ctx, daemons, o.URL+"/big.bin", out, "--digest", sha(data))
+	waitBytes(t, daemons[0], 4<<20)
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n != 0 {
 		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
 	}
 	sns[home].cmd.Process.Signal(syscall.SIGKILL)
-	wg.Wait()
-	for i := range daemons {
-		if codes[i] != 0 {
-			t.Fatalf("dfget on node %d after its supernode died: exit %d: %s", i, codes[i], msgs[i])
-		}
-		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
-			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
-		}
-	}
+	codes, msgs := wait()
+	checkCopies(t, codes, msgs, out, data)
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n < 1 {
 		t.Errorf("no peer re-registered with the surviving supernode (%v registrations)", n)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,6 +213,49 @@ func dfget(ctx context.Context, args ...string) (int, string) {
 		return -1, fmt.Sprintf("%v: %s", err, stderr.String())
 	}
 	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// burst runs dfget for url on every daemon at the same moment, node i writing out/i, and
+// returns each exit code and stderr. wg lets the caller act while the downloads run.
+func burst(ctx context.Context, daemons []*proc, url, out string, args ...string) (wait func() ([]int, []string)) {
+	var wg sync.WaitGroup
+	codes := make([]int, len(daemons))
+	msgs := make([]string, len(daemons))
+	for i, d := range daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], msgs[i] = dfget(ctx, append([]string{url, "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://" + d.http}, args...)...)
+		}()
+	}
+	return func() ([]int, []string) { wg.Wait(); return codes, msgs }
+}
+
+// checkCopies asserts that every node but those in skip exited 0 with the right content.
+func checkCopies(t *testing.T, codes []int, msgs []string, out string, data []byte, skip ...int) {
+	t.Helper()
+	for i := range codes {
+		if slices.Contains(skip, i) {
+			continue
+		}
+		if codes[i] != 0 {
+			t.Fatalf("dfget on node %d: exit %d: %s", i, codes[i], msgs[i])
+		}
+		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
+			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
+		}
+	}
+}
+
+// waitBytes waits until daemon p has downloaded at least n bytes.
+func waitBytes(t *testing.T, p *proc, n float64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total") < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not get %v bytes within 30s", p.name, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // metric reads one counter from a daemon's /metrics.

@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -20,25 +17,8 @@ func TestBurstFiveNodesOriginServesOnce(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	codes := make([]int, len(c.daemons))
-	msgs := make([]string, len(c.daemons))
-	for i, d := range c.daemons {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes[i], msgs[i] = dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://"+d.http, "--digest", sha(data))
-		}()
-	}
-	wg.Wait()
-	for i := range c.daemons {
-		if codes[i] != 0 {
-			t.Fatalf("dfget on node %d: exit %d: %s", i, codes[i], msgs[i])
-		}
-		if got := fileSHA(t, filepath.Join(out, fmt.Sprint(i))); got != sha(data) {
-			t.Errorf("node %d: content %s, want %s", i, got, sha(data))
-		}
-	}
+	codes, msgs := burst(ctx, c.daemons, o.URL+"/big.bin", out, "--digest", sha(data))()
+	checkCopies(t, codes, msgs, out, data)
 	if sent := o.sent.Load(); sent != size {
 		t.Errorf("origin sent %d bytes for a %d-byte file (%.2f×); want exactly once", sent, size, float64(sent)/size)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
-	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
@@ -26,6 +24,7 @@ import (
 type Supernode struct {
 	cfg     Config
 	log     *zap.Logger
+	node    *peer.Node
 	store   *piece.Store
 	host    host.Host
 	upload  *peer.Server
@@ -60,31 +59,25 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("supernode")
-	store, err := piece.Open(filepath.Join(cfg.DataDir, "pieces"), piece.Options{Logger: log})
+	// The seed super-seeds: its upload is the scarcest in the cluster (see peer.ServerConfig).
+	node, err := peer.OpenNode(peer.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, SuperSeed: true, Log: log})
 	if err != nil {
-		return nil, err
-	}
-	h, err := peer.NewHost(peer.HostConfig{Listen: []string{cfg.P2PListen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret})
-	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		h.Close()
-		store.Close()
+		node.Close()
 		return nil, fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Supernode{
-		cfg: cfg, log: log, store: store, host: h, ln: ln,
+		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		ctx:    ctx, cancel: cancel,
 		sched: scheduler.New(cfg.Scheduler),
 		tasks: map[digest.Digest]*task{},
 		peers: map[string]*peerEntry{},
 	}
-	s.upload = peer.NewServer(h, store, peer.ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: log.Named("upload"), SuperSeed: true})
 	s.metrics = newMetrics(s)
 	s.loadTasks()
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -118,8 +111,7 @@ func (s *Supernode) Run(ctx context.Context) error {
 	s.cancel()
 	s.upload.Close()
 	s.wg.Wait()
-	s.host.Close()
-	if cerr := s.store.Close(); err == nil {
+	if cerr := s.node.Close(); err == nil {
 		err = cerr
 	}
 	if errors.Is(err, http.ErrServerClosed) {
