@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/units"
+	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
 func main() {
@@ -42,6 +44,10 @@ func app() *cli.App {
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
 			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
+			&cli.StringFlag{Name: "registry-default", Usage: "registry mirror: upstream HOST[:PORT] for requests without ?ns= (e.g. docker.io)"},
+			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "registry mirror: upstreams reached over plain HTTP, HOST[:PORT],..."},
+			&cli.StringSliceFlag{Name: "registry-ca", Usage: "registry mirror: HOST=FILE, a PEM CA bundle trusted for that upstream (repeatable)"},
+			&cli.StringSliceFlag{Name: "registry-allow", Usage: "registry mirror: the only upstreams served, HOST[:PORT],... (default: any)"},
 		}, cliutil.Networks()...),
 		Action: run,
 	}
@@ -74,10 +80,44 @@ func run(c *cli.Context) error {
 		}
 	}
 	cfg.GC.TTL = c.Duration("gc-ttl")
+	mirror, err := mirrorConfig(c)
+	if err != nil {
+		return err
+	}
 	d, err := dfdaemon.New(cfg, log)
 	if err != nil {
 		return err
 	}
+	if _, err := d.MountMirror(mirror); err != nil {
+		return err
+	}
 	cliutil.Ready(os.Stdout, d.Addr(), d.P2PAddrs())
 	return d.Run(c.Context)
+}
+
+// mirrorConfig reads the --registry-* flags.
+func mirrorConfig(c *cli.Context) (registryproxy.Config, error) {
+	cfg := registryproxy.Config{Default: c.String("registry-default"), Registries: map[string]registryproxy.RegistryConfig{}}
+	for _, h := range c.StringSlice("registry-allow") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.Allowed = append(cfg.Allowed, h)
+		}
+	}
+	for _, h := range c.StringSlice("registry-insecure") {
+		if h = strings.TrimSpace(h); h != "" {
+			r := cfg.Registries[h]
+			r.Insecure = true
+			cfg.Registries[h] = r
+		}
+	}
+	for _, v := range c.StringSlice("registry-ca") {
+		host, file, ok := strings.Cut(v, "=")
+		if !ok || host == "" || file == "" {
+			return cfg, fmt.Errorf("--registry-ca %q: want HOST=FILE", v)
+		}
+		r := cfg.Registries[host]
+		r.CAFile = file
+		cfg.Registries[host] = r
+	}
+	return cfg, cfg.Validate()
 }

@@ -137,7 +137,7 @@ const (
 	CodeOriginUnreachable = "origin_unreachable" // the origin could not be reached or broke off
 	CodeForbidden         = "forbidden"          // the destination is not allowed (SSRF policy)
 	CodeUnauthorized      = "unauthorized"
-	CodeDigestMismatch    = "digest_mismatch"    // the content does not match the requested digest
+	CodeDigestMismatch    = "digest_mismatch" // the content does not match the requested digest
 	CodeInternal          = "internal"
 )
 

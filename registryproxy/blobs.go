@@ -1,0 +1,444 @@
+package registryproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+)
+
+// blobAuth is an upstream's "yes" to one client's credentials for one blob.
+type blobAuth struct {
+	size int64  // -1 when the upstream redirected and did not say
+	auth string // the Authorization the mirror sends upstream for this client
+}
+
+// serveBlob answers GET and HEAD of a blob. The upstream must first accept the client's
+// credentials for the blob (a HEAD, cached briefly); then a GET streams from the P2P network,
+// or from the upstream when P2P fails or stalls before the first byte.
+func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, rt route) {
+	ctx := r.Context()
+	repo := up.repo(rt.name)
+	dg := digest.Digest(rt.ref)
+	ba, ok := p.authorizeBlob(w, r, up, repo, dg)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", dg.String())
+	h.Set("Etag", `"`+dg.String()+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", "application/octet-stream")
+	if r.Method == http.MethodHead {
+		size := ba.size
+		if size < 0 {
+			var err error
+			if size, err = p.probeSize(ctx, up, repo, dg, ba.auth); err != nil {
+				p.upstreamDown(w, up, err)
+				return
+			}
+		}
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+
+	blobURL := up.url(repo, "/blobs/"+dg.String())
+	var hdr http.Header
+	if ba.auth != "" {
+		hdr = http.Header{"Authorization": {ba.auth}}
+	}
+	s := &blobStream{p: p, w: w, r: r, up: up, repo: repo, dg: dg, url: blobURL, auth: ba.auth, size: ba.size}
+	b, err := p.fetchP2P(ctx, BlobRequest{URL: blobURL, Header: hdr, Digest: dg})
+	if err != nil {
+		if st := upstreamStatus(err); st != 0 {
+			// The upstream refused the seed: ask it again directly and relay its answer.
+			p.auth.remove(authCacheKey(up, repo, dg, r.Header.Get("Authorization")))
+			p.log.Info("upstream refused the P2P fetch", zap.Stringer("digest", dg), zap.Int("status", st))
+		} else if ctx.Err() == nil {
+			p.log.Warn("P2P fetch failed: streaming from the upstream", zap.Stringer("digest", dg), zap.Error(err))
+		}
+		s.fromUpstream()
+		return
+	}
+	defer b.Close()
+	s.fromP2P(b)
+}
+
+func authCacheKey(up *upstream, repo string, dg digest.Digest, clientAuth string) string {
+	return strings.Join([]string{up.name, repo, dg.String(), authKey(clientAuth)}, "\x00")
+}
+
+// authorizeBlob checks with the upstream that the client may read the blob, answering the
+// client itself when not.
+func (p *Proxy) authorizeBlob(w http.ResponseWriter, r *http.Request, up *upstream, repo string, dg digest.Digest) (blobAuth, bool) {
+	clientAuth := r.Header.Get("Authorization")
+	key := authCacheKey(up, repo, dg, clientAuth)
+	if ba, ok := p.auth.get(key, time.Now()); ok {
+		return ba, true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	resp, auth, err := up.do(ctx, up.direct, http.MethodHead, up.url(repo, "/blobs/"+dg.String()), repo, r.Header)
+	if err != nil {
+		if r.Context().Err() == nil {
+			p.upstreamDown(w, up, err)
+		}
+		return blobAuth{}, false
+	}
+	drain(resp)
+	switch {
+	case resp.StatusCode/100 == 2:
+		ba := blobAuth{size: resp.ContentLength, auth: auth}
+		p.auth.put(key, ba, time.Now().Add(p.cfg.AuthTTL))
+		return ba, true
+	case resp.StatusCode/100 == 3:
+		ba := blobAuth{size: -1, auth: auth}
+		p.auth.put(key, ba, time.Now().Add(p.cfg.AuthTTL))
+		return ba, true
+	}
+	p.relayRefusal(w, r, up, resp.StatusCode, resp.Header, nil, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", dg, repo))
+	return blobAuth{}, false
+}
+
+// probeSize learns the size of a blob whose HEAD redirected: a one-byte ranged GET.
+func (p *Proxy) probeSize(ctx context.Context, up *upstream, repo string, dg digest.Digest, auth string) (int64, error) {
+	h := http.Header{"Range": {"bytes=0-0"}}
+	if auth != "" {
+		h.Set("Authorization", auth)
+	}
+	resp, _, err := up.do(ctx, up.client, http.MethodGet, up.url(repo, "/blobs/"+dg.String()), repo, h)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if resp.ContentLength >= 0 {
+			return resp.ContentLength, nil
+		}
+	case http.StatusPartialContent:
+		if _, total, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
+			if n, err := strconv.ParseInt(total, 10, 64); err == nil {
+				return n, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("cannot learn the size of %s: upstream answered %s", dg, resp.Status)
+}
+
+// fetchP2P starts the P2P download, giving up after FirstByteTimeout.
+func (p *Proxy) fetchP2P(ctx context.Context, req BlobRequest) (Blob, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.FirstByteTimeout)
+	defer cancel()
+	return p.blobs.Fetch(ctx, req)
+}
+
+// blobStream writes one blob response, from P2P or the upstream or both (a P2P stream that
+// breaks midway resumes from the upstream with a Range request).
+type blobStream struct {
+	p        *Proxy
+	w        http.ResponseWriter
+	r        *http.Request
+	up       *upstream
+	repo     string
+	dg       digest.Digest
+	url      string
+	auth     string
+	size     int64 // -1 until known
+	start    int64 // first byte of the response
+	end      int64 // last byte of the response
+	sent     int64 // body bytes written
+	started  bool  // headers written
+	fellBack bool
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// plan works out the range once the size is known; false when it answered the client itself.
+func (s *blobStream) plan(size int64) bool {
+	s.size = size
+	start, end, partial, ok := parseRange(s.r.Header.Get("Range"), size)
+	if !ok {
+		s.w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		writeError(s.w, http.StatusRequestedRangeNotSatisfiable, CodeBlobUnknown, fmt.Sprintf("range %q not satisfiable for %d bytes", s.r.Header.Get("Range"), size), nil)
+		return false
+	}
+	s.start, s.end = start, end
+	h := s.w.Header()
+	h.Set("Content-Length", strconv.FormatInt(end-start+1, 10))
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		s.w.WriteHeader(http.StatusPartialContent)
+	} else {
+		s.w.WriteHeader(http.StatusOK)
+	}
+	s.started = true
+	return true
+}
+
+// whole says whether the response is the whole blob: then its last byte is held back until
+// the content is verified, so a client never gets a complete wrong blob.
+func (s *blobStream) whole() bool { return s.start == 0 && s.end == s.size-1 }
+
+func (s *blobStream) fromP2P(b Blob) {
+	if s.size >= 0 && b.Size() != s.size {
+		s.p.log.Warn("P2P size differs from the upstream's: streaming from the upstream",
+			zap.Stringer("digest", s.dg), zap.Int64("p2p", b.Size()), zap.Int64("upstream", s.size))
+		s.fromUpstream()
+		return
+	}
+	size := b.Size()
+	start, _, _, ok := parseRange(s.r.Header.Get("Range"), size)
+	if !ok || size == 0 {
+		s.plan(size)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.r.Context())
+	defer cancel()
+	stall := time.AfterFunc(s.p.cfg.FirstByteTimeout, cancel)
+	rd := b.NewReader(ctx, start)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	// Wait for the first byte before committing to P2P.
+	n, err := readSome(rd, buf[:1])
+	if !stall.Stop() || n == 0 {
+		if err == nil {
+			err = errors.New("stalled")
+		}
+		if s.r.Context().Err() == nil {
+			s.p.log.Warn("P2P stalled before the first byte: streaming from the upstream", zap.Stringer("digest", s.dg), zap.Error(err))
+		}
+		s.fromUpstream()
+		return
+	}
+	if !s.plan(size) {
+		return
+	}
+	first := buf[0]
+	held := s.whole() && size > 0
+	// limit is what is written before the end: all but the last byte when it is held back.
+	total := s.end - s.start + 1
+	limit := total
+	if held {
+		limit = total - 1
+	}
+	if limit > 0 {
+		if !s.write([]byte{first}, "p2p") {
+			return
+		}
+	}
+	for s.sent < limit {
+		want := min(int64(len(buf)), limit-s.sent)
+		n, err := rd.Read(buf[:want])
+		if n > 0 && !s.write(buf[:n], "p2p") {
+			return
+		}
+		if err != nil {
+			s.p.log.Warn("P2P stream broke: resuming from the upstream", zap.Stringer("digest", s.dg), zap.Int64("at", s.start+s.sent), zap.Error(err))
+			s.resume()
+			return
+		}
+	}
+	if !held {
+		return
+	}
+	// The last byte, then the end of the content: the reader reports a digest mismatch there.
+	var last [1]byte
+	if limit == 0 {
+		last[0] = first
+	} else if n, err := readSome(rd, last[:]); n == 0 {
+		s.p.log.Warn("P2P stream broke at the last byte: resuming from the upstream", zap.Stringer("digest", s.dg), zap.Error(err))
+		s.resume()
+		return
+	}
+	var extra [1]byte
+	if n, err := readSome(rd, extra[:]); n != 0 || !errors.Is(err, io.EOF) {
+		s.p.log.Error("P2P content failed verification: aborting the response", zap.Stringer("digest", s.dg), zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
+	s.write(last[:], "p2p")
+}
+
+// readSome reads until it gets at least one byte or an error.
+func readSome(r io.Reader, p []byte) (int, error) {
+	for {
+		n, err := r.Read(p)
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+func (s *blobStream) write(b []byte, source string) bool {
+	n, err := s.w.Write(b)
+	s.sent += int64(n)
+	s.p.metrics.blobBytes.WithLabelValues(source).Add(float64(n))
+	return err == nil
+}
+
+// fromUpstream streams the whole response from the upstream (nothing was sent yet).
+func (s *blobStream) fromUpstream() {
+	s.p.metrics.fallbacks.Inc()
+	s.fellBack = true
+	h := http.Header{}
+	if s.auth != "" {
+		h.Set("Authorization", s.auth)
+	} else if a := s.r.Header.Get("Authorization"); a != "" {
+		h.Set("Authorization", a)
+	}
+	if rg := s.r.Header.Get("Range"); rg != "" {
+		h.Set("Range", rg)
+	}
+	resp, _, err := s.up.do(s.r.Context(), s.up.client, http.MethodGet, s.url, s.repo, h)
+	if err != nil {
+		if s.r.Context().Err() == nil {
+			s.p.upstreamDown(s.w, s.up, err)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if resp.ContentLength < 0 {
+			writeError(s.w, http.StatusBadGateway, CodeUnsupported, fmt.Sprintf("upstream %s sent blob %s without a length", s.up.name, s.dg), nil)
+			return
+		}
+		s.size, s.start, s.end = resp.ContentLength, 0, resp.ContentLength-1
+		s.w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		s.w.WriteHeader(http.StatusOK)
+	case http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+		copyHeaders(s.w.Header(), resp.Header, "Content-Range", "Content-Length")
+		s.w.WriteHeader(resp.StatusCode)
+		s.size = -1
+	default:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		s.p.relayRefusal(s.w, s.r, s.up, resp.StatusCode, resp.Header, body, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", s.dg, s.repo))
+		return
+	}
+	s.started = true
+	if resp.StatusCode != http.StatusOK {
+		s.copyBody(resp.Body, -1)
+		return
+	}
+	// The whole blob: verify it on the way, holding back the last byte.
+	v := s.dg.Verifier()
+	body := io.TeeReader(resp.Body, v)
+	if s.size == 0 {
+		return
+	}
+	if !s.copyBody(body, s.size-1) {
+		return
+	}
+	var last [1]byte
+	if _, err := io.ReadFull(body, last[:]); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if !v.Verified() {
+		s.p.log.Error("upstream sent content that does not match its digest", zap.String("upstream", s.up.name), zap.Stringer("digest", s.dg))
+		panic(http.ErrAbortHandler)
+	}
+	s.write(last[:], "upstream")
+}
+
+// resume continues a broken P2P response from the upstream at the next byte.
+func (s *blobStream) resume() {
+	s.p.metrics.fallbacks.Inc()
+	from := s.start + s.sent
+	h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", from, s.end)}}
+	if s.auth != "" {
+		h.Set("Authorization", s.auth)
+	}
+	resp, _, err := s.up.do(s.r.Context(), s.up.client, http.MethodGet, s.url, s.repo, h)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	defer resp.Body.Close()
+	body := io.Reader(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		if _, err := io.CopyN(io.Discard, body, from); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	default:
+		s.p.log.Warn("upstream refused to resume", zap.Stringer("digest", s.dg), zap.Int("status", resp.StatusCode))
+		panic(http.ErrAbortHandler)
+	}
+	if !s.copyBody(body, s.end-from+1) {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// copyBody copies n bytes (n < 0: to the end) to the client; false if it could not.
+func (s *blobStream) copyBody(r io.Reader, n int64) bool {
+	if n >= 0 {
+		r = io.LimitReader(r, n)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	var got int64
+	for {
+		k, err := r.Read(*bp)
+		if k > 0 {
+			got += int64(k)
+			if !s.write((*bp)[:k], "upstream") {
+				return false
+			}
+		}
+		if err == io.EOF {
+			return n < 0 || got == n
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// parseRange reads a single-range Range header against size. No header (or one the mirror
+// does not serve, such as several ranges) is the whole blob; ok is false when unsatisfiable.
+func parseRange(h string, size int64) (start, end int64, partial, ok bool) {
+	whole := func() (int64, int64, bool, bool) { return 0, size - 1, false, true }
+	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if h == "" || !found || strings.Contains(spec, ",") {
+		return whole()
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return whole()
+	}
+	if a == "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 0 {
+			return whole()
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, false
+		}
+		return max(0, size-n), size - 1, true, true
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 {
+		return whole()
+	}
+	end = size - 1
+	if b != "" {
+		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+			return whole()
+		}
+		end = min(end, size-1)
+	}
+	if start >= size {
+		return 0, 0, false, false
+	}
+	return start, end, true, true
+}

@@ -1,0 +1,63 @@
+package registryproxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// The OCI distribution error codes the mirror answers with.
+const (
+	CodeBlobUnknown     = "BLOB_UNKNOWN"
+	CodeManifestUnknown = "MANIFEST_UNKNOWN"
+	CodeManifestInvalid = "MANIFEST_INVALID"
+	CodeNameInvalid     = "NAME_INVALID"
+	CodeNameUnknown     = "NAME_UNKNOWN"
+	CodeDigestInvalid   = "DIGEST_INVALID"
+	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeDenied          = "DENIED"
+	CodeUnsupported     = "UNSUPPORTED"
+)
+
+// StatusError is what Blobs.Fetch returns when the upstream answered the P2P network's fetch
+// with an HTTP error status.
+type StatusError struct {
+	Status int
+	Msg    string
+}
+
+func (e *StatusError) Error() string {
+	if e.Msg != "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("upstream answered %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// upstreamStatus returns the upstream's 4xx status behind err, or 0.
+func upstreamStatus(err error) int {
+	var se *StatusError
+	if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+		return se.Status
+	}
+	return 0
+}
+
+type ociError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
+// writeError answers with the OCI error body.
+func writeError(w http.ResponseWriter, status int, code, msg string, detail any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	h.Del("Content-Range")
+	h.Del("Docker-Content-Digest")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Errors []ociError `json:"errors"`
+	}{[]ociError{{Code: code, Message: msg, Detail: detail}}})
+}

@@ -1,0 +1,367 @@
+// Package registryproxy is the registry mirror containerd points at: the OCI distribution pull
+// API as an http.Handler. Blobs come through the P2P network (the Blobs interface, which the
+// dfdaemon implements); manifests, tags and auth challenges pass through to the upstream
+// registry chosen by containerd's ?ns= parameter. A blob already in the cluster is served only
+// after the upstream accepted the requester's own credentials for it, and a pull never breaks
+// because of P2P: when the network fails or stalls, the mirror streams from the upstream.
+//
+// It must not import dfdaemon, must not accept pushes or deletes, and never takes a filesystem
+// path from the network.
+package registryproxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pouch-p2p/pouch/internal/netguard"
+
+	// Digest algorithms go-digest checks against.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+)
+
+// Blobs fetches content-addressed blobs through the P2P network.
+type Blobs interface {
+	// Fetch starts or joins the download of req and returns once its size is known. An
+	// upstream that answers the network's fetch with an error status is a *StatusError.
+	Fetch(ctx context.Context, req BlobRequest) (Blob, error)
+}
+
+// BlobRequest names one blob: its digest is the task, URL where the seed fetches it, Header
+// what it sends there (the requester's Authorization).
+type BlobRequest struct {
+	URL    string
+	Header http.Header
+	Digest digest.Digest
+}
+
+// Blob is a running or finished download.
+type Blob interface {
+	Size() int64
+	// NewReader streams the content from off as it arrives; at the end it returns an error
+	// instead of io.EOF if the whole blob failed its digest check.
+	NewReader(ctx context.Context, off int64) io.Reader
+	Close()
+}
+
+// Options are the proxy's dependencies; all are optional.
+type Options struct {
+	Log *zap.Logger
+	// Registerer receives the proxy's metrics.
+	Registerer prometheus.Registerer
+	// Policy keeps upstream requests away from forbidden addresses (SSRF); the zero Policy
+	// refuses loopback and link-local upstreams.
+	Policy netguard.Policy
+}
+
+// Proxy is the mirror handler; mount it at /v2/.
+type Proxy struct {
+	cfg     Config
+	blobs   Blobs
+	log     *zap.Logger
+	policy  netguard.Policy
+	metrics *metrics
+	allowed map[string]bool
+
+	mu        sync.Mutex
+	upstreams map[string]*upstream
+
+	flights   singleflight.Group
+	manifests *manifestCache
+	tags      *ttlCache[*manifest]
+	auth      *ttlCache[blobAuth]
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New builds the handler.
+func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if blobs == nil {
+		return nil, fmt.Errorf("registryproxy: no Blobs")
+	}
+	log := opts.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
+		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
+		manifests: newManifestCache(cfg.ManifestCacheBytes),
+		tags:      newTTLCache[*manifest](1024),
+		auth:      newTTLCache[blobAuth](4096),
+	}
+	for _, a := range cfg.Allowed {
+		a = strings.ToLower(a)
+		if a == "index.docker.io" || a == hubAPI {
+			a = dockerHub
+		}
+		p.allowed[a] = true
+	}
+	if p.cfg.Default != "" && len(p.allowed) > 0 && !p.allowed[strings.ToLower(p.cfg.Default)] {
+		return nil, fmt.Errorf("registryproxy: default %s is not in the allowed registries", p.cfg.Default)
+	}
+	return p, nil
+}
+
+// route is a parsed /v2/ request.
+type route struct {
+	kind string // base, manifest, blob, tags
+	name string // repository as the client sent it
+	ref  string // tag or digest
+}
+
+// ServeHTTP answers the OCI distribution pull API.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	rt, status, code, msg := parseRoute(r.URL.EscapedPath())
+	defer func() {
+		p.metrics.requests.WithLabelValues(rt.kind, fmt.Sprint(sw.code())).Inc()
+		if p.log.Core().Enabled(zap.DebugLevel) {
+			p.log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+				zap.String("ns", r.URL.Query().Get("ns")), zap.Int("status", sw.code()), zap.Duration("took", time.Since(start)))
+		}
+	}()
+	w = sw
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, CodeUnsupported, "the mirror is read-only: "+r.Method+" is not supported", nil)
+		return
+	}
+	if status != 0 {
+		writeError(w, status, code, msg, nil)
+		return
+	}
+	if rt.kind == "base" && r.URL.Query().Get("ns") == "" && p.cfg.Default == "" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, "{}")
+		return
+	}
+	up, status, code, msg := p.resolveUpstream(r)
+	if up == nil {
+		writeError(w, status, code, msg, nil)
+		return
+	}
+	switch rt.kind {
+	case "base":
+		p.passThrough(w, r, up, up.base+"/v2/", "")
+	case "tags":
+		repo := up.repo(rt.name)
+		u := up.url(repo, "/tags/list")
+		if q := tagsQuery(r); q != "" {
+			u += "?" + q
+		}
+		p.passThrough(w, r, up, u, repo)
+	case "manifest":
+		p.serveManifest(w, r, up, rt)
+	case "blob":
+		p.serveBlob(w, r, up, rt)
+	}
+}
+
+// parseRoute splits an escaped /v2/ path and validates the name and reference.
+func parseRoute(escaped string) (route, int, string, string) {
+	rest, ok := strings.CutPrefix(escaped, "/v2/")
+	if !ok {
+		if escaped == "/v2" {
+			return route{kind: "base"}, 0, "", ""
+		}
+		return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
+	}
+	if rest == "" {
+		return route{kind: "base"}, 0, "", ""
+	}
+	if strings.Contains(rest, "%") {
+		// Escapes have no place in a repository name or a reference; "%2e%2e" is a traversal.
+		return route{kind: "other"}, http.StatusBadRequest, CodeNameInvalid, "escaped characters in the path"
+	}
+	var rt route
+	switch {
+	case strings.HasSuffix(rest, "/tags/list"):
+		rt = route{kind: "tags", name: strings.TrimSuffix(rest, "/tags/list")}
+	default:
+		i := strings.LastIndex(rest, "/manifests/")
+		j := strings.LastIndex(rest, "/blobs/")
+		switch {
+		case i > 0 && i > j:
+			rt = route{kind: "manifest", name: rest[:i], ref: rest[i+len("/manifests/"):]}
+		case j > 0:
+			rt = route{kind: "blob", name: rest[:j], ref: rest[j+len("/blobs/"):]}
+		default:
+			if strings.Contains(rest, "/blobs/uploads") || strings.HasPrefix(rest, "_catalog") {
+				return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "the mirror only serves pulls"
+			}
+			return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
+		}
+	}
+	if !validName(rt.name) {
+		return rt, http.StatusBadRequest, CodeNameInvalid, fmt.Sprintf("invalid repository name %q", rt.name)
+	}
+	switch rt.kind {
+	case "blob":
+		if strings.HasPrefix(rt.ref, "uploads") {
+			return rt, http.StatusMethodNotAllowed, CodeUnsupported, "the mirror only serves pulls"
+		}
+		if _, err := digest.Parse(rt.ref); err != nil {
+			return rt, http.StatusBadRequest, CodeDigestInvalid, fmt.Sprintf("invalid digest %q: %v", rt.ref, err)
+		}
+	case "manifest":
+		if strings.Contains(rt.ref, ":") {
+			if _, err := digest.Parse(rt.ref); err != nil {
+				return rt, http.StatusBadRequest, CodeDigestInvalid, fmt.Sprintf("invalid digest %q: %v", rt.ref, err)
+			}
+		} else if !tagRe(rt.ref) {
+			return rt, http.StatusBadRequest, CodeManifestUnknown, fmt.Sprintf("invalid tag %q", rt.ref)
+		}
+	}
+	return rt, 0, "", ""
+}
+
+// validName checks a repository path against distribution/reference's grammar.
+func validName(name string) bool {
+	if name == "" || len(name) > reference.RepositoryNameTotalLengthMax {
+		return false
+	}
+	const domain = "pouch.invalid/"
+	n, err := reference.ParseNamed(domain + name)
+	return err == nil && reference.IsNameOnly(n) && reference.Path(n) == name
+}
+
+func tagRe(tag string) bool {
+	if tag == "" || len(tag) > 128 {
+		return false
+	}
+	for i, c := range tag {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || (i > 0 && (c == '.' || c == '-'))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// tagsQuery keeps the pagination parameters of a tags list request.
+func tagsQuery(r *http.Request) string {
+	q := r.URL.Query()
+	out := make([]string, 0, 2)
+	for _, k := range []string{"n", "last"} {
+		if v := q.Get(k); v != "" {
+			out = append(out, k+"="+url.QueryEscape(v))
+		}
+	}
+	return strings.Join(out, "&")
+}
+
+// passThrough relays one upstream response (the base endpoint, tags lists).
+func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, up *upstream, u, repo string) {
+	resp, _, err := up.do(r.Context(), up.client, r.Method, u, repo, r.Header)
+	if err != nil {
+		p.upstreamDown(w, up, err)
+		return
+	}
+	defer resp.Body.Close()
+	// Link is left out: it points at the upstream; clients page with "last" through the mirror.
+	copyHeaders(w.Header(), resp.Header, "Content-Type", "Content-Length", "WWW-Authenticate")
+	if resp.StatusCode == http.StatusNotFound && repo != "" {
+		writeError(w, http.StatusNotFound, CodeNameUnknown, fmt.Sprintf("repository %s unknown to %s", repo, up.name), nil)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method != http.MethodHead {
+		_, _ = io.Copy(w, io.LimitReader(resp.Body, 16<<20))
+	}
+}
+
+// relayRefusal answers with an upstream's non-2xx response. 401 and 403 reach the client
+// unchanged (containerd then does the token dance with the WWW-Authenticate challenge).
+func (p *Proxy) relayRefusal(w http.ResponseWriter, r *http.Request, up *upstream, status int, h http.Header, body []byte, unknownCode, what string) {
+	switch {
+	case status == http.StatusNotFound:
+		writeError(w, http.StatusNotFound, unknownCode, fmt.Sprintf("%s unknown to %s", what, up.name), nil)
+	case status >= 500:
+		writeError(w, http.StatusBadGateway, CodeUnsupported, fmt.Sprintf("upstream %s answered %d for %s", up.name, status, what), nil)
+	default:
+		copyHeaders(w.Header(), h, "WWW-Authenticate", "Content-Type", "Retry-After")
+		if len(body) == 0 && r.Method != http.MethodHead {
+			code := CodeDenied
+			if status == http.StatusUnauthorized {
+				code = CodeUnauthorized
+			}
+			writeError(w, status, code, fmt.Sprintf("upstream %s answered %d for %s", up.name, status, what), nil)
+			return
+		}
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(body)
+		}
+	}
+}
+
+func (p *Proxy) upstreamDown(w http.ResponseWriter, up *upstream, err error) {
+	p.log.Warn("upstream unreachable", zap.String("upstream", up.name), zap.Error(err))
+	writeError(w, http.StatusBadGateway, CodeUnsupported, fmt.Sprintf("upstream registry %s is unreachable: %v", up.name, err), map[string]string{"upstream": up.name})
+}
+
+func copyHeaders(dst, src http.Header, keys ...string) {
+	for _, k := range keys {
+		if v := src.Values(k); len(v) > 0 {
+			dst[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+		}
+	}
+}
+
+// statusWriter remembers the status for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
