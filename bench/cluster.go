@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// proc is a daemon started by the harness.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	http string // from its ready line
+	log  string // its stderr, in the work directory
+}
+
+// startProc runs a daemon binary and waits for its ready line ("listening http=ADDR p2p=...").
+func startProc(ctx context.Context, binDir, logDir, name, bin string, args ...string) (*proc, error) {
+	p := &proc{name: name, log: filepath.Join(logDir, name+".log")}
+	logf, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child holds its own descriptor
+	p.cmd = exec.CommandContext(ctx, filepath.Join(binDir, bin), args...)
+	p.cmd.Stderr = logf
+	p.cmd.WaitDelay = 5 * time.Second
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start %s: %w", name, err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case line := <-ready:
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "http="); ok {
+				p.http = v
+			}
+		}
+		if p.http == "" {
+			p.kill()
+			return nil, fmt.Errorf("bench: %s did not start (ready line %q); see %s", name, line, p.log)
+		}
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return nil, fmt.Errorf("bench: %s printed no ready line in 30s; see %s", name, p.log)
+	case <-ctx.Done():
+		p.kill()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+func (p *proc) kill() {
+	if p == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// peakRSS reads the process's peak resident set (VmHWM) from /proc; 0 if unknown.
+func (p *proc) peakRSS() int64 {
+	if p == nil || p.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v) // "12345 kB"
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// metrics is a scrape of a daemon's /metrics: series ("name" or "name{labels}") → value.
+type metrics map[string]float64
+
+func (p *proc) scrape(ctx context.Context) (metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: metrics of %s: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	return parseMetrics(resp.Body), nil
+}
+
+// parseMetrics reads the Prometheus text format, enough for counters and gauges.
+func parseMetrics(r io.Reader) metrics {
+	m := metrics{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[strings.TrimSpace(line[:i])] += v
+	}
+	return m
+}
+
+// sum adds the series of one metric whose labels contain every one of labels (e.g. `source="peer"`).
+func (m metrics) sum(name string, labels ...string) float64 {
+	var t float64
+	for k, v := range m {
+		base, lbl, _ := strings.Cut(k, "{")
+		if base != name {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			if !strings.Contains(lbl, l) {
+				ok = false
+			}
+		}
+		if ok {
+			t += v
+		}
+	}
+	return t
+}
+
+// parallel runs f(i) for i in [0, n) with at most limit at a time and returns the first error.
+func parallel(n, limit int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, limit)
+	)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

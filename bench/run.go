@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Binaries [Run] needs in Config.BinDir.
+var Binaries = []string{"supernode", "dfdaemon", "dfget"}
+
+// ErrNodesFailed is returned (with a complete Result) when some node's download failed or its
+// digest did not match.
+var ErrNodesFailed = errors.New("bench: some nodes failed")
+
+// Run measures Pouch on cfg.Nodes dfdaemons on loopback: it starts the origin, a supernode and the
+// daemons as separate processes, pulls the content on every node with dfget (all at once, or in
+// waves), checks every copy's SHA-256 and reads the daemons' metrics. With cfg.Baseline it then
+// runs the same workload on fresh daemons with no supernode, every node pulling from the origin.
+// Cancelling ctx stops every process it started.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.PieceSize != 0 {
+		return Result{}, errors.New("bench: the daemons choose their own piece size; PieceSize is for the simulator only")
+	}
+	if err := cfg.CheckMachine(); err != nil {
+		return Result{}, err
+	}
+	for _, b := range Binaries {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
+			return Result{}, fmt.Errorf("bench: %s not found in %q (build it next to dfbench: go build -o bin/ ./cmd/...): %w", b, cfg.BinDir, err)
+		}
+	}
+	work := cfg.WorkDir
+	if work == "" {
+		dir, err := os.MkdirTemp("", "pouch-bench-")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.RemoveAll(dir)
+		work = dir
+	}
+	data, sum := content(cfg.Size, cfg.Seed)
+	o, err := startOrigin(data, cfg.OriginRate)
+	if err != nil {
+		return Result{}, err
+	}
+	defer o.close()
+
+	res := cfg.header("run")
+	p, err := runPhase(ctx, cfg, filepath.Join(work, "p2p"), o, sum, true)
+	if err != nil {
+		return res, err
+	}
+	res.Timing = p.timing(cfg, cfg.TMin(), o)
+	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = p.fromPeers, p.fromSeed, p.fromOrigin
+	res.SupernodeCPUSeconds, res.SupernodePeakRSS, res.DfdaemonPeakRSS = p.snCPU, p.snRSS, p.dRSS
+	if cfg.Baseline {
+		before := o.sent.Load()
+		o.perConn.Store(cfg.DownloadRate)
+		b, err := runPhase(ctx, cfg, filepath.Join(work, "baseline"), o, sum, false)
+		if err != nil {
+			return res, err
+		}
+		bt := b.timing(cfg, cfg.baselineTMin(), o)
+		bt.OriginBytes -= before
+		bt.OriginRatio = float64(bt.OriginBytes) / float64(cfg.Size)
+		res.Baseline = &BaselineResult{Timing: bt, Speedup: speedup(res.Timing, bt)}
+		res.Timing.OriginBytes, res.Timing.OriginRatio = before, float64(before)/float64(cfg.Size)
+	}
+	if res.Failed > 0 || (res.Baseline != nil && res.Baseline.Failed > 0) {
+		return res, fmt.Errorf("%w: %d of %d nodes (see per_node errors)", ErrNodesFailed, res.Failed, cfg.Nodes)
+	}
+	return res, nil
+}
+
+// phase is what one run of the workload measured.
+type phase struct {
+	nodes                           []NodeResult
+	makespan                        float64
+	fromPeers, fromSeed, fromOrigin int64
+	snCPU                           float64
+	snRSS, dRSS                     int64
+}
+
+func (p *phase) timing(cfg Config, tMin float64, o *origin) Timing {
+	return summarize(p.nodes, tMin, p.makespan, o.sent.Load(), cfg.Size)
+}
+
+// runPhase starts a cluster (with a supernode when p2p, else daemons that go to the origin),
+// runs the workload, checks the copies, reads the metrics and stops everything.
+func runPhase(ctx context.Context, cfg Config, dir string, o *origin, sum string, p2p bool) (*phase, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return nil, err
+	}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.kill()
+		}
+	}()
+	common := []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
+	var sn *proc
+	if p2p {
+		var err error
+		sn, err = startProc(ctx, cfg.BinDir, logs, "supernode", "supernode",
+			append([]string{"--data-dir", filepath.Join(dir, "supernode"), "--upload-rate", strconv.FormatInt(cfg.SeedRate, 10)}, common...)...)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, sn)
+	}
+	daemons := make([]*proc, cfg.Nodes)
+	err := parallel(cfg.Nodes, 8, func(i int) error {
+		args := append([]string{"--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i)),
+			"--upload-rate", strconv.FormatInt(cfg.UploadRate, 10), "--download-rate", strconv.FormatInt(cfg.DownloadRate, 10)}, common...)
+		if sn != nil {
+			args = append(args, "--supernode", "http://"+sn.http)
+		}
+		var err error
+		daemons[i], err = startProc(ctx, cfg.BinDir, logs, fmt.Sprintf("dfdaemon%d", i), "dfdaemon", args...)
+		return err
+	})
+	for _, d := range daemons {
+		if d != nil {
+			procs = append(procs, d)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	url := o.url + "/blob/" + strings.TrimPrefix(sum, "sha256:")[:16]
+	ph := &phase{nodes: make([]NodeResult, cfg.Nodes)}
+	start := time.Now()
+	for w, wv := range cfg.waves() {
+		wstart := time.Now()
+		parallel(wv.n, wv.n, func(k int) error {
+			i := wv.first + k
+			out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
+			cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
+				"--daemon", "http://"+daemons[i].http, "--digest", sum, "--quiet")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			nr := NodeResult{Node: i, Wave: w, Seconds: time.Since(wstart).Seconds()}
+			if err != nil {
+				nr.Error = strings.TrimSpace(fmt.Sprintf("%v: %s", err, stderr.String()))
+			}
+			ph.nodes[i] = nr
+			return nil
+		})
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("bench: wave %d: %w", w, ctx.Err())
+		}
+	}
+	ph.makespan = time.Since(start).Seconds()
+
+	// Metrics and peak RSS before anything stops.
+	var peer, orig float64
+	for _, d := range daemons {
+		m, err := d.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		peer += m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`)
+		orig += m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`)
+		ph.dRSS = max(ph.dRSS, d.peakRSS())
+	}
+	if sn != nil {
+		m, err := sn.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ph.fromSeed = int64(m.sum("pouch_supernode_seed_upload_bytes_total"))
+		ph.snCPU = m.sum("process_cpu_seconds_total")
+		ph.snRSS = sn.peakRSS()
+	}
+	ph.fromPeers, ph.fromOrigin = int64(peer)-ph.fromSeed, int64(orig)
+
+	// Check every copy independently of dfget's own check, then free the disk.
+	for i := range ph.nodes {
+		out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
+		got, err := fileDigest(out)
+		ph.nodes[i].DigestOK = err == nil && got == sum
+		if err == nil && got != sum && ph.nodes[i].Error == "" {
+			ph.nodes[i].Error = "digest mismatch: got " + got
+		}
+		os.Remove(out)
+	}
+	return ph, nil
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

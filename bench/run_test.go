@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+// TestMain builds the real binaries for the end-to-end test, like e2e/harness_test.go; under
+// -short it builds nothing and that test skips.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "pouch-bench-bin-")
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget", "../cmd/dfbench")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cannot build the binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestDfbenchRun runs the dfbench binary on 3 nodes with the baseline and checks that every node
+// got the right bytes and that result.json has every field.
+func TestDfbenchRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: builds and starts real supernode, dfdaemon and dfget processes")
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfbench"), "run", "--nodes", "3", "--size", "8MiB",
+		"--upload-rate", "20MB", "--download-rate", "20MB", "--baseline", "--out", out)
+	b, err := cmd.CombinedOutput()
+	t.Logf("dfbench run:\n%s", b)
+	if err != nil {
+		t.Fatalf("dfbench run: %v", err)
+	}
+	m := checkResultJSON(t, filepath.Join(out, ResultFile), true)
+	if m["nodes"].(float64) != 3 {
+		t.Errorf("nodes = %v", m["nodes"])
+	}
+	nodes := m["per_node"].([]any)
+	if len(nodes) != 3 {
+		t.Fatalf("per_node has %d entries", len(nodes))
+	}
+	for _, n := range nodes {
+		n := n.(map[string]any)
+		if n["digest_ok"] != true || n["seconds"].(float64) <= 0 {
+			t.Errorf("node %v", n)
+		}
+	}
+	for _, n := range m["baseline"].(map[string]any)["per_node"].([]any) {
+		if n.(map[string]any)["digest_ok"] != true {
+			t.Errorf("baseline node %v", n)
+		}
+	}
+	if r := m["origin_ratio"].(float64); r != 1 {
+		t.Errorf("origin ratio %v, want 1 (the seed fetches once)", r)
+	}
+	if _, err := os.Stat(filepath.Join(out, PlotFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+// Run refuses what the machine cannot carry, before starting anything.
+func TestRunRefusesOverBudget(t *testing.T) {
+	t.Parallel()
+	_, err := Run(context.Background(), Config{Nodes: 100, UploadRate: 100e6, DownloadRate: 100e6, BinDir: "/nonexistent"})
+	if err == nil || !errors.Is(err, ErrTooMuchThroughput) {
+		t.Fatalf("got %v", err)
+	}
+}

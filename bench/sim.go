@@ -1,0 +1,561 @@
+package bench
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler"
+)
+
+// What the simulator models of the dfdaemon and the supernode (dfdaemon/download.go, config.go).
+const (
+	SimPipeline     = 3               // outstanding piece requests per parent
+	SimWindow       = 8               // pieces near the read cursor taken first from a downloading parent
+	SimSyncInterval = 1 * time.Second // a peer reports to the supernode about this often
+	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding).
+	SimSuperSeedOffers = 2
+)
+
+// Simulate runs the workload of cfg as a discrete-event simulation with no sockets. It drives the
+// real [scheduler] (the code the supernode runs) and models the rest:
+//
+//   - the origin serves OriginRate in total; the seed fetches every piece from it in order and
+//     may serve a piece as soon as it has it (its digest is then known to every peer);
+//   - a connection parent→child carries one piece at a time, with up to [SimPipeline] requests
+//     queued; its rate is min(parent upload ÷ the parent's active connections, child download ÷
+//     the child's active connections), recomputed whenever either count changes;
+//   - a peer picks pieces like the dfdaemon: from a downloading parent the first usable piece in
+//     the [SimWindow] pieces after its read cursor, otherwise the rarest among its parents'
+//     pieces, ties at random; a piece is requested from one parent at a time;
+//   - every peer syncs about every [SimSyncInterval] (random phase): Transfer for each parent that
+//     sent bytes, then Report, and applies the decision (new parents connect at once, dropped
+//     ones finish their queued requests); it reports at once when it completes;
+//   - the seed super-seeds: it shows each child only SimSuperSeedOffers pieces at a time, those
+//     it has sent or offered least often (the child's avail counts still include the seed's
+//     pieces, as the offers are all a child learns of the seed but the rarest-first counts
+//     come from the other parents);
+//   - a peer told BackToSource pulls from the origin like the seed.
+//
+// Not modelled: latency, failures, the endgame steal of requests queued at a slow parent.
+func Simulate(cfg Config) Result {
+	cfg = cfg.WithDefaults()
+	if cfg.PieceSize == 0 {
+		cfg.PieceSize = piece.SizeFor(cfg.Size)
+	}
+	start := time.Now()
+	s := newSim(cfg)
+	s.run()
+	res := cfg.header("sim")
+	res.Timing = summarize(s.results(), cfg.TMin(), s.makespan, int64(s.origin.sent), cfg.Size)
+	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = int64(s.fromPeers), int64(s.seed.sent), int64(s.fromOriginDirect)
+	res.SimEvents = s.events
+	if cfg.Baseline {
+		// Every node pulling from the origin needs no simulation: the origin's rate is shared
+		// equally, so each node of a wave finishes at max(F/d, n_w·F/r_o), the baseline bound.
+		// (Simulating it would cost O(N) per piece, as every transfer changes every node's share.)
+		var nodes []NodeResult
+		var makespan float64
+		for w, wv := range cfg.waves() {
+			for i := wv.first; i < wv.first+wv.n; i++ {
+				nodes = append(nodes, NodeResult{Node: i, Wave: w, Seconds: wv.tBase, DigestOK: true})
+			}
+			makespan += wv.tBase
+		}
+		bt := summarize(nodes, cfg.baselineTMin(), makespan, int64(cfg.Nodes)*cfg.Size, cfg.Size)
+		res.Baseline = &BaselineResult{Timing: bt, Speedup: speedup(res.Timing, bt)}
+	}
+	res.SimWallSeconds = time.Since(start).Seconds()
+	return res
+}
+
+type simPeer struct {
+	idx            int
+	sid            scheduler.PeerID
+	up, down       float64
+	seed, isOrigin bool
+	have           []bool
+	nHave          int
+	avail          []int32 // how many connected parents hold each piece
+	inflight       []bool
+	parents        []*simConn
+	children       []*simConn
+	nUp, nDown     int // active connections
+	joined, done   bool
+	wave           int
+	start, end     float64
+	sent           float64
+	originConn     bool
+}
+
+type simConn struct {
+	p, c        *simPeer
+	queue       []int
+	rem, rate   float64
+	last        float64
+	ver         int
+	retired     bool
+	closed      bool
+	bytes, busy float64 // since the last sync
+	// Super-seeding, on a connection from the seed: the pieces offered to the child and not yet
+	// sent, and every piece ever offered to it.
+	offers map[int]bool
+	told   []bool
+}
+
+type simEvent struct {
+	t    float64
+	kind int
+	conn *simConn
+	peer *simPeer
+	ver  int
+	seq  int64
+}
+
+const (
+	evFinish = iota // the head piece of a connection arrived
+	evSync          // a peer syncs with the supernode
+)
+
+type eventQueue []simEvent
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].t != q[j].t {
+		return q[i].t < q[j].t
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+type sim struct {
+	cfg              Config
+	sched            *scheduler.Scheduler
+	task             scheduler.TaskID
+	pieces           int
+	rng              *rand.Rand
+	q                eventQueue
+	seq              int64
+	now              float64
+	epoch            time.Time
+	origin, seed     *simPeer
+	peers            []*simPeer
+	byID             map[scheduler.PeerID]*simPeer
+	remaining        int // peers of the current wave not done
+	waveIdx          int
+	waves            []wave
+	makespan         float64
+	events           int64
+	fromPeers        float64
+	fromOriginDirect float64
+	seedSent         []int // times the seed sent each piece
+	seedOffered      []int // open offers of each piece
+}
+
+func newSim(cfg Config) *sim {
+	s := &sim{cfg: cfg, sched: scheduler.New(scheduler.Config{Seed: cfg.Seed}), task: "sim",
+		pieces: piece.Count(cfg.Size, cfg.PieceSize), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		epoch: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), byID: map[scheduler.PeerID]*simPeer{}, waves: cfg.waves()}
+	s.seedSent, s.seedOffered = make([]int, s.pieces), make([]int, s.pieces)
+	mk := func(idx int, id string, up, down float64) *simPeer {
+		p := &simPeer{idx: idx, sid: scheduler.PeerID(id), up: up, down: down,
+			have: make([]bool, s.pieces), avail: make([]int32, s.pieces), inflight: make([]bool, s.pieces)}
+		s.byID[p.sid] = p
+		return p
+	}
+	s.origin = mk(-2, "origin", float64(cfg.OriginRate), math.Inf(1))
+	s.origin.isOrigin = true
+	for i := range s.pieces {
+		s.origin.have[i] = true
+	}
+	s.origin.nHave = s.pieces
+	s.seed = mk(-1, "seed", float64(cfg.SeedRate), math.Inf(1))
+	s.seed.seed = true
+	for i := range cfg.Nodes {
+		s.peers = append(s.peers, mk(i, fmt.Sprintf("peer%d", i), float64(cfg.UploadRate), float64(cfg.DownloadRate)))
+	}
+	return s
+}
+
+func (s *sim) at(t float64) time.Time { return s.epoch.Add(time.Duration(t * float64(time.Second))) }
+
+func (s *sim) push(e simEvent) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.q, e)
+}
+
+func (s *sim) pieceLen(i int) float64 {
+	_, n := piece.Bounds(i, s.cfg.Size, s.cfg.PieceSize)
+	return float64(n)
+}
+
+func (s *sim) run() {
+	s.sched.SetTask(s.task, s.pieces)
+	s.sched.Join(s.at(0), s.task, scheduler.PeerInfo{ID: s.seed.sid, UploadRate: s.seed.up, Seed: true}, 0)
+	s.seed.joined = true
+	s.connect(s.origin, s.seed)
+	s.pump(s.seed)
+	s.startWave()
+	limit := 1000 * s.cfg.TMin() * float64(len(s.waves))
+	for s.q.Len() > 0 && s.waveIdx < len(s.waves) {
+		e := heap.Pop(&s.q).(simEvent)
+		if e.t > limit {
+			break
+		}
+		s.now = e.t
+		switch e.kind {
+		case evFinish:
+			if e.ver != e.conn.ver || e.conn.closed {
+				continue
+			}
+			s.events++
+			s.finish(e.conn)
+		case evSync:
+			if e.peer.done {
+				continue
+			}
+			s.events++
+			s.sync(e.peer)
+			s.push(simEvent{t: s.now + SimSyncInterval.Seconds(), kind: evSync, peer: e.peer})
+		}
+	}
+}
+
+func (s *sim) startWave() {
+	w := s.waves[s.waveIdx]
+	s.remaining = w.n
+	for _, p := range s.peers[w.first : w.first+w.n] {
+		p.joined, p.wave, p.start = true, s.waveIdx, s.now
+		d := s.sched.Join(s.at(s.now), s.task, scheduler.PeerInfo{ID: p.sid, UploadRate: p.up}, 0)
+		s.apply(p, d)
+		s.push(simEvent{t: s.now + s.rng.Float64()*SimSyncInterval.Seconds(), kind: evSync, peer: p})
+	}
+}
+
+// apply makes a peer's connections match a decision.
+func (s *sim) apply(p *simPeer, d scheduler.Decision) {
+	if p.done {
+		return
+	}
+	want := map[*simPeer]bool{}
+	var order []*simPeer
+	add := func(q *simPeer) {
+		if q != nil && q != p && !want[q] {
+			want[q] = true
+			order = append(order, q)
+		}
+	}
+	for _, id := range d.Parents {
+		add(s.byID[id])
+	}
+	if d.BackToSource && !p.seed {
+		add(s.origin)
+		p.originConn = true
+	}
+	have := map[*simPeer]bool{}
+	for _, c := range p.parents {
+		c.retired = !want[c.p]
+		have[c.p] = true
+	}
+	for _, q := range order {
+		if !have[q] {
+			s.connect(q, p)
+		}
+	}
+	s.closeIdle(p)
+	s.pump(p)
+}
+
+func (s *sim) connect(parent, child *simPeer) *simConn {
+	c := &simConn{p: parent, c: child, last: s.now}
+	parent.children = append(parent.children, c)
+	child.parents = append(child.parents, c)
+	for i, h := range parent.have {
+		if h {
+			child.avail[i]++
+		}
+	}
+	return c
+}
+
+// closeIdle drops retired connections with nothing queued.
+func (s *sim) closeIdle(p *simPeer) {
+	keep := p.parents[:0]
+	for _, c := range p.parents {
+		if c.retired && len(c.queue) == 0 || p.done && len(c.queue) == 0 {
+			c.closed = true
+			for i, h := range c.p.have {
+				if h {
+					p.avail[i]--
+				}
+			}
+			ch := c.p.children
+			for k, x := range ch {
+				if x == c {
+					ch[k] = ch[len(ch)-1]
+					c.p.children = ch[:len(ch)-1]
+					break
+				}
+			}
+			continue
+		}
+		keep = append(keep, c)
+	}
+	clear(p.parents[len(keep):])
+	p.parents = keep
+}
+
+// pump fills the request pipelines of a peer's parents.
+func (s *sim) pump(p *simPeer) {
+	if p.done {
+		return
+	}
+	for _, c := range p.parents {
+		if c.retired {
+			continue
+		}
+		for len(c.queue) < SimPipeline {
+			i := s.pick(p, c.p, c)
+			if i < 0 {
+				break
+			}
+			p.inflight[i] = true
+			c.queue = append(c.queue, i)
+			if len(c.queue) == 1 {
+				c.rem, c.last = s.pieceLen(i), s.now
+				c.p.nUp++
+				p.nDown++
+				s.reschedule(c.p, p)
+			}
+		}
+	}
+}
+
+func (s *sim) usable(p, q *simPeer, i int) bool {
+	return !p.inflight[i] && !p.have[i] && q.have[i]
+}
+
+// offer refreshes the seed's offers to the child of c (internal/peer/announce.go): an offer the
+// child no longer needs is withdrawn (the daemon lets it expire after 2 s), and the child is
+// offered the pieces the seed holds that were sent or offered least often, up to SimSuperSeedOffers.
+func (s *sim) offer(c *simConn) {
+	if c.offers == nil {
+		c.offers, c.told = map[int]bool{}, make([]bool, s.pieces)
+	}
+	for i := range c.offers {
+		if c.c.have[i] {
+			delete(c.offers, i)
+			s.seedOffered[i]--
+		}
+	}
+	for len(c.offers) < SimSuperSeedOffers {
+		best, load := -1, 0
+		for i, h := range s.seed.have {
+			if h && !c.told[i] && (best < 0 || s.seedSent[i]+s.seedOffered[i] < load) {
+				best, load = i, s.seedSent[i]+s.seedOffered[i]
+			}
+		}
+		if best < 0 {
+			return
+		}
+		c.offers[best], c.told[best] = true, true
+		s.seedOffered[best]++
+	}
+}
+
+// pick is the dfdaemon's piece choice; the seed and a peer pulling from the origin go in order.
+func (s *sim) pick(p, q *simPeer, c *simConn) int {
+	n := s.pieces
+	if q.seed {
+		s.offer(c)
+		best, bestAvail := -1, int32(math.MaxInt32)
+		for i := range c.offers {
+			if p.avail[i] < bestAvail && s.usable(p, q, i) || p.avail[i] == bestAvail && best >= 0 && i < best && s.usable(p, q, i) {
+				best, bestAvail = i, p.avail[i]
+			}
+		}
+		return best
+	}
+	if q.isOrigin {
+		for i := range n {
+			if s.usable(p, q, i) {
+				return i
+			}
+		}
+		return -1
+	}
+	if !q.seed && q.nHave < n {
+		cur := -1
+		for i := range n {
+			if !p.have[i] {
+				cur = i
+				break
+			}
+		}
+		for i := cur; cur >= 0 && i < min(n, cur+SimWindow); i++ {
+			if s.usable(p, q, i) {
+				return i
+			}
+		}
+	}
+	best, bestAvail := -1, int32(math.MaxInt32)
+	st := s.rng.IntN(n)
+	for k := range n {
+		i := (st + k) % n
+		if p.avail[i] < bestAvail && s.usable(p, q, i) {
+			best, bestAvail = i, p.avail[i]
+		}
+	}
+	return best
+}
+
+// reschedule recomputes the rates of every active connection of parent (upload side) and of
+// child (download side) after their counts changed.
+func (s *sim) reschedule(parent, child *simPeer) {
+	for _, c := range parent.children {
+		s.rerate(c)
+	}
+	for _, c := range child.parents {
+		if c.p != parent {
+			s.rerate(c)
+		}
+	}
+}
+
+func (s *sim) rerate(c *simConn) {
+	if len(c.queue) == 0 {
+		return
+	}
+	if c.rate > 0 {
+		dt := s.now - c.last
+		c.rem -= c.rate * dt
+		c.bytes += c.rate * dt
+		c.busy += dt
+	}
+	c.last = s.now
+	r := math.Min(c.p.up/float64(c.p.nUp), c.c.down/float64(c.c.nDown))
+	if r == c.rate && c.ver > 0 {
+		return
+	}
+	c.rate = r
+	c.ver++
+	s.push(simEvent{t: s.now + math.Max(c.rem, 0)/r, kind: evFinish, conn: c, ver: c.ver})
+}
+
+// finish delivers the head piece of c.
+func (s *sim) finish(c *simConn) {
+	dt := s.now - c.last
+	c.bytes += c.rem
+	c.busy += dt
+	c.last = s.now
+	i := c.queue[0]
+	c.queue = c.queue[1:]
+	p, q := c.c, c.p
+	n := s.pieceLen(i)
+	q.sent += n
+	if q.seed {
+		s.seedSent[i]++
+		if c.offers[i] {
+			delete(c.offers, i)
+			s.seedOffered[i]--
+		}
+	}
+	switch {
+	case q.isOrigin && !p.seed:
+		s.fromOriginDirect += n
+	case !q.isOrigin && !q.seed:
+		s.fromPeers += n
+	}
+	p.inflight[i] = false
+	if !p.have[i] {
+		p.have[i] = true
+		p.nHave++
+		for _, k := range p.children {
+			k.c.avail[i]++
+		}
+	}
+	if len(c.queue) > 0 {
+		c.rem, c.rate = s.pieceLen(c.queue[0]), 0
+		s.rerate(c)
+	} else {
+		c.rate = 0
+		q.nUp--
+		p.nDown--
+		s.reschedule(q, p)
+	}
+	if p.nHave == s.pieces {
+		s.complete(p)
+	} else {
+		s.pump(p)
+		s.closeIdle(p)
+	}
+	// Children of p may now request piece i. (A peer's piece is always one the seed has, so
+	// its digest is known: only the seed and peers sent back to source fetch from the origin.)
+	for _, k := range p.children {
+		s.pump(k.c)
+	}
+}
+
+func (s *sim) complete(p *simPeer) {
+	p.done, p.end = true, s.now
+	s.closeIdle(p)
+	s.syncTransfers(p)
+	s.sched.Report(s.at(s.now), s.task, p.sid, p.nHave, true)
+	// Peers whose parent sets changed because p became a source learn it at their next sync.
+	if p.seed {
+		return
+	}
+	s.remaining--
+	if s.remaining == 0 {
+		s.makespan = s.now
+		s.waveIdx++
+		if s.waveIdx < len(s.waves) {
+			s.startWave()
+		}
+	}
+}
+
+func (s *sim) syncTransfers(p *simPeer) {
+	for _, c := range p.parents {
+		if len(c.queue) > 0 && c.rate > 0 {
+			dt := s.now - c.last
+			c.rem -= c.rate * dt
+			c.bytes += c.rate * dt
+			c.busy += dt
+			c.last = s.now
+		}
+		if c.bytes > 0 && !c.p.isOrigin {
+			s.sched.Transfer(s.at(s.now), s.task, p.sid, c.p.sid, int64(c.bytes), time.Duration(c.busy*float64(time.Second)))
+		}
+		c.bytes, c.busy = 0, 0
+	}
+}
+
+func (s *sim) sync(p *simPeer) {
+	s.syncTransfers(p)
+	d := s.sched.Report(s.at(s.now), s.task, p.sid, p.nHave, false)
+	s.apply(p, d)
+}
+
+func (s *sim) results() []NodeResult {
+	out := make([]NodeResult, len(s.peers))
+	for i, p := range s.peers {
+		out[i] = NodeResult{Node: i, Wave: p.wave, Seconds: p.end - p.start, DigestOK: p.done}
+		if !p.done {
+			out[i].Seconds = s.now - p.start
+			out[i].Error = fmt.Sprintf("did not complete: %d of %d pieces", p.nHave, s.pieces)
+		}
+	}
+	return out
+}

@@ -1,0 +1,157 @@
+// Command dfbench measures Pouch on N simulated nodes on one machine against the Kumar–Ross
+// minimum distribution time and against every node pulling from the origin (see package bench).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pouch-p2p/pouch/bench"
+	"github.com/pouch-p2p/pouch/internal/units"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "dfbench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func workloadFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "nodes", Value: 8, Usage: "number of nodes N"},
+		&cli.StringFlag{Name: "size", Value: "64MiB", Usage: "content size F"},
+		&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap (bytes/s)"},
+		&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap (bytes/s)"},
+		&cli.StringFlag{Name: "seed-rate", Usage: "the seed's upload cap (default: --upload-rate)"},
+		&cli.StringFlag{Name: "origin-rate", Usage: "the origin's upload cap, all connections together (default: --upload-rate)"},
+		&cli.StringFlag{Name: "mode", Value: bench.ModeBurst, Usage: "burst (all nodes at once) or waves (20% of the nodes at a time)"},
+		&cli.BoolFlag{Name: "baseline", Usage: "also run the workload with every node pulling from the origin"},
+		&cli.StringFlag{Name: "out", Usage: "directory for result.json and completion.svg"},
+		&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the content generator and the simulator"},
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
+		Name:  "dfbench",
+		Usage: "measure Pouch against the Kumar–Ross bound and against origin-only pulls",
+		Commands: []*cli.Command{
+			{
+				Name:      "run",
+				Usage:     "start an origin, a supernode and N dfdaemons on loopback and pull on every node",
+				UsageText: "dfbench run [--nodes N] [--size BYTES] [--upload-rate R] [--download-rate R] [--origin-rate R] [--mode burst|waves] [--baseline] [--out DIR]",
+				Flags: append(workloadFlags(),
+					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and dfget are (default: next to dfbench)"},
+					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
+					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry (bytes/s); larger configurations are refused"},
+					&cli.DurationFlag{Name: "timeout", Value: bench.Config{}.WithDefaults().Timeout, Usage: "give up on a phase after this long"},
+				),
+				Action: runCmd,
+			},
+			{
+				Name:      "sim",
+				Usage:     "discrete-event simulation driving the real scheduler, no sockets",
+				UsageText: "dfbench sim [--nodes N] [--size BYTES] [--piece-size S] [--upload-rate R] [--download-rate R] [--origin-rate R] [--mode burst|waves] [--baseline] [--out DIR]",
+				Flags: append(workloadFlags(),
+					&cli.StringFlag{Name: "piece-size", Usage: "piece size (default: the daemons' policy for --size)"}),
+				Action: simCmd,
+			},
+			{
+				Name:      "report",
+				Usage:     "put several runs in one table and one plot of completion time against N",
+				UsageText: "dfbench report [--out DIR] DIR...",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "out", Value: ".", Usage: "directory for report.svg"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return errors.New("report: name at least one directory holding a result.json")
+					}
+					if err := bench.WriteReport(os.Stdout, c.String("out"), c.Args().Slice()); err != nil {
+						return err
+					}
+					fmt.Println("plot:", filepath.Join(c.String("out"), bench.ReportPlot))
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func config(c *cli.Context) (bench.Config, error) {
+	cfg := bench.Config{Nodes: c.Int("nodes"), Mode: c.String("mode"), Baseline: c.Bool("baseline"), Seed: c.Uint64("seed")}
+	var err error
+	if cfg.Size, err = units.ParseBytes(c.String("size")); err != nil {
+		return cfg, fmt.Errorf("--size: %w", err)
+	}
+	if c.IsSet("piece-size") {
+		if cfg.PieceSize, err = units.ParseBytes(c.String("piece-size")); err != nil {
+			return cfg, fmt.Errorf("--piece-size: %w", err)
+		}
+	}
+	for name, dst := range map[string]*int64{"upload-rate": &cfg.UploadRate, "download-rate": &cfg.DownloadRate, "seed-rate": &cfg.SeedRate, "origin-rate": &cfg.OriginRate} {
+		if *dst, err = units.ParseRate(c.String(name)); err != nil {
+			return cfg, fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	cfg = cfg.WithDefaults()
+	return cfg, cfg.Validate()
+}
+
+func runCmd(c *cli.Context) error {
+	cfg, err := config(c)
+	if err != nil {
+		return err
+	}
+	cfg.BinDir, cfg.WorkDir, cfg.Timeout = c.String("bin-dir"), c.String("work-dir"), c.Duration("timeout")
+	if cfg.BinDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg.BinDir = filepath.Dir(exe)
+	}
+	mt, err := units.ParseRate(c.String("max-throughput"))
+	if err != nil {
+		return fmt.Errorf("--max-throughput: %w", err)
+	}
+	cfg.MaxThroughput = float64(mt)
+	res, err := bench.Run(c.Context, cfg)
+	if err != nil && !errors.Is(err, bench.ErrNodesFailed) {
+		return err
+	}
+	if werr := output(c, res); werr != nil {
+		return werr
+	}
+	return err
+}
+
+func simCmd(c *cli.Context) error {
+	cfg, err := config(c)
+	if err != nil {
+		return err
+	}
+	return output(c, bench.Simulate(cfg))
+}
+
+func output(c *cli.Context, res bench.Result) error {
+	if err := bench.WriteTable(os.Stdout, res); err != nil {
+		return err
+	}
+	if dir := c.String("out"); dir != "" {
+		if err := bench.WriteDir(dir, res); err != nil {
+			return err
+		}
+		fmt.Println("wrote", filepath.Join(dir, bench.ResultFile), "and", filepath.Join(dir, bench.PlotFile))
+	}
+	return nil
+}
