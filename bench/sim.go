@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
@@ -18,6 +19,9 @@ const (
 	SimSyncInterval = 1 * time.Second // a peer reports to the supernode about this often
 	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding).
 	SimSuperSeedOffers = 2
+	// SimSuperSeedPending is the seed's cap on pending offers over all children
+	// (peer.SuperSeedPending).
+	SimSuperSeedPending = peer.SuperSeedPending
 )
 
 // Simulate runs the workload of cfg as a discrete-event simulation with no sockets. It drives the
@@ -160,6 +164,7 @@ type sim struct {
 	fromOriginDirect float64
 	seedSent         []int // times the seed sent each piece
 	seedOffered      []int // open offers of each piece
+	seedPending      int   // sum of seedOffered
 }
 
 func newSim(cfg Config) *sim {
@@ -357,9 +362,10 @@ func (s *sim) offer(c *simConn) {
 		if c.c.have[i] {
 			delete(c.offers, i)
 			s.seedOffered[i]--
+			s.seedPending--
 		}
 	}
-	for len(c.offers) < SimSuperSeedOffers {
+	for len(c.offers) < SimSuperSeedOffers && s.seedPending < SimSuperSeedPending {
 		best, load := -1, 0
 		for i, h := range s.seed.have {
 			if h && !c.told[i] && (best < 0 || s.seedSent[i]+s.seedOffered[i] < load) {
@@ -371,6 +377,7 @@ func (s *sim) offer(c *simConn) {
 		}
 		c.offers[best], c.told[best] = true, true
 		s.seedOffered[best]++
+		s.seedPending++
 	}
 }
 
@@ -469,6 +476,7 @@ func (s *sim) finish(c *simConn) {
 		if c.offers[i] {
 			delete(c.offers, i)
 			s.seedOffered[i]--
+			s.seedPending--
 		}
 	}
 	switch {

@@ -50,6 +50,10 @@ const (
 	// requested, not yet sent): enough to keep the seed busy, few enough that the seed does not
 	// queue pieces the swarm will have spread by the time they would go out.
 	superSeedOffers = 2
+	// SuperSeedPending caps the pieces pending at the seed over all children together: a few
+	// seconds of its upload. Without it, N children each holding offers would make the seed
+	// queue 2N pieces, more than a small task has, and send pieces twice from the start.
+	SuperSeedPending = 8
 	// superSeedTick is how often offers are refreshed; an offer the child has not taken within
 	// superSeedExpiry (it got that piece from a peer meanwhile) is replaced.
 	superSeedTick   = 250 * time.Millisecond
@@ -62,6 +66,7 @@ type superState struct {
 	mu      sync.Mutex
 	sent    []int
 	offered []int
+	pending int // sum of offered
 	streams int
 }
 
@@ -103,10 +108,11 @@ func (a *superAnnouncer) update(now time.Time) []int {
 		if !a.asked[i] && now.Sub(at) > superSeedExpiry {
 			delete(a.offers, i)
 			a.st.offered[i]--
+			a.st.pending--
 		}
 	}
 	var out []int
-	for len(a.offers) < a.quota {
+	for len(a.offers) < a.quota && a.st.pending < SuperSeedPending {
 		best, bestLoad := -1, 0
 		for i := range a.st.sent {
 			if a.told[i] || !a.task.Has(i) {
@@ -121,6 +127,7 @@ func (a *superAnnouncer) update(now time.Time) []int {
 		}
 		a.offers[best], a.told[best] = now, true
 		a.st.offered[best]++
+		a.st.pending++
 		out = append(out, best)
 	}
 	return out
@@ -144,6 +151,7 @@ func (a *superAnnouncer) sent(i int) {
 		delete(a.offers, i)
 		delete(a.asked, i)
 		a.st.offered[i]--
+		a.st.pending--
 	}
 	a.st.sent[i]++
 }
@@ -153,6 +161,7 @@ func (a *superAnnouncer) close() {
 	defer a.st.mu.Unlock()
 	for i := range a.offers {
 		a.st.offered[i]--
+		a.st.pending--
 	}
 	a.offers = nil
 	a.st.streams--
