@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget", "../cmd/dfbench")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget", "../cmd/dfbench", "../cmd/pouch")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: cannot build the binaries:", err)

@@ -68,6 +68,17 @@ func app() *cli.App {
 				Action: simCmd,
 			},
 			{
+				Name:      "demo",
+				Usage:     "a local cluster on loopback: an embedded registry, a supernode and dfdaemons; the image pulled through every mirror, then run with pouch",
+				UsageText: "dfbench demo [--nodes 3] [--layer-size 64MiB]",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "dfdaemons"},
+					&cli.StringFlag{Name: "layer-size", Value: "64MiB", Usage: "size of the random layer added to the busybox image"},
+					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and pouch are (default: next to dfbench)"},
+				},
+				Action: demoCmd,
+			},
+			{
 				Name:      "report",
 				Usage:     "put several runs in one table and one plot of completion time against N",
 				UsageText: "dfbench report [--out DIR] DIR...",
@@ -107,18 +118,45 @@ func config(c *cli.Context) (bench.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// binDir is --bin-dir, or the directory dfbench itself is in.
+func binDir(c *cli.Context) (string, error) {
+	if d := c.String("bin-dir"); d != "" {
+		return d, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(exe), nil
+}
+
+func demoCmd(c *cli.Context) error {
+	cfg := bench.DemoConfig{Nodes: c.Int("nodes")}
+	var err error
+	if cfg.BinDir, err = binDir(c); err != nil {
+		return err
+	}
+	if cfg.LayerBytes, err = units.ParseBytes(c.String("layer-size")); err != nil {
+		return fmt.Errorf("--layer-size: %w", err)
+	}
+	if cfg.Nodes < 1 {
+		return errors.New("--nodes must be at least 1")
+	}
+	if cfg.WorkDir, err = os.MkdirTemp("", "pouch-demo-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(cfg.WorkDir)
+	return bench.Demo(c.Context, cfg, os.Stdout)
+}
+
 func runCmd(c *cli.Context) error {
 	cfg, err := config(c)
 	if err != nil {
 		return err
 	}
-	cfg.BinDir, cfg.WorkDir, cfg.Timeout = c.String("bin-dir"), c.String("work-dir"), c.Duration("timeout")
-	if cfg.BinDir == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cfg.BinDir = filepath.Dir(exe)
+	cfg.WorkDir, cfg.Timeout = c.String("work-dir"), c.Duration("timeout")
+	if cfg.BinDir, err = binDir(c); err != nil {
+		return err
 	}
 	mt, err := units.ParseRate(c.String("max-throughput"))
 	if err != nil {

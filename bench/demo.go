@@ -1,0 +1,220 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pouch-p2p/pouch/internal/ociimage"
+	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/units"
+	"github.com/pouch-p2p/pouch/runtime"
+)
+
+// DemoConfig is the local cluster `make demo` runs.
+type DemoConfig struct {
+	BinDir     string // supernode, dfdaemon and pouch
+	WorkDir    string // daemons' data and logs
+	Nodes      int    // dfdaemons
+	LayerBytes int64  // the random layer added to the busybox image
+}
+
+const demoRepo, demoTag = "demo/busybox", "latest"
+
+// Demo starts an embedded registry holding a runnable image (busybox plus a large random
+// layer), a supernode and cfg.Nodes dfdaemons on loopback; pulls the image through every node's
+// registry mirror at the same moment, checking every blob's digest; prints the time per node and
+// what the registry sent per layer; and, when containerd and runc are installed and it runs as
+// root, runs the image once with `pouch run` through node 0's mirror.
+func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
+	img, err := ociimage.Busybox(1, cfg.LayerBytes)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.Start(ctx, registry.Options{})
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	if err := img.Push(ctx, reg.URL, demoRepo, demoTag, "", ""); err != nil {
+		return err
+	}
+	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
+	var total int64
+	for _, b := range blobs {
+		total += int64(len(b.Data))
+	}
+	fmt.Fprintf(w, "origin: embedded registry at %s holding %s/%s:%s (%d blobs, %s)\n",
+		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.FormatBytes(total))
+
+	logs := filepath.Join(cfg.WorkDir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.kill()
+		}
+	}()
+	common := []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
+	sn, err := startProc(ctx, cfg.BinDir, logs, "supernode", "supernode", append([]string{"--data-dir", filepath.Join(cfg.WorkDir, "supernode")}, common...)...)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, sn)
+	daemons := make([]*proc, cfg.Nodes)
+	for i := range daemons {
+		daemons[i], err = startProc(ctx, cfg.BinDir, logs, fmt.Sprintf("dfdaemon%d", i), "dfdaemon", append([]string{
+			"--supernode", "http://" + sn.http, "--data-dir", filepath.Join(cfg.WorkDir, fmt.Sprintf("node%d", i)),
+			"--registry-insecure", reg.Host}, common...)...)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, daemons[i])
+	}
+	fmt.Fprintf(w, "cluster: supernode at %s, %d dfdaemons (registry mirrors) on loopback; logs in %s\n\n", sn.http, cfg.Nodes, logs)
+
+	// Every node pulls at the same moment, the way containerd does through its mirror.
+	took := make([]time.Duration, cfg.Nodes)
+	errs := make([]error, cfg.Nodes)
+	start := time.Now()
+	parallel(cfg.Nodes, cfg.Nodes, func(i int) error {
+		errs[i] = pullThroughMirror(ctx, "http://"+daemons[i].http, reg.Host, img)
+		took[i] = time.Since(start)
+		return nil
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tpull time\tover P2P\tfrom origin\tdigests\t")
+	for i, d := range daemons {
+		m, err := d.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		status := "ok"
+		if errs[i] != nil {
+			status = errs[i].Error()
+		}
+		fmt.Fprintf(tw, "%d\t%.2fs\t%s\t%s\t%s\t\n", i, took[i].Seconds(),
+			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`))),
+			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`))), status)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "blob\tsize\tregistry sent\t× size\t")
+	var sent int64
+	for _, b := range blobs {
+		n := reg.BlobBytes(b.Digest)
+		sent += n
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.FormatBytes(int64(len(b.Data))), units.FormatBytes(n), float64(n)/float64(len(b.Data)))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d pulls of %s: the registry sent %s, %.2f× the image (every node from the origin: %d.00×)\n",
+		cfg.Nodes, units.FormatBytes(total), units.FormatBytes(sent), float64(sent)/float64(total), cfg.Nodes)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	ref := reg.Host + "/" + demoRepo + ":" + demoTag
+	fmt.Fprintf(w, "\npouch run --rm %s (containerd through node 0's mirror):\n", ref)
+	if why := containerdMissing(); why != "" {
+		fmt.Fprintf(w, "  skipped: %s\n", why)
+		return nil
+	}
+	ctd, err := runtime.StartPrivate("/usr/bin", false)
+	if err != nil {
+		return err
+	}
+	defer ctd.Stop()
+	hosts := filepath.Join(cfg.WorkDir, "certs.d")
+	if _, err := runtime.WriteHostsTOML(hosts, "http://"+reg.Host, "http://"+daemons[0].http); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), "--address", ctd.Address, "--hosts-dir", hosts, "run", "--rm", ref)
+	cmd.Stdout, cmd.Stderr = prefixed{w}, prefixed{w}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pouch run: %w", err)
+	}
+	return nil
+}
+
+// containerdMissing says why the demo cannot start a private containerd, or "".
+func containerdMissing() string {
+	if os.Geteuid() != 0 {
+		return "containerd and runc need root"
+	}
+	for _, bin := range []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2"} {
+		if _, err := os.Stat(bin); err != nil {
+			return bin + " not found (apt-get install containerd runc)"
+		}
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return "runc not found (apt-get install runc)"
+	}
+	return ""
+}
+
+type prefixed struct{ w io.Writer }
+
+func (p prefixed) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line != "" {
+			fmt.Fprint(p.w, "  "+line)
+		}
+	}
+	return len(b), nil
+}
+
+// pullThroughMirror fetches the manifest, config and layers of the demo image from a dfdaemon's
+// registry mirror, as containerd does with ?ns=, and checks every digest.
+func pullThroughMirror(ctx context.Context, mirror, upstream string, img *ociimage.Image) error {
+	get := func(path, accept string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, mirror+"/v2/"+demoRepo+path+"?ns="+upstream, nil)
+		if err != nil {
+			return nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	m, err := get("/manifests/"+demoTag, ocispec.MediaTypeImageManifest)
+	if err != nil {
+		return err
+	}
+	if digest.FromBytes(m) != img.Manifest.Digest {
+		return fmt.Errorf("manifest digest %s, want %s", digest.FromBytes(m), img.Manifest.Digest)
+	}
+	for _, b := range append([]ociimage.Blob{img.Config}, img.Layers...) {
+		data, err := get("/blobs/"+b.Digest.String(), "")
+		if err != nil {
+			return err
+		}
+		if sum := sha256.Sum256(data); digest.NewDigestFromBytes(digest.SHA256, sum[:]) != b.Digest {
+			return fmt.Errorf("blob %s: wrong content", b.Digest)
+		}
+	}
+	return nil
+}
