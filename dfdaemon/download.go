@@ -232,7 +232,7 @@ func (dl *download) applyTask(info snapi.TaskInfo) {
 // be asked: the first response then gives the length.
 func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 	dl.d.metrics.backToSource.Inc()
-	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header}
+	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header, Limiter: dl.d.downLimit}
 	var first *http.Response
 	if t == nil {
 		resp, err := o.Get(ctx, 0, -1)

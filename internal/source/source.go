@@ -16,6 +16,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
@@ -39,6 +40,9 @@ type Origin struct {
 	Header http.Header
 	// Retries bounds how often a broken stream is resumed before Fill gives up.
 	Retries int
+	// Limiter caps the bytes per second read from the origin (a dfdaemon's --download-rate);
+	// nil = none.
+	Limiter *ratelimit.Limiter
 }
 
 // Get requests bytes [off, end] of the content (end < 0: to the end). It returns the response
@@ -174,7 +178,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 				}
 			}
 		}
-		d, err := task.WriteSourcePiece(i, io.LimitReader(body, n))
+		d, err := task.WriteSourcePiece(i, o.Limiter.Reader(ctx, io.LimitReader(body, n)))
 		if err != nil {
 			body.Close()
 			body = nil
