@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/units"
@@ -53,6 +54,10 @@ type Config struct {
 	MaxThroughput float64 `yaml:"maxThroughput"`
 	// Timeout bounds each phase (the P2P run, the baseline) (default 10 min).
 	Timeout time.Duration `yaml:"timeout"`
+	// Netns puts every node in a network namespace of its own, on a bridge with the origin and
+	// the supernode, its caps being tc on its veth pair instead of the dfdaemon's flags ([Run]
+	// only; root only). See netns.go.
+	Netns bool `yaml:"netns"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -115,6 +120,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.MaxThroughput > 0) || math.IsInf(c.MaxThroughput, 0) {
 		errs = append(errs, fmt.Errorf("bench: max throughput %v must be a finite rate > 0", c.MaxThroughput))
+	}
+	if c.Netns && os.Geteuid() != 0 {
+		errs = append(errs, errors.New("bench: netns needs root (network namespaces, veth, tc)"))
+	}
+	if c.Netns && c.Nodes > NetnsMaxNodes {
+		errs = append(errs, fmt.Errorf("bench: netns supports at most %d nodes, not %d", NetnsMaxNodes, c.Nodes))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("bench: timeout %v < 0", c.Timeout))

@@ -43,7 +43,12 @@ type origin struct {
 }
 
 func startOrigin(data []byte, rate int64) (*origin, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startOriginOn("127.0.0.1:0", data, rate)
+}
+
+// startOriginOn is startOrigin listening on addr.
+func startOriginOn(addr string, data []byte, rate int64) (*origin, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

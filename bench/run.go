@@ -53,15 +53,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		defer os.RemoveAll(dir)
 		work = dir
 	}
+	var nn *netnsNet // nil: loopback
+	if cfg.Netns {
+		var err error
+		if nn, err = setupNetns(ctx, cfg.Nodes, cfg.UploadRate, cfg.DownloadRate); err != nil {
+			return Result{}, err
+		}
+		defer nn.close() // after every process and the origin have stopped
+	}
 	data, sum := content(cfg.Size, cfg.Seed)
-	o, err := startOrigin(data, cfg.OriginRate)
+	o, err := startOriginOn(nn.originAddr(), data, cfg.OriginRate)
 	if err != nil {
 		return Result{}, err
 	}
 	defer o.close()
 
 	res := cfg.header("run")
-	p, err := runPhase(ctx, cfg, filepath.Join(work, "p2p"), o, sum, true)
+	p, err := runPhase(ctx, cfg, nn, filepath.Join(work, "p2p"), o, sum, true)
 	if err != nil {
 		return res, err
 	}
@@ -71,7 +79,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Baseline {
 		before := o.sent.Load()
 		o.perConn.Store(cfg.DownloadRate)
-		b, err := runPhase(ctx, cfg, filepath.Join(work, "baseline"), o, sum, false)
+		b, err := runPhase(ctx, cfg, nn, filepath.Join(work, "baseline"), o, sum, false)
 		if err != nil {
 			return res, err
 		}
@@ -101,8 +109,9 @@ func (p *phase) timing(cfg Config, tMin float64, o *origin) Timing {
 }
 
 // runPhase starts a cluster (with a supernode when p2p, else daemons that go to the origin),
-// runs the workload, checks the copies, reads the metrics and stops everything.
-func runPhase(ctx context.Context, cfg Config, dir string, o *origin, sum string, p2p bool) (*phase, error) {
+// runs the workload, checks the copies, reads the metrics and stops everything. With nn, every
+// node's dfdaemon and dfget run in its namespace and its caps are nn's, not the daemon's flags.
+func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, o *origin, sum string, p2p bool) (*phase, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	logs := filepath.Join(dir, "logs")
@@ -115,12 +124,12 @@ func runPhase(ctx context.Context, cfg Config, dir string, o *origin, sum string
 			p.kill()
 		}
 	}()
-	common := []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
+	common := []string{"--log-level", "warn"}
 	var sn *proc
 	if p2p {
 		var err error
 		sn, err = startProc(ctx, cfg.BinDir, logs, "supernode", "supernode",
-			append([]string{"--data-dir", filepath.Join(dir, "supernode"), "--upload-rate", strconv.FormatInt(cfg.SeedRate, 10)}, common...)...)
+			append([]string{"--data-dir", filepath.Join(dir, "supernode"), "--upload-rate", strconv.FormatInt(cfg.SeedRate, 10)}, append(nn.listenArgs(-1), common...)...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -128,13 +137,16 @@ func runPhase(ctx context.Context, cfg Config, dir string, o *origin, sum string
 	}
 	daemons := make([]*proc, cfg.Nodes)
 	err := parallel(cfg.Nodes, 8, func(i int) error {
-		args := append([]string{"--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i)),
-			"--upload-rate", strconv.FormatInt(cfg.UploadRate, 10), "--download-rate", strconv.FormatInt(cfg.DownloadRate, 10)}, common...)
+		args := append([]string{"--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i))}, append(nn.listenArgs(i), common...)...)
+		if nn == nil {
+			args = append(args, "--upload-rate", strconv.FormatInt(cfg.UploadRate, 10), "--download-rate", strconv.FormatInt(cfg.DownloadRate, 10))
+		}
 		if sn != nil {
 			args = append(args, "--supernode", "http://"+sn.http)
 		}
+		prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfdaemon"), args...)
 		var err error
-		daemons[i], err = startProc(ctx, cfg.BinDir, logs, fmt.Sprintf("dfdaemon%d", i), "dfdaemon", args...)
+		daemons[i], err = startProc(ctx, "", logs, fmt.Sprintf("dfdaemon%d", i), prog, args...)
 		return err
 	})
 	for _, d := range daemons {
@@ -154,8 +166,9 @@ func runPhase(ctx context.Context, cfg Config, dir string, o *origin, sum string
 		parallel(wv.n, wv.n, func(k int) error {
 			i := wv.first + k
 			out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
-			cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
+			prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
 				"--daemon", "http://"+daemons[i].http, "--digest", sum, "--quiet")
+			cmd := exec.CommandContext(ctx, prog, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
