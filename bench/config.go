@@ -38,6 +38,10 @@ type Config struct {
 	OriginRate   int64  `yaml:"originRate"`   // the origin's upload cap, all connections together (default UploadRate)
 	Mode         string `yaml:"mode"`         // burst or waves (default burst)
 	Baseline     bool   `yaml:"baseline"`     // also run the workload with every node pulling from the origin
+	// Layers > 0 makes the workload an image of busybox plus Layers random layers of Size bytes
+	// in total, in the embedded registry, pulled through every node's registry mirror; 0 is a
+	// single file fetched with dfget ([Run] only).
+	Layers int `yaml:"layers"`
 
 	// PieceSize is used by the simulator only (0: the daemons' policy, piece.SizeFor); the
 	// daemons choose their own piece size, so [Run] refuses a non-zero value.
@@ -114,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.Mode != ModeBurst && c.Mode != ModeWaves {
 		errs = append(errs, fmt.Errorf("bench: mode %q is not burst or waves", c.Mode))
+	}
+	if c.Layers < 0 || int64(c.Layers) > c.Size {
+		errs = append(errs, fmt.Errorf("bench: layers %d must be between 0 and the size in bytes", c.Layers))
 	}
 	if c.PieceSize < 0 {
 		errs = append(errs, fmt.Errorf("bench: piece size %d < 0", c.PieceSize))

@@ -2,20 +2,15 @@ package bench
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pouch-p2p/pouch/internal/ociimage"
 	"github.com/pouch-p2p/pouch/internal/registry"
@@ -92,7 +87,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	errs := make([]error, cfg.Nodes)
 	start := time.Now()
 	parallel(cfg.Nodes, cfg.Nodes, func(i int) error {
-		errs[i] = pullThroughMirror(ctx, "http://"+daemons[i].http, reg.Host, img)
+		errs[i] = pullImage(ctx, "http://"+daemons[i].http, reg.Host, demoRepo, demoTag, img)
 		took[i] = time.Since(start)
 		return nil
 	})
@@ -177,44 +172,4 @@ func (p prefixed) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
-}
-
-// pullThroughMirror fetches the manifest, config and layers of the demo image from a dfdaemon's
-// registry mirror, as containerd does with ?ns=, and checks every digest.
-func pullThroughMirror(ctx context.Context, mirror, upstream string, img *ociimage.Image) error {
-	get := func(path, accept string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, mirror+"/v2/"+demoRepo+path+"?ns="+upstream, nil)
-		if err != nil {
-			return nil, err
-		}
-		if accept != "" {
-			req.Header.Set("Accept", accept)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		return io.ReadAll(resp.Body)
-	}
-	m, err := get("/manifests/"+demoTag, ocispec.MediaTypeImageManifest)
-	if err != nil {
-		return err
-	}
-	if digest.FromBytes(m) != img.Manifest.Digest {
-		return fmt.Errorf("manifest digest %s, want %s", digest.FromBytes(m), img.Manifest.Digest)
-	}
-	for _, b := range append([]ociimage.Blob{img.Config}, img.Layers...) {
-		data, err := get("/blobs/"+b.Digest.String(), "")
-		if err != nil {
-			return err
-		}
-		if sum := sha256.Sum256(data); digest.NewDigestFromBytes(digest.SHA256, sum[:]) != b.Digest {
-			return fmt.Errorf("blob %s: wrong content", b.Digest)
-		}
-	}
-	return nil
 }

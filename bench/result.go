@@ -48,6 +48,8 @@ type Result struct {
 	SeedRate     int64     `json:"seed_rate"`
 	OriginRate   int64     `json:"origin_rate"`
 	WaveTMin     []float64 `json:"wave_t_min_seconds,omitempty"`
+	Layers       int       `json:"layers,omitempty"` // image workload: random layers (0: one file)
+	Netns        bool      `json:"netns,omitempty"`  // nodes in network namespaces with tc caps
 	Timing
 
 	// Where the nodes' bytes came from.
@@ -112,5 +114,5 @@ func speedup(pouch, base Timing) float64 {
 func (c Config) header(kind string) Result {
 	return Result{Kind: kind, Mode: c.Mode, Nodes: c.Nodes, SizeBytes: c.Size, PieceSize: c.PieceSize,
 		UploadRate: c.UploadRate, DownloadRate: c.DownloadRate, SeedRate: c.SeedRate, OriginRate: c.OriginRate,
-		WaveTMin: c.WaveBounds()}
+		WaveTMin: c.WaveBounds(), Layers: c.Layers, Netns: c.Netns}
 }

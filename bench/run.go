@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -61,29 +58,43 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		defer nn.close() // after every process and the origin have stopped
 	}
-	data, sum := content(cfg.Size, cfg.Seed)
-	o, err := startOriginOn(nn.originAddr(), data, cfg.OriginRate)
-	if err != nil {
-		return Result{}, err
+	var wl workload
+	var fileOrigin *origin
+	if cfg.Layers > 0 {
+		img, err := startImageOrigin(ctx, nn.originAddr(), cfg.Layers, cfg.Size, cfg.OriginRate)
+		if err != nil {
+			return Result{}, err
+		}
+		// F is what every node fetches: the random layers, busybox's layer and the config.
+		cfg.Size, wl = img.blobsTotal, img
+	} else {
+		data, sum := content(cfg.Size, cfg.Seed)
+		o, err := startOriginOn(nn.originAddr(), data, cfg.OriginRate)
+		if err != nil {
+			return Result{}, err
+		}
+		fileOrigin, wl = o, &fileWorkload{o: o, sum: sum}
 	}
-	defer o.close()
+	defer wl.close()
 
 	res := cfg.header("run")
-	p, err := runPhase(ctx, cfg, nn, filepath.Join(work, "p2p"), o, sum, true)
+	p, err := runPhase(ctx, cfg, nn, filepath.Join(work, "p2p"), wl, true)
 	if err != nil {
 		return res, err
 	}
-	res.Timing = p.timing(cfg, cfg.TMin(), o)
+	res.Timing = p.timing(cfg, cfg.TMin(), wl)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = p.fromPeers, p.fromSeed, p.fromOrigin
 	res.SupernodeCPUSeconds, res.SupernodePeakRSS, res.DfdaemonPeakRSS = p.snCPU, p.snRSS, p.dRSS
 	if cfg.Baseline {
-		before := o.sent.Load()
-		o.perConn.Store(cfg.DownloadRate)
-		b, err := runPhase(ctx, cfg, nn, filepath.Join(work, "baseline"), o, sum, false)
+		before := wl.sent()
+		if fileOrigin != nil {
+			fileOrigin.perConn.Store(cfg.DownloadRate)
+		}
+		b, err := runPhase(ctx, cfg, nn, filepath.Join(work, "baseline"), wl, false)
 		if err != nil {
 			return res, err
 		}
-		bt := b.timing(cfg, cfg.baselineTMin(), o)
+		bt := b.timing(cfg, cfg.baselineTMin(), wl)
 		bt.OriginBytes -= before
 		bt.OriginRatio = float64(bt.OriginBytes) / float64(cfg.Size)
 		res.Baseline = &BaselineResult{Timing: bt, Speedup: speedup(res.Timing, bt)}
@@ -104,14 +115,14 @@ type phase struct {
 	snRSS, dRSS                     int64
 }
 
-func (p *phase) timing(cfg Config, tMin float64, o *origin) Timing {
-	return summarize(p.nodes, tMin, p.makespan, o.sent.Load(), cfg.Size)
+func (p *phase) timing(cfg Config, tMin float64, wl workload) Timing {
+	return summarize(p.nodes, tMin, p.makespan, wl.sent(), cfg.Size)
 }
 
 // runPhase starts a cluster (with a supernode when p2p, else daemons that go to the origin),
 // runs the workload, checks the copies, reads the metrics and stops everything. With nn, every
 // node's dfdaemon and dfget run in its namespace and its caps are nn's, not the daemon's flags.
-func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, o *origin, sum string, p2p bool) (*phase, error) {
+func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl workload, p2p bool) (*phase, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	logs := filepath.Join(dir, "logs")
@@ -138,6 +149,7 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, o *orig
 	daemons := make([]*proc, cfg.Nodes)
 	err := parallel(cfg.Nodes, 8, func(i int) error {
 		args := append([]string{"--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i))}, append(nn.listenArgs(i), common...)...)
+		args = append(args, wl.daemonArgs()...)
 		if nn == nil {
 			args = append(args, "--upload-rate", strconv.FormatInt(cfg.UploadRate, 10), "--download-rate", strconv.FormatInt(cfg.DownloadRate, 10))
 		}
@@ -158,23 +170,17 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, o *orig
 		return nil, err
 	}
 
-	url := o.url + "/blob/" + strings.TrimPrefix(sum, "sha256:")[:16]
 	ph := &phase{nodes: make([]NodeResult, cfg.Nodes)}
 	start := time.Now()
 	for w, wv := range cfg.waves() {
 		wstart := time.Now()
 		parallel(wv.n, wv.n, func(k int) error {
 			i := wv.first + k
-			out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
-			prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
-				"--daemon", "http://"+daemons[i].http, "--digest", sum, "--quiet")
-			cmd := exec.CommandContext(ctx, prog, args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			nr := NodeResult{Node: i, Wave: w, Seconds: time.Since(wstart).Seconds()}
+			err := wl.fetch(ctx, cfg, nn, i, daemons[i], dir)
+			// The time includes the fetcher's own digest check, as a pull's would.
+			nr := NodeResult{Node: i, Wave: w, Seconds: time.Since(wstart).Seconds(), DigestOK: err == nil}
 			if err != nil {
-				nr.Error = strings.TrimSpace(fmt.Sprintf("%v: %s", err, stderr.String()))
+				nr.Error = err.Error()
 			}
 			ph.nodes[i] = nr
 			return nil
@@ -206,17 +212,6 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, o *orig
 		ph.snRSS = sn.peakRSS()
 	}
 	ph.fromPeers, ph.fromOrigin = int64(peer)-ph.fromSeed, int64(orig)
-
-	// Check every copy independently of dfget's own check, then free the disk.
-	for i := range ph.nodes {
-		out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
-		got, err := fileDigest(out)
-		ph.nodes[i].DigestOK = err == nil && got == sum
-		if err == nil && got != sum && ph.nodes[i].Error == "" {
-			ph.nodes[i].Error = "digest mismatch: got " + got
-		}
-		os.Remove(out)
-	}
 	return ph, nil
 }
 

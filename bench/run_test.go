@@ -38,16 +38,27 @@ func TestMain(m *testing.M) {
 }
 
 // TestDfbenchRun runs the dfbench binary on 3 nodes with the baseline and checks that every node
-// got the right bytes and that result.json has every field.
+// got the right bytes and that result.json has every field: a file with dfget, and an image of
+// two layers pulled through the registry mirrors.
 func TestDfbenchRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped under -short: builds and starts real supernode, dfdaemon and dfget processes")
 	}
+	t.Run("file", func(t *testing.T) { dfbenchRun(t) })
+	t.Run("image", func(t *testing.T) {
+		if _, err := os.Stat("/bin/busybox"); err != nil {
+			t.Skip("the image workload needs /bin/busybox: apt-get install busybox-static")
+		}
+		dfbenchRun(t, "--layers", "2")
+	})
+}
+
+func dfbenchRun(t *testing.T, extra ...string) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfbench"), "run", "--nodes", "3", "--size", "8MiB",
-		"--upload-rate", "20MB", "--download-rate", "20MB", "--baseline", "--out", out)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfbench"), append([]string{"run", "--nodes", "3", "--size", "8MiB",
+		"--upload-rate", "20MB", "--download-rate", "20MB", "--baseline", "--out", out}, extra...)...)
 	b, err := cmd.CombinedOutput()
 	t.Logf("dfbench run:\n%s", b)
 	if err != nil {

@@ -50,12 +50,13 @@ func app() *cli.App {
 			{
 				Name:      "run",
 				Usage:     "start an origin, a supernode and N dfdaemons on loopback and pull on every node",
-				UsageText: "dfbench run [--nodes N] [--size BYTES] [--upload-rate R] [--download-rate R] [--origin-rate R] [--mode burst|waves] [--baseline] [--netns] [--out DIR]",
+				UsageText: "dfbench run [--nodes N] [--size BYTES] [--layers K] [--upload-rate R] [--download-rate R] [--origin-rate R] [--mode burst|waves] [--baseline] [--netns] [--out DIR]",
 				Flags: append(workloadFlags(),
 					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and dfget are (default: next to dfbench)"},
 					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
 					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry (bytes/s); larger configurations are refused"},
 					&cli.DurationFlag{Name: "timeout", Value: bench.Config{}.WithDefaults().Timeout, Usage: "give up on a phase after this long"},
+					&cli.IntFlag{Name: "layers", Usage: "image workload: busybox plus K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
 					&cli.BoolFlag{Name: "netns", Usage: "each node in its own network namespace on a bridge (10.213.0.0/16), capped by tc on its veth pair instead of the daemons' flags (root only; removed after the run, also when interrupted)"},
 				),
 				Action: runCmd,
@@ -156,6 +157,7 @@ func runCmd(c *cli.Context) error {
 		return err
 	}
 	cfg.WorkDir, cfg.Timeout, cfg.Netns = c.String("work-dir"), c.Duration("timeout"), c.Bool("netns")
+	cfg.Layers = c.Int("layers")
 	if cfg.BinDir, err = binDir(c); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/sirupsen/logrus"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
@@ -43,6 +45,11 @@ type Options struct {
 	// realm=<embedded token server>,service=...,scope=...; the token server issues tokens for
 	// users in Htpasswd and anonymous pull tokens only for repositories listed in Public.
 	Token bool
+	// Listen is the address to serve on (default 127.0.0.1:0).
+	Listen string
+	// BlobRate caps the bytes per second of blob bodies over all connections together (an
+	// origin of limited bandwidth, for dfbench's baseline); 0 = none.
+	BlobRate int64
 	// Public lists the repositories anonymous clients may pull when auth is on.
 	Public []string
 	Log    *zap.Logger
@@ -65,6 +72,7 @@ type Registry struct {
 	mu       sync.Mutex
 	blobs    map[digest.Digest]int64
 	public   map[string]bool
+	limit    *ratelimit.Limiter
 	anonAuth string // basic mode: the hidden account anonymous pulls of public repositories use
 	tokens   *tokenServer
 }
@@ -90,7 +98,10 @@ func Start(ctx context.Context, opts Options) (*Registry, error) {
 	if opts.Token && len(opts.Htpasswd) == 0 && len(opts.Public) == 0 {
 		return nil, errors.New("registry: token auth needs users (Htpasswd) or public repositories")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("registry: listen: %w", err)
 	}
@@ -101,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*Registry, error) {
 	}
 	r := &Registry{
 		Host: ln.Addr().String(), dir: dir, log: log,
-		blobs: map[digest.Digest]int64{}, public: map[string]bool{},
+		blobs: map[digest.Digest]int64{}, public: map[string]bool{}, limit: ratelimit.New(opts.BlobRate),
 	}
 	r.URL = "http://" + r.Host
 	for _, p := range opts.Public {
@@ -227,7 +238,7 @@ func (r *Registry) count(app http.Handler) http.Handler {
 			app.ServeHTTP(w, req)
 			return
 		}
-		cw := &countingWriter{ResponseWriter: w}
+		cw := &countingWriter{ResponseWriter: w, out: r.limit.Writer(req.Context(), w)}
 		app.ServeHTTP(cw, req)
 		if cw.status/100 != 2 {
 			return
@@ -258,6 +269,7 @@ func splitPath(p string) (name, kind, ref string) {
 
 type countingWriter struct {
 	http.ResponseWriter
+	out    io.Writer // the ResponseWriter, through the blob rate limit
 	n      int64
 	status int
 }
@@ -273,7 +285,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
-	n, err := c.ResponseWriter.Write(p)
+	n, err := c.out.Write(p)
 	c.n += int64(n)
 	return n, err
 }

@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pouch-p2p/pouch/internal/ociimage"
+	"github.com/pouch-p2p/pouch/internal/registry"
+)
+
+// imageOrigin is the image workload's origin: the embedded registry holding a generated image
+// of busybox plus K random layers.
+type imageOrigin struct {
+	reg        *registry.Registry
+	img        *ociimage.Image
+	repo, tag  string
+	blobsTotal int64 // config and layers: what every node fetches
+}
+
+const benchRepo, benchTag = "bench/image", "latest"
+
+// startImageOrigin pushes busybox plus layers random layers of layerBytes in total to a new
+// embedded registry whose blob bodies are capped at rate bytes/s (0 = none).
+func startImageOrigin(ctx context.Context, addr string, layers int, layerBytes, rate int64) (*imageOrigin, error) {
+	img, err := ociimage.Busybox(layers, layerBytes)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registry.Start(ctx, registry.Options{Listen: addr, BlobRate: rate})
+	if err != nil {
+		return nil, err
+	}
+	if err := img.Push(ctx, reg.URL, benchRepo, benchTag, "", ""); err != nil {
+		reg.Close()
+		return nil, err
+	}
+	o := &imageOrigin{reg: reg, img: img, repo: benchRepo, tag: benchTag}
+	for _, b := range o.blobs() {
+		o.blobsTotal += int64(len(b.Data))
+	}
+	// Pushing counted nothing: the registry counts blob GETs only.
+	return o, nil
+}
+
+func (o *imageOrigin) blobs() []ociimage.Blob {
+	return append([]ociimage.Blob{o.img.Config}, o.img.Layers...)
+}
+
+// workload is what every node fetches in a run.
+type workload interface {
+	// fetch gets the content on node i through its dfdaemon and checks it.
+	fetch(ctx context.Context, cfg Config, nn *netnsNet, i int, daemon *proc, dir string) error
+	daemonArgs() []string // extra dfdaemon flags
+	sent() int64          // bytes the origin has sent so far
+	close()
+}
+
+// fileWorkload is one file fetched with dfget from a plain HTTP origin.
+type fileWorkload struct {
+	o   *origin
+	sum string
+}
+
+func (f *fileWorkload) fetch(ctx context.Context, cfg Config, nn *netnsNet, i int, daemon *proc, dir string) error {
+	out := filepath.Join(dir, fmt.Sprintf("node%d.out", i))
+	defer os.Remove(out)
+	url := f.o.url + "/blob/" + strings.TrimPrefix(f.sum, "sha256:")[:16]
+	prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
+		"--daemon", "http://"+daemon.http, "--digest", f.sum, "--quiet")
+	cmd := exec.CommandContext(ctx, prog, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	// Check the copy independently of dfget's own check.
+	got, err := fileDigest(out)
+	if err != nil {
+		return err
+	}
+	if got != f.sum {
+		return fmt.Errorf("digest mismatch: got %s", got)
+	}
+	return nil
+}
+
+func (f *fileWorkload) daemonArgs() []string { return nil }
+func (f *fileWorkload) sent() int64          { return f.o.sent.Load() }
+func (f *fileWorkload) close()               { f.o.close() }
+
+func (o *imageOrigin) fetch(ctx context.Context, _ Config, _ *netnsNet, _ int, daemon *proc, _ string) error {
+	return o.pull(ctx, "http://"+daemon.http)
+}
+
+func (o *imageOrigin) daemonArgs() []string { return []string{"--registry-insecure", o.reg.Host} }
+func (o *imageOrigin) sent() int64          { return o.reg.TotalBlobBytes() }
+func (o *imageOrigin) close()               { o.reg.Close() }
+
+// pull fetches the image from a dfdaemon's registry mirror the way containerd does (manifest,
+// then every blob at once, with ?ns= naming the registry) and checks every digest.
+func (o *imageOrigin) pull(ctx context.Context, mirror string) error {
+	return pullImage(ctx, mirror, o.reg.Host, o.repo, o.tag, o.img)
+}
+
+func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *ociimage.Image) error {
+	get := func(path, accept string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, mirror+"/v2/"+repo+path+"?ns="+upstream, nil)
+		if err != nil {
+			return nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	m, err := get("/manifests/"+tag, ocispec.MediaTypeImageManifest)
+	if err != nil {
+		return err
+	}
+	if got := digest.FromBytes(m); got != img.Manifest.Digest {
+		return fmt.Errorf("manifest digest %s, want %s", got, img.Manifest.Digest)
+	}
+	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
+	errs := make([]error, len(blobs))
+	parallel(len(blobs), len(blobs), func(i int) error {
+		data, err := get("/blobs/"+blobs[i].Digest.String(), "")
+		if err == nil {
+			if sum := sha256.Sum256(data); digest.NewDigestFromBytes(digest.SHA256, sum[:]) != blobs[i].Digest {
+				err = fmt.Errorf("blob %s: wrong content", blobs[i].Digest)
+			}
+		}
+		errs[i] = err
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
