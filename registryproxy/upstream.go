@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/httpx"
 )
 
 // dockerHub is what containerd sends as ns for Docker Hub, and hubAPI where its API lives.
@@ -177,7 +179,7 @@ func (up *upstream) cachedToken(scope string) string {
 
 // answer meets a challenge with the static credentials.
 func (up *upstream) answer(ctx context.Context, challenge, scope string) (string, error) {
-	scheme, params := parseChallenge(challenge)
+	scheme, params := httpx.ParseChallenge(challenge)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(up.cfg.Username+":"+up.cfg.Password))
 	switch strings.ToLower(scheme) {
 	case "basic":
@@ -232,37 +234,6 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	up.tokens[scope] = cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)}
 	up.mu.Unlock()
 	return auth, nil
-}
-
-// parseChallenge splits `Bearer realm="x",service="y"` into the scheme and its parameters.
-func parseChallenge(h string) (string, map[string]string) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	params := map[string]string{}
-	for rest = strings.TrimSpace(rest); rest != ""; {
-		key, after, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		var val string
-		if strings.HasPrefix(after, `"`) {
-			var b strings.Builder
-			i := 1
-			for ; i < len(after) && after[i] != '"'; i++ {
-				if after[i] == '\\' && i+1 < len(after) {
-					i++
-				}
-				b.WriteByte(after[i])
-			}
-			val, after = b.String(), after[min(i+1, len(after)):]
-		} else {
-			val, after, _ = strings.Cut(after, ",")
-			val = strings.TrimSpace(val)
-		}
-		params[key] = val
-		rest = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(after), ","))
-	}
-	return scheme, params
 }
 
 // authKey identifies a client's credentials in cache keys without keeping them.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/units"
+
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/content"
 	"github.com/containerd/containerd/images"
@@ -61,7 +63,7 @@ func (r *Runtime) Pull(ctx context.Context, ref string, progress io.Writer) (Ima
 	}
 	layers, bytes := pr.totals()
 	fmt.Fprintf(progress, "pulled %s %s: %d layers, %s fetched, in %s\n",
-		out.Name, out.Digest, layers, humanBytes(bytes), time.Since(start).Round(time.Millisecond))
+		out.Name, out.Digest, layers, units.FormatBytes(bytes), time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 
@@ -84,18 +86,18 @@ func (p *pullProgress) wrap(h images.Handler) images.Handler {
 		short := shortDigest(desc.Digest)
 		if _, err := p.cs.Info(ctx, desc.Digest); err == nil {
 			p.count(0)
-			p.printf("%s: already present (%s)\n", short, humanBytes(desc.Size))
+			p.printf("%s: already present (%s)\n", short, units.FormatBytes(desc.Size))
 			return h.Handle(ctx, desc)
 		}
 		start := time.Now()
-		p.printf("%s: downloading %s\n", short, humanBytes(desc.Size))
+		p.printf("%s: downloading %s\n", short, units.FormatBytes(desc.Size))
 		children, err := h.Handle(ctx, desc)
 		if err != nil {
 			p.printf("%s: failed: %v\n", short, err)
 			return nil, err
 		}
 		p.count(desc.Size)
-		p.printf("%s: done %s in %s\n", short, humanBytes(desc.Size), time.Since(start).Round(time.Millisecond))
+		p.printf("%s: done %s in %s\n", short, units.FormatBytes(desc.Size), time.Since(start).Round(time.Millisecond))
 		return children, nil
 	})
 }
@@ -135,18 +137,4 @@ func shortDigest(d digest.Digest) string {
 		enc = enc[:12]
 	}
 	return d.Algorithm().String() + ":" + enc
-}
-
-// humanBytes prints n in binary units: 512 B, 1.5 KiB, 3.2 MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/units"
+
 	ctdlog "github.com/containerd/log"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -106,7 +108,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(w, "IMAGE\tDIGEST\tSIZE\tCREATED")
 					for _, img := range imgs {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", img.Name, shortDigest(img.Digest.String()), humanSize(img.Size), ago(img.Created))
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", img.Name, shortDigest(img.Digest.String()), units.FormatBytes(img.Size), ago(img.Created))
 					}
 					return w.Flush()
 				}),
@@ -235,19 +237,6 @@ func shortDigest(d string) string {
 		return d[:i+13]
 	}
 	return d
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func ago(t time.Time) string {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/containerd/containerd/remotes/docker/auth"
+
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
@@ -36,6 +38,22 @@ func WriteError(w http.ResponseWriter, status int, e snapi.Error) {
 		e.Code = snapi.CodeInternal
 	}
 	WriteJSON(w, status, e)
+}
+
+// ParseChallenge reads one WWW-Authenticate value with containerd's parser and returns its
+// scheme ("basic", "bearer", or "" for any other) and parameters (realm, service, scope...).
+func ParseChallenge(h string) (scheme string, params map[string]string) {
+	cs := auth.ParseAuthHeader(http.Header{"Www-Authenticate": {h}})
+	if len(cs) == 0 {
+		return "", map[string]string{}
+	}
+	switch cs[0].Scheme {
+	case auth.BasicAuth:
+		scheme = "basic"
+	case auth.BearerAuth:
+		scheme = "bearer"
+	}
+	return scheme, cs[0].Parameters
 }
 
 // Authorized checks a bearer token in constant time; an empty token allows everyone.

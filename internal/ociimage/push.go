@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/httpx"
 )
 
 // Push uploads the image to registryURL (http://host:port) as repo:tag over the OCI
@@ -81,7 +83,7 @@ func (p *pusher) do(ctx context.Context, method, u string, header http.Header, b
 
 // authorize answers a WWW-Authenticate challenge.
 func (p *pusher) authorize(ctx context.Context, challenge string) error {
-	scheme, params := parseChallenge(challenge)
+	scheme, params := httpx.ParseChallenge(challenge)
 	switch strings.ToLower(scheme) {
 	case "basic":
 		if p.user == "" {
@@ -180,38 +182,6 @@ func (p *pusher) manifest(ctx context.Context, ref string, m Blob) error {
 		return fmt.Errorf("ociimage: put manifest %s:%s: %s %s", p.repo, ref, resp.Status, body)
 	}
 	return nil
-}
-
-// parseChallenge splits `Bearer realm="x",service="y"` into the scheme and its parameters.
-func parseChallenge(h string) (string, map[string]string) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	params := map[string]string{}
-	for rest = strings.TrimSpace(rest); rest != ""; {
-		key, after, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		var val string
-		if strings.HasPrefix(after, `"`) {
-			end := 1
-			for end < len(after) && after[end] != '"' {
-				if after[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			val = strings.ReplaceAll(after[1:min(end, len(after))], `\"`, `"`)
-			after = after[min(end+1, len(after)):]
-		} else {
-			val, after, _ = strings.Cut(after, ",")
-			after = "," + after
-		}
-		params[key] = val
-		rest = strings.TrimLeft(strings.TrimSpace(after), ",")
-		rest = strings.TrimSpace(rest)
-	}
-	return scheme, params
 }
 
 func drain(resp *http.Response) {
