@@ -7,81 +7,46 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/pouch-p2p/pouch/internal/daemonproc"
 )
 
-// proc is a daemon started by the harness.
+// proc is a daemon started by the harness, its stderr in a log file of the work directory.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	http string // from its ready line
-	log  string // its stderr, in the work directory
+	*daemonproc.Proc
+	log string
 }
 
 // startProc runs a daemon binary and waits for its ready line ("listening http=ADDR p2p=...").
 func startProc(ctx context.Context, binDir, logDir, name, bin string, args ...string) (*proc, error) {
-	p := &proc{name: name, log: filepath.Join(logDir, name+".log")}
+	p := &proc{log: filepath.Join(logDir, name+".log")}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close() // the child holds its own descriptor
-	p.cmd = exec.CommandContext(ctx, filepath.Join(binDir, bin), args...)
-	p.cmd.Stderr = logf
-	p.cmd.WaitDelay = 5 * time.Second
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start %s: %w", name, err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- line
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-ready:
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "http="); ok {
-				p.http = v
-			}
-		}
-		if p.http == "" {
-			p.kill()
-			return nil, fmt.Errorf("bench: %s did not start (ready line %q); see %s", name, line, p.log)
-		}
-	case <-time.After(30 * time.Second):
-		p.kill()
-		return nil, fmt.Errorf("bench: %s printed no ready line in 30s; see %s", name, p.log)
-	case <-ctx.Done():
-		p.kill()
-		return nil, ctx.Err()
+	if p.Proc, err = daemonproc.Start(ctx, name, filepath.Join(binDir, bin), args, logf); err != nil {
+		return nil, fmt.Errorf("bench: %w; see %s", err, p.log)
 	}
 	return p, nil
 }
 
 func (p *proc) kill() {
-	if p == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
-		return
+	if p != nil {
+		p.Kill()
 	}
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
 }
 
 // peakRSS reads the process's peak resident set (VmHWM) from /proc; 0 if unknown.
 func (p *proc) peakRSS() int64 {
-	if p == nil || p.cmd.Process == nil {
+	if p == nil || p.Cmd.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		return 0
 	}
@@ -101,13 +66,13 @@ func (p *proc) peakRSS() int64 {
 type metrics map[string]float64
 
 func (p *proc) scrape(ctx context.Context) (metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTP+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bench: metrics of %s: %w", p.name, err)
+		return nil, fmt.Errorf("bench: metrics of %s: %w", p.Name, err)
 	}
 	defer resp.Body.Close()
 	return parseMetrics(resp.Body), nil

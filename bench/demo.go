@@ -73,21 +73,21 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	daemons := make([]*proc, cfg.Nodes)
 	for i := range daemons {
 		daemons[i], err = startProc(ctx, cfg.BinDir, logs, fmt.Sprintf("dfdaemon%d", i), "dfdaemon", append([]string{
-			"--supernode", "http://" + sn.http, "--data-dir", filepath.Join(cfg.WorkDir, fmt.Sprintf("node%d", i)),
+			"--supernode", "http://" + sn.HTTP, "--data-dir", filepath.Join(cfg.WorkDir, fmt.Sprintf("node%d", i)),
 			"--registry-insecure", reg.Host}, common...)...)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, daemons[i])
 	}
-	fmt.Fprintf(w, "cluster: supernode at %s, %d dfdaemons (registry mirrors) on loopback; logs in %s\n\n", sn.http, cfg.Nodes, logs)
+	fmt.Fprintf(w, "cluster: supernode at %s, %d dfdaemons (registry mirrors) on loopback; logs in %s\n\n", sn.HTTP, cfg.Nodes, logs)
 
 	// Every node pulls at the same moment, the way containerd does through its mirror.
 	took := make([]time.Duration, cfg.Nodes)
 	errs := make([]error, cfg.Nodes)
 	start := time.Now()
 	parallel(cfg.Nodes, cfg.Nodes, func(i int) error {
-		errs[i] = pullImage(ctx, "http://"+daemons[i].http, reg.Host, demoRepo, demoTag, img)
+		errs[i] = pullImage(ctx, "http://"+daemons[i].HTTP, reg.Host, demoRepo, demoTag, img)
 		took[i] = time.Since(start)
 		return nil
 	})
@@ -136,7 +136,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	}
 	defer ctd.Stop()
 	hosts := filepath.Join(cfg.WorkDir, "certs.d")
-	if _, err := runtime.WriteHostsTOML(hosts, "http://"+reg.Host, "http://"+daemons[0].http); err != nil {
+	if _, err := runtime.WriteHostsTOML(hosts, "http://"+reg.Host, "http://"+daemons[0].HTTP); err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), "--address", ctd.Address, "--hosts-dir", hosts, "run", "--rm", ref)

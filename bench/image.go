@@ -77,7 +77,7 @@ func (f *fileWorkload) fetch(ctx context.Context, cfg Config, nn *netnsNet, i in
 	defer os.Remove(out)
 	url := f.o.url + "/blob/" + strings.TrimPrefix(f.sum, "sha256:")[:16]
 	prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
-		"--daemon", "http://"+daemon.http, "--digest", f.sum, "--quiet")
+		"--daemon", "http://"+daemon.HTTP, "--digest", f.sum, "--quiet")
 	cmd := exec.CommandContext(ctx, prog, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -100,7 +100,7 @@ func (f *fileWorkload) sent() int64          { return f.o.sent.Load() }
 func (f *fileWorkload) close()               { f.o.close() }
 
 func (o *imageOrigin) fetch(ctx context.Context, _ Config, _ *netnsNet, _ int, daemon *proc, _ string) error {
-	return o.pull(ctx, "http://"+daemon.http)
+	return o.pull(ctx, "http://"+daemon.HTTP)
 }
 
 func (o *imageOrigin) daemonArgs() []string { return []string{"--registry-insecure", o.reg.Host} }

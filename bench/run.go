@@ -154,7 +154,7 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 			args = append(args, "--upload-rate", strconv.FormatInt(cfg.UploadRate, 10), "--download-rate", strconv.FormatInt(cfg.DownloadRate, 10))
 		}
 		if sn != nil {
-			args = append(args, "--supernode", "http://"+sn.http)
+			args = append(args, "--supernode", "http://"+sn.HTTP)
 		}
 		prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfdaemon"), args...)
 		var err error

@@ -62,7 +62,7 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			rts := make([]*runtime.Runtime, nodes)
 			for i := range rts {
 				hostsDir := filepath.Join(c.root, fmt.Sprintf("hosts%d", i))
-				if _, err := runtime.WriteHostsTOML(hostsDir, "http://"+reg.Host, "http://"+c.daemons[i].http); err != nil {
+				if _, err := runtime.WriteHostsTOML(hostsDir, "http://"+reg.Host, "http://"+c.daemons[i].HTTP); err != nil {
 					t.Fatal(err)
 				}
 				rt, err := runtime.New(ctx, runtime.Config{Address: ctrs[i].Address, Namespace: "pouch-e2e", HostsDir: hostsDir})
@@ -122,22 +122,22 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			// every daemon got its pieces from peers (the seed or another daemon), never the origin.
 			for _, d := range c.daemons {
 				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="upstream"}`); got != 0 {
-					t.Errorf("%s: mirror streamed %v blob bytes from the upstream, want 0 (all through P2P)", d.name, got)
+					t.Errorf("%s: mirror streamed %v blob bytes from the upstream, want 0 (all through P2P)", d.Name, got)
 				}
 				if got := metric(t, d, "pouch_registryproxy_fallbacks_total"); got != 0 {
-					t.Errorf("%s: mirror fell back to the upstream %v times", d.name, got)
+					t.Errorf("%s: mirror fell back to the upstream %v times", d.Name, got)
 				}
 				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="p2p"}`); got < float64(total) {
-					t.Errorf("%s: mirror served %v blob bytes from P2P, want at least the image's %d", d.name, got, total)
+					t.Errorf("%s: mirror served %v blob bytes from P2P, want at least the image's %d", d.Name, got, total)
 				}
 				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="peer"}`); got < float64(total) {
-					t.Errorf("%s: downloaded %v bytes from peers, want at least the image's %d", d.name, got, total)
+					t.Errorf("%s: downloaded %v bytes from peers, want at least the image's %d", d.Name, got, total)
 				}
 				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="origin"}`); got != 0 {
-					t.Errorf("%s: downloaded %v bytes from the origin itself, want 0", d.name, got)
+					t.Errorf("%s: downloaded %v bytes from the origin itself, want 0", d.Name, got)
 				}
 				if got := metric(t, d, "pouch_dfdaemon_back_to_source_total"); got != 0 {
-					t.Errorf("%s: went back to source %v times", d.name, got)
+					t.Errorf("%s: went back to source %v times", d.Name, got)
 				}
 			}
 

@@ -34,7 +34,7 @@ func TestDfgetErrors(t *testing.T) {
 	closed.Close()
 
 	c := startCluster(t, 1)
-	daemon := "http://" + c.daemons[0].http
+	daemon := "http://" + c.daemons[0].HTTP
 	cases := []struct {
 		name string
 		args []string
@@ -86,7 +86,7 @@ func TestDfgetModes(t *testing.T) {
 
 	t.Run("flags after the URL with digest", func(t *testing.T) {
 		out := filepath.Join(dir, "a")
-		if code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", "http://"+c.daemons[0].http, "--digest", sha(data)); code != 0 {
+		if code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", "http://"+c.daemons[0].HTTP, "--digest", sha(data)); code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
 		}
 		if fileSHA(t, out) != sha(data) {
@@ -96,7 +96,7 @@ func TestDfgetModes(t *testing.T) {
 	t.Run("empty file", func(t *testing.T) {
 		empty := newOrigin(t, map[string][]byte{"/empty": {}})
 		out := filepath.Join(dir, "empty")
-		if code, msg := dfget(ctx, empty.URL+"/empty", "-O", out, "--daemon", "http://"+c.daemons[0].http, "--digest", sha(nil)); code != 0 {
+		if code, msg := dfget(ctx, empty.URL+"/empty", "-O", out, "--daemon", "http://"+c.daemons[0].HTTP, "--digest", sha(nil)); code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
 		}
 		if st, err := os.Stat(out); err != nil || st.Size() != 0 {
@@ -111,7 +111,7 @@ func TestDfgetModes(t *testing.T) {
 		}))
 		defer chunked.Close()
 		out := filepath.Join(dir, "chunked")
-		if code, msg := dfget(ctx, chunked.URL+"/x", "-O", out, "--daemon", "http://"+c.daemons[0].http); code != 0 {
+		if code, msg := dfget(ctx, chunked.URL+"/x", "-O", out, "--daemon", "http://"+c.daemons[0].HTTP); code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
 		}
 		if fileSHA(t, out) != sha(data) {
@@ -119,7 +119,7 @@ func TestDfgetModes(t *testing.T) {
 		}
 	})
 	t.Run("stdout", func(t *testing.T) {
-		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), "-O", "-", "--daemon", "http://"+c.daemons[0].http, o.URL+"/file")
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), "-O", "-", "--daemon", "http://"+c.daemons[0].HTTP, o.URL+"/file")
 		var stdout bytes.Buffer
 		cmd.Stdout = &stdout
 		if err := cmd.Run(); err != nil {
@@ -145,7 +145,7 @@ func TestDfgetModes(t *testing.T) {
 	t.Run("one-shot peer with a supernode", func(t *testing.T) {
 		out := filepath.Join(dir, "d")
 		before := o.sent.Load()
-		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--supernode", "http://"+c.supernode.http, "--allow-networks", "127.0.0.0/8", "--digest", sha(data))
+		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--supernode", "http://"+c.supernode.HTTP, "--allow-networks", "127.0.0.0/8", "--digest", sha(data))
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
 		}

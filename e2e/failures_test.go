@@ -46,8 +46,8 @@ func TestParentKilledMidTransfer(t *testing.T) {
 	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total"); got >= size {
 		t.Fatalf("victim had already finished (%v bytes): the kill would not be mid-transfer", got)
 	}
-	t.Logf("killing %s mid-transfer", c.daemons[victim].name)
-	c.daemons[victim].cmd.Process.Signal(syscall.SIGKILL)
+	t.Logf("killing %s mid-transfer", c.daemons[victim].Name)
+	c.daemons[victim].Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data, victim)
 }
@@ -63,7 +63,7 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "a"), "--daemon", "http://"+c.daemons[0].http); code != 0 {
+	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "a"), "--daemon", "http://"+c.daemons[0].HTTP); code != 0 {
 		t.Fatalf("first download: exit %d: %s", code, msg)
 	}
 	// Damage one byte in every piece of node 0's copy (pieces are 1 MiB for 32 MiB).
@@ -80,7 +80,7 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	}
 	f.Close()
 
-	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "b"), "--daemon", "http://"+c.daemons[1].http); code != 0 {
+	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "b"), "--daemon", "http://"+c.daemons[1].HTTP); code != 0 {
 		t.Fatalf("download next to a corrupt parent: exit %d: %s", code, msg)
 	}
 	if got := fileSHA(t, filepath.Join(out, "b")); got != sha(data) {
@@ -113,7 +113,7 @@ func TestSupernodeKilledMidTransfer(t *testing.T) {
 	defer cancel()
 	wait := burst(ctx, c.daemons, o.URL+"/big.bin", out, "--digest", sha(data))
 	waitBytes(t, c.daemons[0], 8<<20)
-	c.supernode.cmd.Process.Signal(syscall.SIGKILL)
+	c.supernode.Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
 }
@@ -130,13 +130,13 @@ func TestSupernodeFailover(t *testing.T) {
 		sns = append(sns, start(t, fmt.Sprintf("supernode %d", i), "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, fmt.Sprint("sn", i)),
 			"--allow-networks", "127.0.0.0/8", "--upload-rate", "10MB", "--log-level", "debug"))
 	}
-	list := "http://" + sns[0].http + ",http://" + sns[1].http
+	list := "http://" + sns[0].HTTP + ",http://" + sns[1].HTTP
 	id, err := taskid.For(o.URL+"/big.bin", "", digest.Digest(sha(data)), taskid.DefaultFilter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := 0
-	if snapi.NewRing(list).For(id.String())[0].Base != "http://"+sns[0].http {
+	if snapi.NewRing(list).For(id.String())[0].Base != "http://"+sns[0].HTTP {
 		home = 1
 	}
 	var daemons []*proc
@@ -153,7 +153,7 @@ func TestSupernodeFailover(t *testing.T) {
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n != 0 {
 		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
 	}
-	sns[home].cmd.Process.Signal(syscall.SIGKILL)
+	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n < 1 {

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/daemonproc"
 )
 
 var binDir string
@@ -49,13 +50,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a daemon started for a test.
+// proc is a daemon started for a test, its stderr kept to print when the test fails.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	http string // from the ready line
-	log  *bytes.Buffer
-	mu   *sync.Mutex
+	*daemonproc.Proc
+	log *bytes.Buffer
+	mu  *sync.Mutex
 }
 
 type lockedBuffer struct {
@@ -72,53 +71,23 @@ func (l lockedBuffer) Write(p []byte) (int, error) {
 // start runs a daemon binary and waits for its ready line.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	p.cmd = exec.Command(filepath.Join(binDir, strings.Fields(name)[0]), args...)
-	p.cmd.Stderr = lockedBuffer{p.mu, p.log}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
+	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	var err error
+	p.Proc, err = daemonproc.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
-		p.kill()
+		if p.Proc != nil {
+			p.Kill()
+		}
 		if t.Failed() {
 			p.mu.Lock()
 			t.Logf("--- %s log ---\n%s", name, p.log.String())
 			p.mu.Unlock()
 		}
 	})
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- line
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-ready:
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "http="); ok {
-				p.http = v
-			}
-		}
-		if p.http == "" && !strings.HasPrefix(line, "listening") {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			t.Fatalf("%s did not start: %q\n%s", name, line, p.log.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not print its ready line in 30s", name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
-}
-
-func (p *proc) kill() {
-	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-	}
 }
 
 // origin serves generated content and counts every byte it sends.
@@ -196,7 +165,7 @@ func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ..
 	c := &cluster{root: root}
 	c.supernode = start(t, "supernode", append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)...)
 	for i := range n {
-		args := append([]string{"--supernode", "http://" + c.supernode.http, "--listen", "127.0.0.1:0",
+		args := append([]string{"--supernode", "http://" + c.supernode.HTTP, "--listen", "127.0.0.1:0",
 			"--data-dir", filepath.Join(root, fmt.Sprintf("node%d", i)), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, daemonArgs...)
 		c.daemons = append(c.daemons, start(t, fmt.Sprintf("dfdaemon %d", i), args...))
 	}
@@ -225,7 +194,7 @@ func burst(ctx context.Context, daemons []*proc, url, out string, args ...string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], msgs[i] = dfget(ctx, append([]string{url, "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://" + d.http}, args...)...)
+			codes[i], msgs[i] = dfget(ctx, append([]string{url, "-O", filepath.Join(out, fmt.Sprint(i)), "--daemon", "http://" + d.HTTP}, args...)...)
 		}()
 	}
 	return func() ([]int, []string) { wg.Wait(); return codes, msgs }
@@ -252,7 +221,7 @@ func waitBytes(t *testing.T, p *proc, n float64) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total") < n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not get %v bytes within 30s", p.name, n)
+			t.Fatalf("%s did not get %v bytes within 30s", p.Name, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -260,9 +229,9 @@ func waitBytes(t *testing.T, p *proc, n float64) {
 
 // metric reads one counter from a daemon's /metrics.
 func metric(t *testing.T, p *proc, name string) float64 {
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	resp, err := http.Get("http://" + p.HTTP + "/metrics")
 	if err != nil {
-		t.Fatalf("metrics of %s: %v", p.name, err)
+		t.Fatalf("metrics of %s: %v", p.Name, err)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)

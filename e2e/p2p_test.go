@@ -26,7 +26,7 @@ func TestBurstFiveNodesOriginServesOnce(t *testing.T) {
 	for _, d := range c.daemons {
 		fromPeers += metric(t, d, "pouch_dfdaemon_download_bytes_total")
 		if n := metric(t, d, `pouch_dfdaemon_back_to_source_total`); n != 0 {
-			t.Errorf("%s went back to source %v times", d.name, n)
+			t.Errorf("%s went back to source %v times", d.Name, n)
 		}
 	}
 	if fromPeers != 5*size {
