@@ -32,7 +32,7 @@ func app() *cli.App {
 		Name:  "dfdaemon",
 		Usage: "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "supernode", Usage: "supernode URL, e.g. http://10.0.0.1:8002 (empty: origin only)"},
+			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. http://10.0.0.1:8002,http://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},

@@ -47,7 +47,7 @@ func app() *cli.App {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"O"}, Usage: "output file, or - for stdout"},
 			&cli.StringFlag{Name: "daemon", Value: "http://127.0.0.1:65001", Usage: "the local dfdaemon"},
-			&cli.StringFlag{Name: "supernode", Usage: "without a local dfdaemon: join this supernode as a one-shot peer"},
+			&cli.StringFlag{Name: "supernode", Usage: "without a local dfdaemon: join these supernodes (comma-separated) as a one-shot peer"},
 			&cli.StringFlag{Name: "data-dir", Usage: "the one-shot peer's store (default: a temporary directory)"},
 			&cli.StringFlag{Name: "digest", Usage: "expected sha256:HEX of the whole file"},
 			&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "header sent to the origin, 'Name: value' (repeatable)"},
