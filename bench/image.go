@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,47 +115,45 @@ func (o *imageOrigin) pull(ctx context.Context, mirror string) error {
 }
 
 func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *ociimage.Image) error {
-	get := func(path, accept string) ([]byte, error) {
+	// get streams one object through w (blobs go through a hasher only: N nodes pulling a
+	// multi-gigabyte image at once must not hold it in memory N times).
+	get := func(path, accept string, w io.Writer) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, mirror+"/v2/"+repo+path+"?ns="+upstream, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if accept != "" {
 			req.Header.Set("Accept", accept)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+			return fmt.Errorf("GET %s: %s", path, resp.Status)
 		}
-		return io.ReadAll(resp.Body)
-	}
-	m, err := get("/manifests/"+tag, ocispec.MediaTypeImageManifest)
-	if err != nil {
+		_, err = io.Copy(w, resp.Body)
 		return err
 	}
-	if got := digest.FromBytes(m); got != img.Manifest.Digest {
-		return fmt.Errorf("manifest digest %s, want %s", got, img.Manifest.Digest)
+	check := func(path, accept string, want digest.Digest) error {
+		h := sha256.New()
+		if err := get(path, accept, h); err != nil {
+			return err
+		}
+		if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != want {
+			return fmt.Errorf("%s: content hashes to %s, want %s", path, got, want)
+		}
+		return nil
+	}
+	if err := check("/manifests/"+tag, ocispec.MediaTypeImageManifest, img.Manifest.Digest); err != nil {
+		return err
 	}
 	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
 	errs := make([]error, len(blobs))
 	parallel(len(blobs), len(blobs), func(i int) error {
-		data, err := get("/blobs/"+blobs[i].Digest.String(), "")
-		if err == nil {
-			if sum := sha256.Sum256(data); digest.NewDigestFromBytes(digest.SHA256, sum[:]) != blobs[i].Digest {
-				err = fmt.Errorf("blob %s: wrong content", blobs[i].Digest)
-			}
-		}
-		errs[i] = err
+		errs[i] = check("/blobs/"+blobs[i].Digest.String(), "", blobs[i].Digest)
 		return nil
 	})
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
