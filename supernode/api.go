@@ -14,6 +14,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
 
@@ -272,7 +273,7 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sched.RemoveTask(schedTask(t.id))
 	delete(s.tasks, t.id)
-	if err := s.store.Delete(t.id); err != nil && !errors.Is(err, errNotFound) {
+	if err := s.store.Delete(t.id); err != nil && !errors.Is(err, piece.ErrNotFound) {
 		httpx.WriteError(w, http.StatusInternalServerError, snapi.Error{Message: err.Error()})
 		return
 	}

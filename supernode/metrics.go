@@ -3,11 +3,7 @@ package supernode
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/pouch-p2p/pouch/piece"
 )
-
-var errNotFound = piece.ErrNotFound
 
 // metrics are per supernode (not global), so several can run in one test process.
 type metrics struct {
