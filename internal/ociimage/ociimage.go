@@ -23,6 +23,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// ErrNoBusybox is returned by Busybox when Debian's busybox-static is not installed; tests skip
+// on it and on nothing else.
+var ErrNoBusybox = errors.New("no static busybox")
+
 // BusyboxPath is where Debian's busybox-static installs its binary.
 const BusyboxPath = "/bin/busybox"
 
@@ -59,7 +63,7 @@ func Busybox(extra int, extraBytes int64) (*Image, error) {
 	}
 	bin, err := os.ReadFile(BusyboxPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("ociimage: %s is missing: apt-get install busybox-static", BusyboxPath)
+		return nil, fmt.Errorf("ociimage: %s is missing: apt-get install busybox-static: %w", BusyboxPath, ErrNoBusybox)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ociimage: %w", err)
