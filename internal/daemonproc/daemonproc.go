@@ -10,6 +10,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,8 @@ func Start(ctx context.Context, name, path string, args []string, stderr io.Writ
 	p := &Proc{Name: name, Cmd: exec.CommandContext(ctx, path, args...)}
 	p.Cmd.Stderr = stderr
 	p.Cmd.WaitDelay = 5 * time.Second
+	// If the harness itself is killed, its daemons must not live on as orphans.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := p.Cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
