@@ -15,7 +15,7 @@ import (
 // What the simulator models of the dfdaemon and the supernode (dfdaemon/download.go, config.go).
 const (
 	SimPipeline     = 3               // outstanding piece requests per parent
-	SimWindow       = 8               // pieces near the read cursor taken first from a downloading parent
+	SimWindow       = 8               // pieces near the read cursor taken first from any parent but the seed
 	SimSyncInterval = 1 * time.Second // a peer reports to the supernode about this often
 	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding).
 	SimSuperSeedOffers = 2
@@ -32,7 +32,7 @@ const (
 //   - a connection parent→child carries one piece at a time, with up to [SimPipeline] requests
 //     queued; its rate is min(parent upload ÷ the parent's active connections, child download ÷
 //     the child's active connections), recomputed whenever either count changes;
-//   - a peer picks pieces like the dfdaemon: from a downloading parent the first usable piece in
+//   - a peer picks pieces like the dfdaemon: from any parent but the seed the first usable piece in
 //     the [SimWindow] pieces after its read cursor, otherwise the rarest among its parents'
 //     pieces, ties at random; a piece is requested from one parent at a time;
 //   - every peer syncs about every [SimSyncInterval] (random phase): Transfer for each parent that
@@ -402,7 +402,7 @@ func (s *sim) pick(p, q *simPeer, c *simConn) int {
 		}
 		return -1
 	}
-	if !q.seed && q.nHave < n {
+	if !q.seed {
 		cur := -1
 		for i := range n {
 			if !p.have[i] {

@@ -370,15 +370,15 @@ func (dl *download) usable(i int, p *parentState) bool {
 	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
 }
 
-// pick chooses the next piece to request from p: the rarest among this peer's parents, ties
-// broken at random so that the children of one source ask it for different pieces and then
-// trade them. Only from a downloading parent are the pieces a reader waits for taken first: a
-// source (the seed, a complete peer) serves many children, and if they all asked it for the
-// same next pieces in order, it would send each piece many times and the swarm would have
-// nothing to trade.
+// pick chooses the next piece to request from p: the pieces a reader waits for first (the
+// registry mirror streams in order, and its client gives up on a blob whose first byte is slow),
+// then the rarest among this peer's parents, ties broken at random so that children of one
+// parent ask it for different pieces and then trade them. From the seed only the rarest: it
+// offers each child a few pieces it has sent least (super-seeding), and taking them in the
+// reader's order instead would make every child ask it for the same ones.
 func (dl *download) pick(p *parentState) int {
 	n := len(dl.avail)
-	if dl.cursor >= 0 && !p.info.Seed && !p.bf.Full() {
+	if dl.cursor >= 0 && !p.info.Seed {
 		for i := dl.cursor; i < min(n, dl.cursor+window); i++ {
 			if dl.usable(i, p) {
 				return i
