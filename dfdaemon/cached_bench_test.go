@@ -30,11 +30,7 @@ func BenchmarkCachedDownload(b *testing.B) {
 	defer origin.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d, err := dfdaemon.New(dfdaemon.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), Allow: loopback}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	go d.Run(ctx)
+	d := runDaemon(ctx, b, dfdaemon.Config{})
 	body, _ := json.Marshal(dfdaemon.DownloadRequest{URL: origin.URL + "/blob"})
 	get := func(b *testing.B) {
 		resp, err := http.Post(d.URL()+"/api/v1/download", "application/json", bytes.NewReader(body))

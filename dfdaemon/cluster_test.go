@@ -12,13 +12,41 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// runSupernode starts a supernode on loopback that serves until ctx ends.
+func runSupernode(ctx context.Context, tb testing.TB, cfg supernode.Config) *supernode.Supernode {
+	tb.Helper()
+	cfg.Listen, cfg.Allow = "127.0.0.1:0", loopback
+	if cfg.DataDir == "" {
+		cfg.DataDir = tb.TempDir()
+	}
+	sn, err := supernode.New(cfg, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go sn.Run(ctx)
+	return sn
+}
+
+// runDaemon starts a dfdaemon on loopback that serves until ctx ends.
+func runDaemon(ctx context.Context, tb testing.TB, cfg dfdaemon.Config) *dfdaemon.Daemon {
+	tb.Helper()
+	cfg.Listen, cfg.Allow = "127.0.0.1:0", loopback
+	if cfg.DataDir == "" {
+		cfg.DataDir = tb.TempDir()
+	}
+	d, err := dfdaemon.New(cfg, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go d.Run(ctx)
+	return d
+}
 
 func TestTwoPeersTrade(t *testing.T) {
 	data := make([]byte, 32<<20)
@@ -27,22 +55,12 @@ func TestTwoPeersTrade(t *testing.T) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	defer origin.Close()
-	log := zap.NewNop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), UploadRate: 8e6, Allow: loopback}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go sn.Run(ctx)
+	sn := runSupernode(ctx, t, supernode.Config{UploadRate: 8e6})
 	var ds []*dfdaemon.Daemon
 	for range 2 {
-		d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go d.Run(ctx)
-		ds = append(ds, d)
+		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL()}))
 	}
 	var wg sync.WaitGroup
 	for _, d := range ds {
@@ -99,11 +117,7 @@ func TestRestartResumesFromDisk(t *testing.T) {
 	defer origin.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go sn.Run(ctx)
+	sn := runSupernode(ctx, t, supernode.Config{})
 	dir := t.TempDir()
 	cfg := dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: dir, Allow: loopback, DownloadRate: 4 << 20}
 
@@ -130,11 +144,7 @@ func TestRestartResumesFromDisk(t *testing.T) {
 	}
 
 	cfg.DownloadRate = 0
-	d2, err := dfdaemon.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go d2.Run(ctx)
+	d2 := runDaemon(ctx, t, cfg)
 	y, err := d2.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
 	if err != nil {
 		t.Fatal(err)

@@ -37,13 +37,10 @@ func swarm(t *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rate := int64(8 << 20)
-	sn, _ := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), UploadRate: rate, Allow: loopback}, nil)
-	go sn.Run(ctx)
+	sn := runSupernode(ctx, t, supernode.Config{UploadRate: rate})
 	var ds []*dfdaemon.Daemon
 	for range N {
-		d, _ := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback, UploadRate: rate, DownloadRate: rate}, nil)
-		go d.Run(ctx)
-		ds = append(ds, d)
+		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), UploadRate: rate, DownloadRate: rate}))
 	}
 	start := time.Now()
 	var wg sync.WaitGroup

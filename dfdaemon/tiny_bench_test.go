@@ -24,16 +24,8 @@ func BenchmarkTinyDownload(b *testing.B) {
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 		}))
 		ctx, cancel := context.WithCancel(context.Background())
-		sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), Allow: loopback}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		go sn.Run(ctx)
-		d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: b.TempDir(), Allow: loopback}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		go d.Run(ctx)
+		sn := runSupernode(ctx, b, supernode.Config{})
+		d := runDaemon(ctx, b, dfdaemon.Config{Supernode: sn.URL()})
 		i := 0
 		b.Run(fmt.Sprintf("p2p-%dB", size), func(b *testing.B) {
 			for b.Loop() {
