@@ -2,6 +2,7 @@ package peer
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -50,7 +51,8 @@ const (
 	// requested, not yet sent): enough to keep the seed busy, few enough that the seed does not
 	// queue pieces the swarm will have spread by the time they would go out.
 	superSeedOffers = 2
-	// SuperSeedPending caps the pieces pending at the seed over all children together: a few
+	// SuperSeedPending caps the pieces pending at the seed over all children and all tasks
+	// together (an image is several tasks pulled at once): a few
 	// seconds of its upload. Without it, N children each holding offers would make the seed
 	// queue 2N pieces, more than a small task has, and send pieces twice from the start.
 	SuperSeedPending = 8
@@ -66,7 +68,7 @@ type superState struct {
 	mu      sync.Mutex
 	sent    []int
 	offered []int
-	pending int // sum of offered
+	pending *atomic.Int64 // pieces pending over every task of this server: one upload serves them all
 	streams int
 }
 
@@ -79,7 +81,7 @@ func (s *Server) superSeed(t *piece.Task) *superState {
 	id := t.Meta().ID
 	st, ok := s.supers[id]
 	if !ok {
-		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount())}
+		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending}
 		s.supers[id] = st
 	}
 	st.streams++
@@ -108,11 +110,11 @@ func (a *superAnnouncer) update(now time.Time) []int {
 		if !a.asked[i] && now.Sub(at) > superSeedExpiry {
 			delete(a.offers, i)
 			a.st.offered[i]--
-			a.st.pending--
+			a.st.pending.Add(-1)
 		}
 	}
 	var out []int
-	for len(a.offers) < a.quota && a.st.pending < SuperSeedPending {
+	for len(a.offers) < a.quota && a.st.pending.Load() < SuperSeedPending {
 		best, bestLoad := -1, 0
 		for i := range a.st.sent {
 			if a.told[i] || !a.task.Has(i) {
@@ -127,7 +129,7 @@ func (a *superAnnouncer) update(now time.Time) []int {
 		}
 		a.offers[best], a.told[best] = now, true
 		a.st.offered[best]++
-		a.st.pending++
+		a.st.pending.Add(1)
 		out = append(out, best)
 	}
 	return out
@@ -151,7 +153,7 @@ func (a *superAnnouncer) sent(i int) {
 		delete(a.offers, i)
 		delete(a.asked, i)
 		a.st.offered[i]--
-		a.st.pending--
+		a.st.pending.Add(-1)
 	}
 	a.st.sent[i]++
 }
@@ -161,7 +163,7 @@ func (a *superAnnouncer) close() {
 	defer a.st.mu.Unlock()
 	for i := range a.offers {
 		a.st.offered[i]--
-		a.st.pending--
+		a.st.pending.Add(-1)
 	}
 	a.offers = nil
 	a.st.streams--

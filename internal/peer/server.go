@@ -47,8 +47,9 @@ type Server struct {
 	uploaded atomic.Int64
 	served   atomic.Int64
 
-	mu     sync.Mutex
-	supers map[digest.Digest]*superState
+	mu           sync.Mutex
+	supers       map[digest.Digest]*superState
+	superPending atomic.Int64 // see superState.pending
 }
 
 // NewServer registers the piece protocol on h.
