@@ -48,13 +48,41 @@ func runDaemon(ctx context.Context, tb testing.TB, cfg dfdaemon.Config) *dfdaemo
 	return d
 }
 
-func TestTwoPeersTrade(t *testing.T) {
-	data := make([]byte, 32<<20)
+// randomOrigin serves size random bytes at every path.
+func randomOrigin(tb testing.TB, size int) ([]byte, *httptest.Server) {
+	data := make([]byte, size)
 	rand.Read(data)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}))
-	defer origin.Close()
+	tb.Cleanup(origin.Close)
+	return data, origin
+}
+
+// downloadAll fetches url on every daemon at once and checks each copy against want.
+func downloadAll(ctx context.Context, tb testing.TB, ds []*dfdaemon.Daemon, url string, want []byte) {
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x, err := d.Download(ctx, dfdaemon.Request{URL: url})
+			if err != nil {
+				tb.Error(err)
+				return
+			}
+			defer x.Close()
+			got, err := io.ReadAll(x.NewReader(ctx, 0))
+			if err != nil || !bytes.Equal(got, want) {
+				tb.Errorf("content differs: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestTwoPeersTrade(t *testing.T) {
+	data, origin := randomOrigin(t, 32<<20)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sn := runSupernode(ctx, t, supernode.Config{UploadRate: 8e6})
@@ -62,25 +90,7 @@ func TestTwoPeersTrade(t *testing.T) {
 	for range 2 {
 		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL()}))
 	}
-	var wg sync.WaitGroup
-	for _, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x, err := d.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer x.Close()
-			got, err := io.ReadAll(x.NewReader(ctx, 0))
-			if err != nil || !bytes.Equal(got, data) {
-				t.Errorf("content differs: %v", err)
-			}
-			t.Logf("peers %d origin %d", x.BytesFromPeers(), x.BytesFromOrigin())
-		}()
-	}
-	wg.Wait()
+	downloadAll(ctx, t, ds, origin.URL+"/f", data)
 	// The seed is capped at 8 MB/s: the peers must have traded pieces rather than each taking
 	// everything from it.
 	var traded float64
@@ -109,12 +119,7 @@ func counter(t *testing.T, d *dfdaemon.Daemon, name string) float64 {
 // A dfdaemon stopped in the middle of a download resumes from the pieces on disk when it starts
 // again on the same data directory.
 func TestRestartResumesFromDisk(t *testing.T) {
-	data := make([]byte, 16<<20)
-	rand.Read(data)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	defer origin.Close()
+	data, origin := randomOrigin(t, 16<<20)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sn := runSupernode(ctx, t, supernode.Config{})

@@ -3,12 +3,9 @@ package dfdaemon_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,12 +25,7 @@ func BenchmarkSwarm(b *testing.B) {
 func swarm(t *testing.B) {
 	t.Helper()
 	const N = 6
-	data := make([]byte, 32<<20)
-	rand.Read(data)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	defer origin.Close()
+	data, origin := randomOrigin(t, 32<<20)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rate := int64(8 << 20)
@@ -43,21 +35,7 @@ func swarm(t *testing.B) {
 		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), UploadRate: rate, DownloadRate: rate}))
 	}
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x, err := d.Download(ctx, dfdaemon.Request{URL: origin.URL + "/f"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			io.Copy(io.Discard, x.NewReader(ctx, 0))
-			_ = i
-		}()
-	}
-	wg.Wait()
+	downloadAll(ctx, t, ds, origin.URL+"/f", data)
 	tmin := float64(len(data)) / float64(rate)
 	t.ReportMetric(time.Since(start).Seconds()/tmin, "max/T_min")
 	resp, err := http.Get(sn.URL() + "/metrics")
