@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
@@ -88,7 +89,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	d.ring = snapi.NewRing(cfg.Supernode)
 	d.metrics = newMetrics(d)
 	d.mux = http.NewServeMux()
-	d.mux.HandleFunc("POST /api/v1/download", d.handleDownload)
+	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	return d, nil
