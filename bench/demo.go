@@ -33,7 +33,7 @@ const demoRepo, demoTag = "demo/busybox", "latest"
 // registry mirror at the same moment, checking every blob's digest; prints the time per node and
 // what the registry sent per layer; and, when containerd and runc are installed and it runs as
 // root, runs the image once with `pouch run` through node 0's mirror on a private containerd.
-// Like every daemon, pouch is run as a process, through its command line only.
+// Like the daemons, pouch runs as a process and is reached through its command line only.
 func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	img, err := image.Busybox(1, cfg.LayerBytes)
 	if err != nil {
