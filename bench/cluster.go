@@ -12,12 +12,12 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pouch-p2p/pouch/internal/daemonproc"
+	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 )
 
 // proc is a daemon started by the harness, its stderr in a log file of the work directory.
 type proc struct {
-	*daemonproc.Proc
+	*daemon.Proc
 	log string
 }
 
@@ -29,7 +29,7 @@ func startProc(ctx context.Context, binDir, logDir, name, bin string, args ...st
 		return nil, err
 	}
 	defer logf.Close() // the child holds its own descriptor
-	if p.Proc, err = daemonproc.Start(ctx, name, filepath.Join(binDir, bin), args, logf); err != nil {
+	if p.Proc, err = daemon.Start(ctx, name, filepath.Join(binDir, bin), args, logf); err != nil {
 		return nil, fmt.Errorf("bench: %w; see %s", err, p.log)
 	}
 	return p, nil

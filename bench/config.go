@@ -38,7 +38,7 @@ type Config struct {
 	OriginRate   int64  `yaml:"originRate"`   // the origin's upload cap, all connections together (default UploadRate)
 	Mode         string `yaml:"mode"`         // burst or waves (default burst)
 	Baseline     bool   `yaml:"baseline"`     // also run the workload with every node pulling from the origin
-	// Layers > 0 makes the workload an image of busybox plus Layers random layers of Size bytes
+	// Layers > 0 makes the workload an image of Layers random layers of Size bytes
 	// in total, in the embedded registry, pulled through every node's registry mirror; 0 is a
 	// single file fetched with dfget ([Run] only).
 	Layers int `yaml:"layers"`

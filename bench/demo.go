@@ -12,10 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/internal/units"
-	"github.com/pouch-p2p/pouch/runtime"
 )
 
 // DemoConfig is the local cluster `make demo` runs.
@@ -32,9 +32,10 @@ const demoRepo, demoTag = "demo/busybox", "latest"
 // layer), a supernode and cfg.Nodes dfdaemons on loopback; pulls the image through every node's
 // registry mirror at the same moment, checking every blob's digest; prints the time per node and
 // what the registry sent per layer; and, when containerd and runc are installed and it runs as
-// root, runs the image once with `pouch run` through node 0's mirror.
+// root, runs the image once with `pouch run` through node 0's mirror on a private containerd.
+// Like the daemons, pouch runs as a process and is reached through its command line only.
 func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
-	img, err := ociimage.Busybox(1, cfg.LayerBytes)
+	img, err := image.Busybox(1, cfg.LayerBytes)
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	if err := img.Push(ctx, reg.URL, demoRepo, demoTag, "", ""); err != nil {
 		return err
 	}
-	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
+	blobs := img.Blobs()
 	var total int64
 	for _, b := range blobs {
 		total += int64(len(b.Data))
@@ -126,41 +127,29 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 
 	ref := reg.Host + "/" + demoRepo + ":" + demoTag
 	fmt.Fprintf(w, "\npouch run --rm %s (containerd through node 0's mirror):\n", ref)
-	if why := containerdMissing(); why != "" {
+	if why := containerd.Missing(containerd.Containerd1); why != "" {
 		fmt.Fprintf(w, "  skipped: %s\n", why)
 		return nil
 	}
-	ctd, err := runtime.StartPrivate("/usr/bin", false)
+	ctd, err := containerd.Start(containerd.Containerd1)
 	if err != nil {
 		return err
 	}
 	defer ctd.Stop()
 	hosts := filepath.Join(cfg.WorkDir, "certs.d")
-	if _, err := runtime.WriteHostsTOML(hosts, "http://"+reg.Host, "http://"+daemons[0].HTTP); err != nil {
+	pouch := func(stdout io.Writer, args ...string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), append([]string{"--address", ctd.Address, "--hosts-dir", hosts}, args...)...)
+		cmd.Stdout, cmd.Stderr = stdout, prefixed{w}
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("pouch %s: %w", args[0], err)
+		}
+		return nil
+	}
+	// mirror setup prints how to configure a system containerd: not the demo's concern.
+	if err := pouch(io.Discard, "mirror", "setup", "--mirror", "http://"+daemons[0].HTTP, "--registry", "http://"+reg.Host); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), "--address", ctd.Address, "--hosts-dir", hosts, "run", "--rm", ref)
-	cmd.Stdout, cmd.Stderr = prefixed{w}, prefixed{w}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pouch run: %w", err)
-	}
-	return nil
-}
-
-// containerdMissing says why the demo cannot start a private containerd, or "".
-func containerdMissing() string {
-	if os.Geteuid() != 0 {
-		return "containerd and runc need root"
-	}
-	for _, bin := range []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2"} {
-		if _, err := os.Stat(bin); err != nil {
-			return bin + " not found (apt-get install containerd runc)"
-		}
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		return "runc not found (apt-get install runc)"
-	}
-	return ""
+	return pouch(prefixed{w}, "run", "--rm", ref)
 }
 
 type prefixed struct{ w io.Writer }

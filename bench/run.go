@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		// F is what every node fetches: the random layers, busybox's layer and the config.
+		// F is what every node fetches: the random layers and the config.
 		cfg.Size, wl = img.blobsTotal, img
 	} else {
 		data, sum := content(cfg.Size, cfg.Seed)

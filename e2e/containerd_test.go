@@ -3,16 +3,17 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/runtime"
-	"github.com/pouch-p2p/pouch/runtime/runtimetest"
 )
 
 // Three nodes, each with its own containerd pointed (hosts.toml) at its own dfdaemon mirror, pull
@@ -23,27 +24,30 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: starts containerd, a registry, a supernode and dfdaemons; skipped under -short")
 	}
-	runtimetest.RequireIntegration(t) // skips, saying why, when not root
+	containerd.RequireIntegration(t) // skips, saying why, when not root
 	const (
 		nodes      = 3
 		extraBytes = 16 << 20
 	)
-	img, err := ociimage.Busybox(1, extraBytes)
+	img, err := image.Busybox(1, extraBytes)
+	if errors.Is(err, image.ErrNoBusybox) {
+		t.Skip(err) // the image must run
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, flavor := range runtimetest.Flavors() {
+	for _, flavor := range containerd.Flavors() {
 		t.Run(string(flavor), func(t *testing.T) {
 			began := time.Now()
 			defer func() { t.Logf("%s: %v", flavor, time.Since(began).Round(time.Millisecond)) }()
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
-			// Containerds first: StartContainerd skips the subtest, naming what to install, when
+			// Containerds first: StartTest skips the subtest, naming what to install, when
 			// the flavor's binaries are missing, before anything else is started.
-			ctrs := make([]*runtimetest.Containerd, nodes)
+			ctrs := make([]*containerd.Instance, nodes)
 			for i := range ctrs {
-				ctrs[i] = runtimetest.StartContainerd(t, flavor)
+				ctrs[i] = containerd.StartTest(t, flavor)
 			}
 
 			// A fresh registry per flavor, so its byte counters are this run's alone.
@@ -147,9 +151,9 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run on node 0: %v\nstderr: %s", err, stderr.String())
 			}
-			if code != 0 || stdout.String() != "hello from pouch\n" {
+			if code != 0 || stdout.String() != image.BusyboxOutput {
 				t.Errorf("run on node 0: exit %d, stdout %q, stderr %q; want exit 0, stdout %q",
-					code, stdout.String(), stderr.String(), "hello from pouch\n")
+					code, stdout.String(), stderr.String(), image.BusyboxOutput)
 			}
 			if got := reg.TotalBlobBytes(); got != total {
 				t.Errorf("after the run the registry had sent %d blob bytes, want still %d", got, total)

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/daemonproc"
+	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 )
 
 var binDir string
@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // proc is a daemon started for a test, its stderr kept to print when the test fails.
 type proc struct {
-	*daemonproc.Proc
+	*daemon.Proc
 	log *bytes.Buffer
 	mu  *sync.Mutex
 }
@@ -73,7 +73,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	var err error
-	p.Proc, err = daemonproc.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
+	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
 		if p.Proc != nil {
 			p.Kill()

@@ -14,9 +14,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/internal/netguard"
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
@@ -93,17 +93,15 @@ func startProxy(t *testing.T, cfg registryproxy.Config, blobs registryproxy.Blob
 	return srv
 }
 
-func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*registry.Registry, *ociimage.Image) {
+// originWithImage starts an origin holding demo/app:latest, one random layer of 600 KiB.
+func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*registry.Registry, *image.Image) {
 	t.Helper()
 	origin, err := registry.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { origin.Close() })
-	img, err := ociimage.Busybox(1, 600<<10)
-	if errors.Is(err, ociimage.ErrNoBusybox) {
-		t.Skip(err)
-	}
+	img, err := image.Random(1, 600<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +115,7 @@ func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*r
 func TestFallbackToUpstream(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	data := map[digest.Digest][]byte{layer.Digest: layer.Data}
 	cases := []struct {
 		name  string
@@ -174,7 +172,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestVerificationFailureAbortsResponse(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	srv := startProxy(t, registryproxy.Config{Default: origin.Host, Registries: map[string]registryproxy.RegistryConfig{origin.Host: {Insecure: true}}},
 		&memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}, badEnd: true}, nil)
 	resp, err := http.Get(srv.URL + "/v2/demo/app/blobs/" + layer.Digest.String())
@@ -234,7 +232,7 @@ func TestAllowList(t *testing.T) {
 func TestStaticCredentials(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{Token: true, Htpasswd: map[string]string{"ci": "pw"}}, "ci", "pw")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	srv := startProxy(t, registryproxy.Config{Registries: map[string]registryproxy.RegistryConfig{
 		origin.Host: {Insecure: true, Username: "ci", Password: "pw"}}},
 		&memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}}, nil)

@@ -56,7 +56,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
 					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry (bytes/s); larger configurations are refused"},
 					&cli.DurationFlag{Name: "timeout", Value: bench.Config{}.WithDefaults().Timeout, Usage: "give up on a phase after this long"},
-					&cli.IntFlag{Name: "layers", Usage: "image workload: busybox plus K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
+					&cli.IntFlag{Name: "layers", Usage: "image workload: K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
 					&cli.BoolFlag{Name: "netns", Usage: "each node in its own network namespace on a bridge (10.213.0.0/16), capped by tc on its veth pair instead of the daemons' flags (root only; removed after the run, also when interrupted)"},
 				),
 				Action: runCmd,
