@@ -12,9 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	units "github.com/docker/go-units"
+
 	"github.com/pouch-p2p/pouch/internal/ociimage"
 	"github.com/pouch-p2p/pouch/internal/registry"
-	"github.com/pouch-p2p/pouch/internal/units"
 	"github.com/pouch-p2p/pouch/runtime"
 )
 
@@ -52,7 +53,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 		total += int64(len(b.Data))
 	}
 	fmt.Fprintf(w, "origin: embedded registry at %s holding %s/%s:%s (%d blobs, %s)\n",
-		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.FormatBytes(total))
+		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.BytesSize(float64(total)))
 
 	logs := filepath.Join(cfg.WorkDir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -103,8 +104,8 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 			status = errs[i].Error()
 		}
 		fmt.Fprintf(tw, "%d\t%.2fs\t%s\t%s\t%s\t\n", i, took[i].Seconds(),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`))),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`))), status)
+			units.BytesSize(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`)),
+			units.BytesSize(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`)), status)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -115,11 +116,11 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	for _, b := range blobs {
 		n := reg.BlobBytes(b.Digest)
 		sent += n
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.FormatBytes(int64(len(b.Data))), units.FormatBytes(n), float64(n)/float64(len(b.Data)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.BytesSize(float64(len(b.Data))), units.BytesSize(float64(n)), float64(n)/float64(len(b.Data)))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d pulls of %s: the registry sent %s, %.2f× the image (every node from the origin: %d.00×)\n",
-		cfg.Nodes, units.FormatBytes(total), units.FormatBytes(sent), float64(sent)/float64(total), cfg.Nodes)
+		cfg.Nodes, units.BytesSize(float64(total)), units.BytesSize(float64(sent)), float64(sent)/float64(total), cfg.Nodes)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
