@@ -3,6 +3,7 @@ module github.com/pouch-p2p/pouch
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/containerd/containerd v1.7.35
 	github.com/containerd/log v0.1.0
 	github.com/distribution/distribution/v3 v3.1.2
