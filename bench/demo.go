@@ -16,6 +16,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/ociimage"
 	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/runtime"
 )
 
@@ -95,7 +96,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tpull time\tover P2P\tfrom origin\tdigests\t")
 	for i, d := range daemons {
-		m, err := d.scrape(ctx)
+		m, err := d.metrics(ctx)
 		if err != nil {
 			return err
 		}
@@ -104,8 +105,8 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 			status = errs[i].Error()
 		}
 		fmt.Fprintf(tw, "%d\t%.2fs\t%s\t%s\t%s\t\n", i, took[i].Seconds(),
-			units.BytesSize(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`)),
-			units.BytesSize(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`)), status)
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"})),
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})), status)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

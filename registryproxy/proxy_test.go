@@ -147,26 +147,11 @@ func TestFallbackToUpstream(t *testing.T) {
 			if r.status/100 != 2 || !bytes.Equal(r.body, want) {
 				t.Fatalf("%d, %d bytes (want %d)", r.status, len(r.body), len(want))
 			}
-			if n := counterValue(t, reg, "pouch_registryproxy_fallbacks_total"); n != 1 {
+			if n := metric(t, reg, "pouch_registryproxy_fallbacks_total", nil); n != 1 {
 				t.Errorf("fallbacks = %v, want 1", n)
 			}
 		})
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // TestVerificationFailureAbortsResponse: a blob whose P2P content fails its digest check never
