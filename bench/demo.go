@@ -12,10 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	units "github.com/docker/go-units"
+
 	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
-	"github.com/pouch-p2p/pouch/internal/units"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
 // DemoConfig is the local cluster `make demo` runs.
@@ -53,7 +55,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 		total += int64(len(b.Data))
 	}
 	fmt.Fprintf(w, "origin: embedded registry at %s holding %s/%s:%s (%d blobs, %s)\n",
-		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.FormatBytes(total))
+		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.BytesSize(float64(total)))
 
 	logs := filepath.Join(cfg.WorkDir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -95,7 +97,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tpull time\tover P2P\tfrom origin\tdigests\t")
 	for i, d := range daemons {
-		m, err := d.scrape(ctx)
+		m, err := d.metrics(ctx)
 		if err != nil {
 			return err
 		}
@@ -104,8 +106,8 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 			status = errs[i].Error()
 		}
 		fmt.Fprintf(tw, "%d\t%.2fs\t%s\t%s\t%s\t\n", i, took[i].Seconds(),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`))),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`))), status)
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"})),
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})), status)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -116,11 +118,11 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	for _, b := range blobs {
 		n := reg.BlobBytes(b.Digest)
 		sent += n
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.FormatBytes(int64(len(b.Data))), units.FormatBytes(n), float64(n)/float64(len(b.Data)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.BytesSize(float64(len(b.Data))), units.BytesSize(float64(n)), float64(n)/float64(len(b.Data)))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d pulls of %s: the registry sent %s, %.2f× the image (every node from the origin: %d.00×)\n",
-		cfg.Nodes, units.FormatBytes(total), units.FormatBytes(sent), float64(sent)/float64(total), cfg.Nodes)
+		cfg.Nodes, units.BytesSize(float64(total)), units.BytesSize(float64(sent)), float64(sent)/float64(total), cfg.Nodes)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

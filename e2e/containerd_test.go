@@ -13,6 +13,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/runtime"
 )
 
@@ -118,29 +119,29 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			if got := reg.TotalBlobBytes(); got != total {
 				t.Errorf("registry sent %d blob bytes in all; the image's blobs are %d bytes", got, total)
 			}
-			if got := metric(t, c.supernode, "pouch_supernode_origin_bytes_total"); got != float64(total) {
+			if got := metric(t, c.supernode, "pouch_supernode_origin_bytes_total", nil); got != float64(total) {
 				t.Errorf("seed fetched %v bytes from the origin, want %d", got, total)
 			}
 
 			// Every mirror served every blob from P2P, nothing from the upstream directly, and
 			// every daemon got its pieces from peers (the seed or another daemon), never the origin.
 			for _, d := range c.daemons {
-				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="upstream"}`); got != 0 {
+				if got := metric(t, d, "pouch_registryproxy_blob_bytes_total", scrape.Labels{"source": "upstream"}); got != 0 {
 					t.Errorf("%s: mirror streamed %v blob bytes from the upstream, want 0 (all through P2P)", d.Name, got)
 				}
-				if got := metric(t, d, "pouch_registryproxy_fallbacks_total"); got != 0 {
+				if got := metric(t, d, "pouch_registryproxy_fallbacks_total", nil); got != 0 {
 					t.Errorf("%s: mirror fell back to the upstream %v times", d.Name, got)
 				}
-				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="p2p"}`); got < float64(total) {
+				if got := metric(t, d, "pouch_registryproxy_blob_bytes_total", scrape.Labels{"source": "p2p"}); got < float64(total) {
 					t.Errorf("%s: mirror served %v blob bytes from P2P, want at least the image's %d", d.Name, got, total)
 				}
-				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="peer"}`); got < float64(total) {
+				if got := metric(t, d, "pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}); got < float64(total) {
 					t.Errorf("%s: downloaded %v bytes from peers, want at least the image's %d", d.Name, got, total)
 				}
-				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="origin"}`); got != 0 {
+				if got := metric(t, d, "pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"}); got != 0 {
 					t.Errorf("%s: downloaded %v bytes from the origin itself, want 0", d.Name, got)
 				}
-				if got := metric(t, d, "pouch_dfdaemon_back_to_source_total"); got != 0 {
+				if got := metric(t, d, "pouch_dfdaemon_back_to_source_total", nil); got != 0 {
 					t.Errorf("%s: went back to source %v times", d.Name, got)
 				}
 			}

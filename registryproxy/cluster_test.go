@@ -16,11 +16,13 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/registryproxy"
 	"github.com/pouch-p2p/pouch/supernode"
 )
@@ -303,34 +305,23 @@ func TestThreeDaemonsOneUpstreamFetch(t *testing.T) {
 		}
 	}
 	for i, d := range c.daemons {
-		if n := metric(t, d, "pouch_registryproxy_fallbacks_total", ""); n != 0 {
+		if n := metric(t, d.Metrics(), "pouch_registryproxy_fallbacks_total", nil); n != 0 {
 			t.Errorf("daemon %d fell back to the upstream %v times", i, n)
 		}
-		if n := metric(t, d, "pouch_registryproxy_blob_bytes_total", "p2p"); n != float64(img.TotalSize()-int64(len(img.Manifest.Data))) {
+		if n := metric(t, d.Metrics(), "pouch_registryproxy_blob_bytes_total", scrape.Labels{"source": "p2p"}); n != float64(img.TotalSize()-int64(len(img.Manifest.Data))) {
 			t.Errorf("daemon %d served %v blob bytes from P2P, want %d", i, n, img.TotalSize()-int64(len(img.Manifest.Data)))
 		}
 	}
 }
 
-// metric reads a counter from a daemon's registry (label: the one label value to match).
-func metric(t *testing.T, d *dfdaemon.Daemon, name, label string) float64 {
+// metric sums the series of one metric in a registry, as scrape.Families.Sum does.
+func metric(t *testing.T, g prometheus.Gatherer, name string, labels scrape.Labels) float64 {
 	t.Helper()
-	mfs, err := d.Metrics().Gather()
+	f, err := scrape.Gather(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return f.Sum(name, labels)
 }
 
 func token(t *testing.T, realm, service, scope, user, pass string) string {

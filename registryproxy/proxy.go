@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -80,8 +81,8 @@ type Proxy struct {
 
 	flights   singleflight.Group
 	manifests *manifestCache
-	tags      *ttlCache[*manifest]
-	auth      *ttlCache[blobAuth]
+	tags      *expirable.LRU[string, *manifest] // by-tag answers, for TagTTL
+	auth      *expirable.LRU[string, blobAuth]  // the upstream's yes to a client, for AuthTTL
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -107,8 +108,8 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
 		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
-		tags:      newTTLCache[*manifest](1024),
-		auth:      newTTLCache[blobAuth](4096),
+		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
+		auth:      expirable.NewLRU[string, blobAuth](authCacheEntries, nil, cfg.AuthTTL),
 	}
 	for _, a := range cfg.Allowed {
 		a = strings.ToLower(a)
