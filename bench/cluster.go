@@ -1,23 +1,21 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/pouch-p2p/pouch/internal/daemonproc"
+	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
 // proc is a daemon started by the harness, its stderr in a log file of the work directory.
 type proc struct {
-	*daemonproc.Proc
+	*daemon.Proc
 	log string
 }
 
@@ -29,7 +27,7 @@ func startProc(ctx context.Context, binDir, logDir, name, bin string, args ...st
 		return nil, err
 	}
 	defer logf.Close() // the child holds its own descriptor
-	if p.Proc, err = daemonproc.Start(ctx, name, filepath.Join(binDir, bin), args, logf); err != nil {
+	if p.Proc, err = daemon.Start(ctx, name, filepath.Join(binDir, bin), args, logf); err != nil {
 		return nil, fmt.Errorf("bench: %w; see %s", err, p.log)
 	}
 	return p, nil
@@ -62,64 +60,13 @@ func (p *proc) peakRSS() int64 {
 	return 0
 }
 
-// metrics is a scrape of a daemon's /metrics: series ("name" or "name{labels}") → value.
-type metrics map[string]float64
-
-func (p *proc) scrape(ctx context.Context) (metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTP+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+// metrics reads the daemon's /metrics.
+func (p *proc) metrics(ctx context.Context) (scrape.Families, error) {
+	m, err := scrape.Get(ctx, "http://"+p.HTTP+"/metrics")
 	if err != nil {
 		return nil, fmt.Errorf("bench: metrics of %s: %w", p.Name, err)
 	}
-	defer resp.Body.Close()
-	return parseMetrics(resp.Body), nil
-}
-
-// parseMetrics reads the Prometheus text format, enough for counters and gauges.
-func parseMetrics(r io.Reader) metrics {
-	m := metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[strings.TrimSpace(line[:i])] += v
-	}
-	return m
-}
-
-// sum adds the series of one metric whose labels contain every one of labels (e.g. `source="peer"`).
-func (m metrics) sum(name string, labels ...string) float64 {
-	var t float64
-	for k, v := range m {
-		base, lbl, _ := strings.Cut(k, "{")
-		if base != name {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(lbl, l) {
-				ok = false
-			}
-		}
-		if ok {
-			t += v
-		}
-	}
-	return t
+	return m, nil
 }
 
 // parallel runs f(i) for i in [0, n) with at most limit at a time and returns the first error.

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/units"
+	units "github.com/docker/go-units"
 )
 
 // Modes of a workload.
@@ -28,7 +28,7 @@ const WaveFraction = 0.2
 const DefaultMaxThroughput = 400e6
 
 // Config describes one benchmark: the cluster, the workload and the caps. Sizes are bytes and
-// rates bytes per second; the command line reads them with units ("64MiB", "20MB").
+// rates bytes per second; the command line reads them with cliutil.ParseBytes ("64MiB", "20MB").
 type Config struct {
 	Nodes        int    `yaml:"nodes"`        // N, the number of dfdaemons (default 8)
 	Size         int64  `yaml:"size"`         // content size F in bytes (default 64 MiB)
@@ -38,7 +38,7 @@ type Config struct {
 	OriginRate   int64  `yaml:"originRate"`   // the origin's upload cap, all connections together (default UploadRate)
 	Mode         string `yaml:"mode"`         // burst or waves (default burst)
 	Baseline     bool   `yaml:"baseline"`     // also run the workload with every node pulling from the origin
-	// Layers > 0 makes the workload an image of busybox plus Layers random layers of Size bytes
+	// Layers > 0 makes the workload an image of Layers random layers of Size bytes
 	// in total, in the embedded registry, pulled through every node's registry mirror; 0 is a
 	// single file fetched with dfget ([Run] only).
 	Layers int `yaml:"layers"`
@@ -164,7 +164,7 @@ func (c Config) CheckMachine() error {
 		return fmt.Errorf("%w: %d nodes moving %s at the caps need %s/s in total, over the %s/s budget of this machine "+
 			"(loopback libp2p TLS 1.03 GB/s on 2 cores, ÷ ≈2.5 for the SHA-256 check, store write and dfget read of every byte); "+
 			"lower --nodes or the rates, or raise --max-throughput on a bigger machine",
-			ErrTooMuchThroughput, c.Nodes, units.FormatBytes(c.Size), rateString(t), rateString(c.MaxThroughput))
+			ErrTooMuchThroughput, c.Nodes, units.BytesSize(float64(c.Size)), rateString(t), rateString(c.MaxThroughput))
 	}
 	return nil
 }

@@ -12,10 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
-	"github.com/pouch-p2p/pouch/internal/units"
-	"github.com/pouch-p2p/pouch/runtime"
+	units "github.com/docker/go-units"
+
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
 // DemoConfig is the local cluster `make demo` runs.
@@ -32,9 +34,10 @@ const demoRepo, demoTag = "demo/busybox", "latest"
 // layer), a supernode and cfg.Nodes dfdaemons on loopback; pulls the image through every node's
 // registry mirror at the same moment, checking every blob's digest; prints the time per node and
 // what the registry sent per layer; and, when containerd and runc are installed and it runs as
-// root, runs the image once with `pouch run` through node 0's mirror.
+// root, runs the image once with `pouch run` through node 0's mirror on a private containerd.
+// Like the daemons, pouch runs as a process and is reached through its command line only.
 func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
-	img, err := ociimage.Busybox(1, cfg.LayerBytes)
+	img, err := image.Busybox(1, cfg.LayerBytes)
 	if err != nil {
 		return err
 	}
@@ -46,13 +49,13 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	if err := img.Push(ctx, reg.URL, demoRepo, demoTag, "", ""); err != nil {
 		return err
 	}
-	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
+	blobs := img.Blobs()
 	var total int64
 	for _, b := range blobs {
 		total += int64(len(b.Data))
 	}
 	fmt.Fprintf(w, "origin: embedded registry at %s holding %s/%s:%s (%d blobs, %s)\n",
-		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.FormatBytes(total))
+		reg.URL, reg.Host, demoRepo, demoTag, len(blobs), units.BytesSize(float64(total)))
 
 	logs := filepath.Join(cfg.WorkDir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -94,7 +97,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tpull time\tover P2P\tfrom origin\tdigests\t")
 	for i, d := range daemons {
-		m, err := d.scrape(ctx)
+		m, err := d.metrics(ctx)
 		if err != nil {
 			return err
 		}
@@ -103,8 +106,8 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 			status = errs[i].Error()
 		}
 		fmt.Fprintf(tw, "%d\t%.2fs\t%s\t%s\t%s\t\n", i, took[i].Seconds(),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`))),
-			units.FormatBytes(int64(m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`))), status)
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"})),
+			units.BytesSize(m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})), status)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -115,52 +118,40 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	for _, b := range blobs {
 		n := reg.BlobBytes(b.Digest)
 		sent += n
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.FormatBytes(int64(len(b.Data))), units.FormatBytes(n), float64(n)/float64(len(b.Data)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t\n", b.Digest.Encoded()[:12], units.BytesSize(float64(len(b.Data))), units.BytesSize(float64(n)), float64(n)/float64(len(b.Data)))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d pulls of %s: the registry sent %s, %.2f× the image (every node from the origin: %d.00×)\n",
-		cfg.Nodes, units.FormatBytes(total), units.FormatBytes(sent), float64(sent)/float64(total), cfg.Nodes)
+		cfg.Nodes, units.BytesSize(float64(total)), units.BytesSize(float64(sent)), float64(sent)/float64(total), cfg.Nodes)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 
 	ref := reg.Host + "/" + demoRepo + ":" + demoTag
 	fmt.Fprintf(w, "\npouch run --rm %s (containerd through node 0's mirror):\n", ref)
-	if why := containerdMissing(); why != "" {
+	if why := containerd.Missing(containerd.Containerd1); why != "" {
 		fmt.Fprintf(w, "  skipped: %s\n", why)
 		return nil
 	}
-	ctd, err := runtime.StartPrivate("/usr/bin", false)
+	ctd, err := containerd.Start(containerd.Containerd1)
 	if err != nil {
 		return err
 	}
 	defer ctd.Stop()
 	hosts := filepath.Join(cfg.WorkDir, "certs.d")
-	if _, err := runtime.WriteHostsTOML(hosts, "http://"+reg.Host, "http://"+daemons[0].HTTP); err != nil {
+	pouch := func(stdout io.Writer, args ...string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), append([]string{"--address", ctd.Address, "--hosts-dir", hosts}, args...)...)
+		cmd.Stdout, cmd.Stderr = stdout, prefixed{w}
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("pouch %s: %w", args[0], err)
+		}
+		return nil
+	}
+	// mirror setup prints how to configure a system containerd: not the demo's concern.
+	if err := pouch(io.Discard, "mirror", "setup", "--mirror", "http://"+daemons[0].HTTP, "--registry", "http://"+reg.Host); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "pouch"), "--address", ctd.Address, "--hosts-dir", hosts, "run", "--rm", ref)
-	cmd.Stdout, cmd.Stderr = prefixed{w}, prefixed{w}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pouch run: %w", err)
-	}
-	return nil
-}
-
-// containerdMissing says why the demo cannot start a private containerd, or "".
-func containerdMissing() string {
-	if os.Geteuid() != 0 {
-		return "containerd and runc need root"
-	}
-	for _, bin := range []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2"} {
-		if _, err := os.Stat(bin); err != nil {
-			return bin + " not found (apt-get install containerd runc)"
-		}
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		return "runc not found (apt-get install runc)"
-	}
-	return ""
+	return pouch(prefixed{w}, "run", "--rm", ref)
 }
 
 type prefixed struct{ w io.Writer }

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
 )
 
 // TestDemo is `make demo` on a small image: every node pulls through its mirror, the registry
@@ -18,8 +21,8 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped under -short: builds and starts real supernode and dfdaemon processes")
 	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("the demo image needs /bin/busybox: apt-get install busybox-static")
+	if _, err := os.Stat(image.BusyboxPath); err != nil {
+		t.Skip("the demo image is runnable: it needs /bin/busybox; apt-get install busybox-static")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -36,7 +39,7 @@ func TestDemo(t *testing.T) {
 	if strings.Count(got, " ok\n") != 3 {
 		t.Errorf("want three nodes with every digest ok:\n%s", got)
 	}
-	if containerdMissing() == "" && !strings.Contains(got, "hello from pouch") {
+	if containerd.Missing(containerd.Containerd1) == "" && !strings.Contains(got, image.BusyboxOutput) {
 		t.Errorf("containerd is here but pouch run did not print the image's greeting:\n%s", got)
 	}
 }

@@ -16,25 +16,25 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 )
 
 // imageOrigin is the image workload's origin: the embedded registry holding a generated image
-// of busybox plus K random layers.
+// of K random layers (pulled, never run: it needs no busybox).
 type imageOrigin struct {
 	reg        *registry.Registry
-	img        *ociimage.Image
+	img        *image.Image
 	repo, tag  string
 	blobsTotal int64 // config and layers: what every node fetches
 }
 
 const benchRepo, benchTag = "bench/image", "latest"
 
-// startImageOrigin pushes busybox plus layers random layers of layerBytes in total to a new
+// startImageOrigin pushes an image of layers random layers of layerBytes in total to a new
 // embedded registry whose blob bodies are capped at rate bytes/s (0 = none).
 func startImageOrigin(ctx context.Context, addr string, layers int, layerBytes, rate int64) (*imageOrigin, error) {
-	img, err := ociimage.Busybox(layers, layerBytes)
+	img, err := image.Random(layers, layerBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +54,8 @@ func startImageOrigin(ctx context.Context, addr string, layers int, layerBytes, 
 	return o, nil
 }
 
-func (o *imageOrigin) blobs() []ociimage.Blob {
-	return append([]ociimage.Blob{o.img.Config}, o.img.Layers...)
+func (o *imageOrigin) blobs() []image.Blob {
+	return append([]image.Blob{o.img.Config}, o.img.Layers...)
 }
 
 // workload is what every node fetches in a run.
@@ -114,7 +114,7 @@ func (o *imageOrigin) pull(ctx context.Context, mirror string) error {
 	return pullImage(ctx, mirror, o.reg.Host, o.repo, o.tag, o.img)
 }
 
-func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *ociimage.Image) error {
+func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *image.Image) error {
 	// get streams one object through w (blobs go through a hasher only: N nodes pulling a
 	// multi-gigabyte image at once must not hold it in memory N times).
 	get := func(path, accept string, w io.Writer) error {
@@ -149,7 +149,7 @@ func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *oci
 	if err := check("/manifests/"+tag, ocispec.MediaTypeImageManifest, img.Manifest.Digest); err != nil {
 		return err
 	}
-	blobs := append([]ociimage.Blob{img.Config}, img.Layers...)
+	blobs := append([]image.Blob{img.Config}, img.Layers...)
 	errs := make([]error, len(blobs))
 	parallel(len(blobs), len(blobs), func(i int) error {
 		errs[i] = check("/blobs/"+blobs[i].Digest.String(), "", blobs[i].Digest)

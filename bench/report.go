@@ -12,7 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/pouch-p2p/pouch/internal/units"
+	units "github.com/docker/go-units"
 )
 
 // Files written by [WriteDir] and [WriteReport].
@@ -25,9 +25,9 @@ const (
 // WriteTable prints a result as a table.
 func WriteTable(w io.Writer, r Result) error {
 	fmt.Fprintf(w, "dfbench %s: %s, N=%d, %s, up %s, down %s, seed %s, origin %s",
-		r.Kind, r.Mode, r.Nodes, units.FormatBytes(r.SizeBytes), rate(r.UploadRate), rate(r.DownloadRate), rate(r.SeedRate), rate(r.OriginRate))
+		r.Kind, r.Mode, r.Nodes, units.BytesSize(float64(r.SizeBytes)), rate(r.UploadRate), rate(r.DownloadRate), rate(r.SeedRate), rate(r.OriginRate))
 	if r.PieceSize > 0 {
-		fmt.Fprintf(w, ", pieces %s", units.FormatBytes(r.PieceSize))
+		fmt.Fprintf(w, ", pieces %s", units.BytesSize(float64(r.PieceSize)))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -44,10 +44,10 @@ func WriteTable(w io.Writer, r Result) error {
 		fmt.Fprintf(w, "speed-up over the baseline (max ÷ max): %.2f×\n", r.Baseline.Speedup)
 	}
 	fmt.Fprintf(w, "bytes received: from peers %s, from the seed %s, from the origin directly %s; origin sent %s\n",
-		units.FormatBytes(r.BytesFromPeers), units.FormatBytes(r.BytesFromSeed), units.FormatBytes(r.BytesFromOrigin), units.FormatBytes(r.OriginBytes))
+		units.BytesSize(float64(r.BytesFromPeers)), units.BytesSize(float64(r.BytesFromSeed)), units.BytesSize(float64(r.BytesFromOrigin)), units.BytesSize(float64(r.OriginBytes)))
 	if r.Kind == "run" {
 		fmt.Fprintf(w, "supernode: %.2f CPU s, peak RSS %s; dfdaemon peak RSS (largest) %s\n",
-			r.SupernodeCPUSeconds, units.FormatBytes(r.SupernodePeakRSS), units.FormatBytes(r.DfdaemonPeakRSS))
+			r.SupernodeCPUSeconds, units.BytesSize(float64(r.SupernodePeakRSS)), units.BytesSize(float64(r.DfdaemonPeakRSS)))
 	} else {
 		fmt.Fprintf(w, "simulated %d events in %.1fs\n", r.SimEvents, r.SimWallSeconds)
 	}
@@ -127,7 +127,7 @@ func CompletionSVG(r Result) string {
 		ss = append(ss, series{name: "baseline bound", color: "#d62728", dashed: true, pts: []point{{1, r.Baseline.TMin}, {float64(max(len(bs), 2)), r.Baseline.TMin}}})
 	}
 	ss = append(ss, series{name: "T_min (Kumar–Ross)", color: "#2ca02c", dashed: true, pts: []point{{1, r.TMin}, {float64(max(len(ps), 2)), r.TMin}}})
-	title := fmt.Sprintf("%s %s: N=%d, %s — completion time per node, sorted", r.Kind, r.Mode, r.Nodes, units.FormatBytes(r.SizeBytes))
+	title := fmt.Sprintf("%s %s: N=%d, %s — completion time per node, sorted", r.Kind, r.Mode, r.Nodes, units.BytesSize(float64(r.SizeBytes)))
 	return plot(title, "node (sorted by completion time)", "seconds", false, ss)
 }
 
@@ -156,7 +156,7 @@ func WriteReport(w io.Writer, outDir string, dirs []string) error {
 			bm, sp = fmt.Sprintf("%.2fs", r.Baseline.Max), fmt.Sprintf("%.2f×", r.Baseline.Speedup)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.2fs\t%.2fs\t%.2fs\t%.2f\t%.2f\t%.2f\t%s\t%s\t%d\t\n", r.Kind, r.Mode, r.Nodes,
-			units.FormatBytes(r.SizeBytes), r.TMin, r.P50, r.Max, r.MaxOverTMin, r.P50OverTMin, r.OriginRatio, bm, sp, r.Failed)
+			units.BytesSize(float64(r.SizeBytes)), r.TMin, r.P50, r.Max, r.MaxOverTMin, r.P50OverTMin, r.OriginRatio, bm, sp, r.Failed)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

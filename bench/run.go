@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
 // Binaries [Run] needs in Config.BinDir.
@@ -65,7 +67,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		// F is what every node fetches: the random layers, busybox's layer and the config.
+		// F is what every node fetches: the random layers and the config.
 		cfg.Size, wl = img.blobsTotal, img
 	} else {
 		data, sum := content(cfg.Size, cfg.Seed)
@@ -194,21 +196,21 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 	// Metrics and peak RSS before anything stops.
 	var peer, orig float64
 	for _, d := range daemons {
-		m, err := d.scrape(ctx)
+		m, err := d.metrics(ctx)
 		if err != nil {
 			return nil, err
 		}
-		peer += m.sum("pouch_dfdaemon_download_bytes_total", `source="peer"`)
-		orig += m.sum("pouch_dfdaemon_download_bytes_total", `source="origin"`)
+		peer += m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"})
+		orig += m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})
 		ph.dRSS = max(ph.dRSS, d.peakRSS())
 	}
 	if sn != nil {
-		m, err := sn.scrape(ctx)
+		m, err := sn.metrics(ctx)
 		if err != nil {
 			return nil, err
 		}
-		ph.fromSeed = int64(m.sum("pouch_supernode_seed_upload_bytes_total"))
-		ph.snCPU = m.sum("process_cpu_seconds_total")
+		ph.fromSeed = int64(m.Sum("pouch_supernode_seed_upload_bytes_total", nil))
+		ph.snCPU = m.Sum("process_cpu_seconds_total", nil)
 		ph.snRSS = sn.peakRSS()
 	}
 	ph.fromPeers, ph.fromOrigin = int64(peer)-ph.fromSeed, int64(orig)

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
@@ -17,11 +16,10 @@ const (
 	SimPipeline     = 3               // outstanding piece requests per parent
 	SimWindow       = 8               // pieces near the read cursor taken first from any parent but the seed
 	SimSyncInterval = 1 * time.Second // a peer reports to the supernode about this often
-	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding).
-	SimSuperSeedOffers = 2
-	// SimSuperSeedPending is the seed's cap on pending offers over all children
-	// (peer.SuperSeedPending).
-	SimSuperSeedPending = peer.SuperSeedPending
+	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding),
+	// and SimSuperSeedPending its cap on pending offers over all children: the seed's own policy.
+	SimSuperSeedOffers  = scheduler.SuperSeedOffers
+	SimSuperSeedPending = scheduler.SuperSeedPending
 )
 
 // Simulate runs the workload of cfg as a discrete-event simulation with no sockets. It drives the

@@ -1,39 +1,23 @@
 package dfdaemon
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 
-	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/httpx"
-	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
-// DownloadRequest is the body of POST /api/v1/download, the call dfget makes.
-type DownloadRequest struct {
-	URL    string        `json:"url"`
-	Header http.Header   `json:"header,omitempty"`
-	Digest digest.Digest `json:"digest,omitempty"`
-	Tag    string        `json:"tag,omitempty"`
-}
-
-// Headers of a download answer. The body is chunked, so that a failure after the first byte
-// (the content failed its digest, the origin broke off) reaches the client as an error trailer
-// rather than as a connection that merely ended.
-const (
-	HeaderTaskID = "X-Pouch-Task"
-	HeaderSize   = "X-Pouch-Size"  // the content length
-	TrailerError = "X-Pouch-Error" // a JSON snapi.Error when the download failed midway
-)
-
+// handleDownload serves dfapi.PathDownload: the content as it arrives, with the error trailer
+// when the download fails after the first byte.
 func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
-	var req DownloadRequest
-	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, snapi.Error{Message: err.Error(), Code: snapi.CodeBadRequest})
+	var req dfapi.DownloadRequest
+	if err := httpx.DecodeJSON(r, dfapi.MaxBody, &req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, apierr.Error{Message: err.Error(), Code: apierr.CodeBadRequest})
 		return
 	}
 	x, err := d.Download(r.Context(), Request{URL: req.URL, Header: req.Header, Digest: req.Digest, Tag: req.Tag})
@@ -47,9 +31,9 @@ func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	defer x.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(HeaderSize, strconv.FormatInt(x.Size(), 10))
-	w.Header().Set(HeaderTaskID, x.TaskID().String())
-	w.Header().Set("Trailer", TrailerError)
+	w.Header().Set(dfapi.HeaderSize, strconv.FormatInt(x.Size(), 10))
+	w.Header().Set(dfapi.HeaderTaskID, x.TaskID().String())
+	w.Header().Set("Trailer", dfapi.TrailerError)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, x.NewReader(r.Context(), 0)); err != nil {
 		if r.Context().Err() != nil {
@@ -57,17 +41,6 @@ func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
 		}
 		d.log.Warn("download failed midway", zap.String("url", req.URL), zap.Error(err))
 		_, body := APIError(classify(err))
-		data, _ := json.Marshal(body)
-		w.Header().Set(TrailerError, string(data))
+		w.Header().Set(dfapi.TrailerError, dfapi.EncodeTrailer(body))
 	}
-}
-
-// DecodeError reads the API error body of a failed answer, for clients of the local API.
-func DecodeError(resp *http.Response) snapi.Error {
-	var e snapi.Error
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, snapi.MaxBody))
-	if json.Unmarshal(data, &e) != nil || e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	return e
 }

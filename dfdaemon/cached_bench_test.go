@@ -1,10 +1,8 @@
 package dfdaemon_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 )
 
 // BenchmarkCachedDownload reads a 256 MiB file the daemon already holds through its local API,
@@ -31,14 +30,17 @@ func BenchmarkCachedDownload(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d := runDaemon(ctx, b, dfdaemon.Config{})
-	body, _ := json.Marshal(dfdaemon.DownloadRequest{URL: origin.URL + "/blob"})
+	c, err := dfapi.NewClient(d.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
 	get := func(b *testing.B) {
-		resp, err := http.Post(d.URL()+"/api/v1/download", "application/json", bytes.NewReader(body))
+		dl, err := c.Download(ctx, dfapi.DownloadRequest{URL: origin.URL + "/blob"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		n, _ := io.Copy(io.Discard, dl.Body)
+		dl.Body.Close()
 		if n != size {
 			b.Fatalf("got %d bytes", n)
 		}

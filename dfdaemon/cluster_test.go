@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -95,25 +96,15 @@ func TestTwoPeersTrade(t *testing.T) {
 	// everything from it.
 	var traded float64
 	for _, d := range ds {
-		traded += counter(t, d, "pouch_dfdaemon_upload_bytes_total")
+		m, err := scrape.Gather(d.Metrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		traded += m.Sum("pouch_dfdaemon_upload_bytes_total", nil)
 	}
 	if traded == 0 {
 		t.Error("the two peers sent each other nothing: every piece came from the seed")
 	}
-}
-
-func counter(t *testing.T, d *dfdaemon.Daemon, name string) float64 {
-	mfs, err := d.Metrics().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // A dfdaemon stopped in the middle of a download resumes from the pieces on disk when it starts

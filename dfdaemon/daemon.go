@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
@@ -86,7 +87,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		life.HTTP(d.ln, d.mux)
 	}
 	d.metrics = newMetrics(d)
-	d.mux.HandleFunc("POST /api/v1/download", d.handleDownload)
+	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	return d, nil

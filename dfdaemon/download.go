@@ -15,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
@@ -232,6 +233,10 @@ func (dl *download) applyTask(info snapi.TaskInfo) {
 // be asked: the first response then gives the length.
 func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 	dl.d.metrics.backToSource.Inc()
+	return fromOrigin(dl.fillFromOrigin(ctx, t))
+}
+
+func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header, Limiter: dl.d.downLimit}
 	var first *http.Response
 	if t == nil {
@@ -242,7 +247,7 @@ func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 		length, err := source.LengthOrSpool(resp, dl.d.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
-			return &Error{Kind: ErrOriginUnreachable, Msg: fmt.Sprintf("%s: %v", dl.req.URL, err)}
+			return fmt.Errorf("%s: %w", dl.req.URL, err)
 		}
 		t, err = dl.createTask(snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length)})
 		if err != nil {
@@ -357,7 +362,7 @@ func (dl *download) pump(now time.Time) {
 		if !f.receiving && now.Sub(f.since) > dl.d.cfg.RequestTimeout {
 			if p, ok := dl.parents[f.owner]; ok {
 				dl.log.Info("parent timed out", zap.Stringer("parent", f.owner), zap.Int("piece", i))
-				dl.failures = append(dl.failures, snapi.Failure{Parent: f.owner.String(), Reason: "timeout"})
+				dl.failures = append(dl.failures, snapi.Failure{Parent: f.owner.String(), Reason: snapi.FailTimeout})
 				p.conn.Close()
 			}
 			delete(dl.inflight, i)
@@ -468,7 +473,7 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 	if err != nil {
 		if ctx.Err() == nil {
 			dl.log.Debug("cannot reach parent", zap.Stringer("parent", info.ID), zap.Error(err))
-			dl.failures = append(dl.failures, snapi.Failure{Parent: sp.ID, Reason: "unreachable"})
+			dl.failures = append(dl.failures, snapi.Failure{Parent: sp.ID, Reason: snapi.FailUnreachable})
 		}
 		return
 	}
@@ -494,14 +499,14 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 
 // serve reads one parent's messages until the stream ends.
 func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
-	reason := ""
+	var reason snapi.FailureReason
 	defer func() { dl.dropParent(id, p, reason) }()
 	meta := dl.task.Meta()
 	for {
 		ev, err := p.conn.Next()
 		if err != nil {
 			if ctx.Err() == nil && !p.retired {
-				reason = "unreachable"
+				reason = snapi.FailUnreachable
 			}
 			return
 		}
@@ -524,11 +529,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.poke()
 		case p2p.EventPiece:
 			if ev.Index >= meta.PieceCount() {
-				reason = "corrupt"
+				reason = snapi.FailCorrupt
 				return
 			}
 			if _, n := piece.Bounds(ev.Index, meta.ContentLength, meta.PieceSize); n != ev.Size {
-				reason = "corrupt"
+				reason = snapi.FailCorrupt
 				return
 			}
 			dl.mu.Lock()
@@ -544,7 +549,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					reason = "unreachable"
+					reason = snapi.FailUnreachable
 					return
 				}
 				continue
@@ -568,11 +573,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				dl.mu.Lock()
 				dl.blocked[id] = true
 				dl.mu.Unlock()
-				reason = "corrupt"
+				reason = snapi.FailCorrupt
 				return
 			default:
 				if ctx.Err() == nil {
-					reason = "unreachable"
+					reason = snapi.FailUnreachable
 				}
 				return
 			}
@@ -581,7 +586,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 }
 
 // dropParent forgets a parent and frees what it was asked for.
-func (dl *download) dropParent(id peer.ID, p *parentState, reason string) {
+func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason) {
 	p.conn.Close()
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
@@ -638,7 +643,7 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		var se *snapi.StatusError
 		switch {
-		case errors.As(err, &se) && se.Err.Code == snapi.CodeNotFound:
+		case errors.As(err, &se) && se.Err.Code == apierr.CodeNotFound:
 			// The supernode restarted or expired this peer: join again with what is held.
 			fallthrough
 		case errors.Is(err, snapi.ErrUnavailable) && len(dl.homes) > 1:

@@ -1,13 +1,20 @@
 package dfdaemon
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"syscall"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 // The failures a download reports, wrapped with the URL or digest that failed.
@@ -17,34 +24,47 @@ var (
 	ErrOriginUnreachable = errors.New("origin unreachable")
 	ErrDigestMismatch    = errors.New("digest mismatch")
 	ErrForbidden         = errors.New("destination not allowed")
+	// ErrLocal is this daemon's own storage failing (disk full, I/O error, the piece store):
+	// retrying elsewhere will not help, and the origin is not to blame.
+	ErrLocal = errors.New("local failure")
+	// ErrInternal is any other failure.
+	ErrInternal = errors.New("internal error")
 )
 
-// Error carries the origin's status along with the sentinel.
+// Error is a download failure: its kind (one of the sentinels above), the origin's status
+// when it refused, and the error it came from. errors.Is and errors.As see both the kind and
+// the cause.
 type Error struct {
 	Kind         error
 	OriginStatus int
 	Msg          string
+	Err          error // the cause, when there is one
 }
 
 func (e *Error) Error() string { return e.Msg }
-func (e *Error) Unwrap() error { return e.Kind }
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
 
 // APIError turns a download failure into the local API's status and error body.
-func APIError(err error) (int, snapi.Error) {
+func APIError(err error) (int, apierr.Error) {
 	var e *Error
-	body := snapi.Error{Message: err.Error()}
+	body := apierr.Error{Message: err.Error()}
 	if errors.As(err, &e) {
 		body.OriginStatus = e.OriginStatus
 	}
 	switch {
 	case errors.Is(err, ErrBadRequest):
-		body.Code = snapi.CodeBadRequest
+		body.Code = apierr.CodeBadRequest
 		return http.StatusBadRequest, body
 	case errors.Is(err, ErrForbidden):
-		body.Code = snapi.CodeForbidden
+		body.Code = apierr.CodeForbidden
 		return http.StatusForbidden, body
 	case errors.Is(err, ErrOriginStatus):
-		body.Code = snapi.CodeOriginStatus
+		body.Code = apierr.CodeOriginStatus
 		if body.OriginStatus == http.StatusNotFound || body.OriginStatus == http.StatusGone {
 			return http.StatusNotFound, body
 		}
@@ -53,46 +73,97 @@ func APIError(err error) (int, snapi.Error) {
 		}
 		return http.StatusBadGateway, body
 	case errors.Is(err, ErrDigestMismatch):
-		body.Code = CodeDigestMismatch
+		body.Code = apierr.CodeDigestMismatch
 		return http.StatusBadGateway, body
 	case errors.Is(err, ErrOriginUnreachable):
-		body.Code = snapi.CodeOriginUnreachable
+		body.Code = apierr.CodeOriginUnreachable
 		return http.StatusBadGateway, body
+	case errors.Is(err, ErrLocal):
+		body.Code = apierr.CodeLocal
+		return http.StatusInternalServerError, body
 	}
-	body.Code = snapi.CodeInternal
+	body.Code = apierr.CodeInternal
 	return http.StatusInternalServerError, body
 }
 
-// CodeDigestMismatch is the API code for content that does not match the requested digest.
-const CodeDigestMismatch = snapi.CodeDigestMismatch
+// classify maps a failure onto the sentinels; one it does not recognise is ErrInternal. A
+// cancellation is returned as it is: the download was stopped, nobody failed.
+func classify(err error) error { return classifyOr(err, ErrInternal) }
 
-// classify maps origin and supernode failures onto the sentinels.
-func classify(err error) error {
+// fromOrigin classifies a failure met while fetching from the origin: what classify does not
+// recognise there (a body cut short, a length that changed, content that no longer hashes to
+// the seed's digests) is the origin's doing.
+func fromOrigin(err error) error {
+	if err == nil {
+		return nil
+	}
+	return classifyOr(err, ErrOriginUnreachable)
+}
+
+func classifyOr(err, otherwise error) error {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	var se *source.StatusError
 	if errors.As(err, &se) {
-		return &Error{Kind: ErrOriginStatus, OriginStatus: se.Status, Msg: err.Error()}
+		return &Error{Kind: ErrOriginStatus, OriginStatus: se.Status, Msg: err.Error(), Err: err}
 	}
 	if errors.Is(err, netguard.ErrForbidden) {
-		return &Error{Kind: ErrForbidden, Msg: err.Error()}
+		return &Error{Kind: ErrForbidden, Msg: err.Error(), Err: err}
 	}
 	var sn *snapi.StatusError
 	if errors.As(err, &sn) {
+		// The supernode's answer: the seed's failure, which is this download's too. The other
+		// codes (not_found, internal...) are the supernode's own trouble.
+		kind := ErrInternal
 		switch sn.Err.Code {
-		case snapi.CodeOriginStatus:
-			return &Error{Kind: ErrOriginStatus, OriginStatus: sn.Err.OriginStatus, Msg: sn.Err.Message}
-		case snapi.CodeOriginUnreachable:
-			return &Error{Kind: ErrOriginUnreachable, Msg: sn.Err.Message}
-		case snapi.CodeForbidden:
-			return &Error{Kind: ErrForbidden, Msg: sn.Err.Message}
-		case snapi.CodeBadRequest:
-			return &Error{Kind: ErrBadRequest, Msg: sn.Err.Message}
-		case snapi.CodeDigestMismatch:
-			return &Error{Kind: ErrDigestMismatch, Msg: sn.Err.Message}
+		case apierr.CodeOriginStatus:
+			kind = ErrOriginStatus
+		case apierr.CodeOriginUnreachable:
+			kind = ErrOriginUnreachable
+		case apierr.CodeForbidden:
+			kind = ErrForbidden
+		case apierr.CodeBadRequest:
+			kind = ErrBadRequest
+		case apierr.CodeDigestMismatch:
+			kind = ErrDigestMismatch
+		}
+		return &Error{Kind: kind, OriginStatus: sn.Err.OriginStatus, Msg: sn.Err.Message, Err: err}
+	}
+	if isLocal(err) {
+		return &Error{Kind: ErrLocal, Msg: "local failure: " + err.Error(), Err: err}
+	}
+	if isNetwork(err) {
+		otherwise = ErrOriginUnreachable
+	}
+	return &Error{Kind: otherwise, Msg: "download failed: " + err.Error(), Err: err}
+}
+
+// isLocal says whether err is this daemon's storage failing: the piece store, or a file
+// operation (disk full, read-only file system, I/O error).
+func isLocal(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	if errors.As(err, &pe) || errors.As(err, &le) {
+		return true
+	}
+	for _, s := range []error{piece.ErrClosed, piece.ErrNotFound, piece.ErrBadMeta, piece.ErrMetaConflict, piece.ErrOutOfRange, piece.ErrBadBitfield} {
+		if errors.Is(err, s) {
+			return true
 		}
 	}
-	return &Error{Kind: ErrOriginUnreachable, Msg: fmt.Sprintf("download failed: %v", err)}
+	// A bare errno is a system call of ours failing; the network's (connection refused) come
+	// wrapped in a network error, which belongs to the origin.
+	var errno syscall.Errno
+	return !isNetwork(err) && errors.As(err, &errno)
+}
+
+// isNetwork says whether err came from the network: a dial, a read or write on a connection, a
+// name lookup, an HTTP exchange. Not any net.Error: a syscall.Errno is one too.
+func isNetwork(err error) bool {
+	var op *net.OpError
+	var ue *url.Error
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &ue) || errors.As(err, &dns)
 }

@@ -1,15 +1,12 @@
 package dfdaemon_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -38,17 +35,9 @@ func swarm(t *testing.B) {
 	downloadAll(ctx, t, ds, origin.URL+"/f", data)
 	tmin := float64(len(data)) / float64(rate)
 	t.ReportMetric(time.Since(start).Seconds()/tmin, "max/T_min")
-	resp, err := http.Get(sn.URL() + "/metrics")
+	m, err := scrape.Get(ctx, sn.URL()+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(l, []byte("pouch_supernode_seed_upload_bytes_total ")); ok {
-			var sent float64
-			fmt.Sscanf(string(v), "%g", &sent)
-			t.ReportMetric(sent/float64(len(data)), "seed-bytes/size")
-		}
-	}
+	t.ReportMetric(m.Sum("pouch_supernode_seed_upload_bytes_total", nil)/float64(len(data)), "seed-bytes/size")
 }

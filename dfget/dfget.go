@@ -2,13 +2,15 @@
 // through the local dfdaemon, or as a one-shot peer of its own when given a supernode. The output
 // file appears only when it is complete and verified (written under a temporary name, then
 // renamed); a failure leaves nothing behind and is reported as one of the exit codes below.
+//
+// dfget speaks to a daemon only through its published API (internal/dfapi); the one-shot peer,
+// which runs a dfdaemon in this process, is the one place that imports dfdaemon (oneshot.go).
 package dfget
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -18,21 +20,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/schollz/progressbar/v3"
 	"go.uber.org/zap"
 
-	"github.com/pouch-p2p/pouch/dfdaemon"
-	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 )
 
 // Exit codes, so scripts can tell failures apart.
 const (
 	ExitOK             = 0
-	ExitFailure        = 1 // anything else, e.g. the output cannot be written
+	ExitFailure        = 1 // anything else, e.g. the output cannot be written, or the dfdaemon's disk failed
 	ExitUsage          = 2 // bad flags, URL or digest
 	ExitNotFound       = 3 // the origin has no such file (404, 410)
 	ExitOrigin         = 4 // the origin is unreachable, refused, or not allowed
@@ -67,7 +68,7 @@ type Options struct {
 	Progress  bool // draw a progress bar on stderr
 	Log       *zap.Logger
 	// OneShot configures the embedded peer; Supernode and DataDir are filled in.
-	OneShot dfdaemon.Config
+	OneShot OneShotConfig
 }
 
 // Run downloads opts.URL to opts.Output.
@@ -106,26 +107,17 @@ func run(ctx context.Context, opts Options) error {
 	}
 	defer out.abort()
 
-	var body io.Reader
-	var size int64
+	var dl *dfapi.Download
 	if opts.Daemon == "" && opts.Supernode != "" {
-		stop, x, err := oneShot(ctx, opts)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		body, size = x.NewReader(ctx, 0), x.Size()
+		dl, err = oneShot(ctx, opts)
 	} else {
-		resp, err := viaDaemon(ctx, opts)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, size = &trailerCheck{resp: resp}, resp.ContentLength
-		if s, err := strconv.ParseInt(resp.Header.Get(dfdaemon.HeaderSize), 10, 64); err == nil {
-			size = s
-		}
+		dl, err = viaDaemon(ctx, opts)
 	}
+	if err != nil {
+		return err
+	}
+	defer dl.Body.Close()
+	size := dl.Size
 
 	var h hash.Hash
 	w := io.Writer(out)
@@ -138,20 +130,16 @@ func run(ctx context.Context, opts Options) error {
 		w = io.MultiWriter(w, bar)
 		defer bar.Finish()
 	}
-	n, err := io.Copy(w, body)
+	n, err := io.Copy(w, dl.Body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var de *dfdaemon.Error
-		if errors.As(err, &de) {
-			return classify(de)
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			return classifyAPI(*ae)
 		}
-		var te *trailerError
-		if errors.As(err, &te) {
-			return classifyAPI(te.e)
-		}
-		return fail(ExitFailure, "download interrupted after %d bytes: %v", n, err)
+		return fail(ExitFailure, "download interrupted after %d bytes: %w", n, err)
 	}
 	if size >= 0 && n != size {
 		return fail(ExitFailure, "download interrupted: got %d of %d bytes", n, size)
@@ -169,55 +157,31 @@ func run(ctx context.Context, opts Options) error {
 
 // viaDaemon asks the local dfdaemon for the content; when no daemon answers at all, it fetches
 // straight from the origin, since a download must not fail because the P2P layer is down.
-func viaDaemon(ctx context.Context, opts Options) (*http.Response, error) {
-	body, _ := json.Marshal(dfdaemon.DownloadRequest{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.Daemon+"/api/v1/download", bytes.NewReader(body))
+func viaDaemon(ctx context.Context, opts Options) (*dfapi.Download, error) {
+	c, err := dfapi.NewClient(opts.Daemon)
 	if err != nil {
-		return nil, fail(ExitUsage, "bad --daemon %q: %v", opts.Daemon, err)
+		return nil, fail(ExitUsage, "bad --daemon %q: %w", opts.Daemon, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if ctx.Err() == nil && errors.As(err, &op) && op.Op == "dial" {
-			opts.Log.Warn("dfdaemon unreachable: downloading from the origin directly", zap.String("daemon", opts.Daemon), zap.Error(err))
-			return direct(ctx, opts)
-		}
-		return nil, fail(ExitFailure, "dfdaemon at %s: %v", opts.Daemon, err)
+	dl, err := c.Download(ctx, dfapi.DownloadRequest{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
+	var ae *apierr.Error
+	var op *net.OpError
+	switch {
+	case err == nil:
+		return dl, nil
+	case errors.As(err, &ae):
+		return nil, classifyAPI(*ae)
+	case ctx.Err() == nil && errors.As(err, &op) && op.Op == "dial":
+		opts.Log.Warn("dfdaemon unreachable: downloading from the origin directly", zap.String("daemon", opts.Daemon), zap.Error(err))
+		return direct(ctx, opts)
 	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, classifyAPI(dfdaemon.DecodeError(resp))
-	}
-	return resp, nil
-}
-
-// trailerCheck turns the daemon's error trailer into an error at the end of the body.
-type trailerCheck struct{ resp *http.Response }
-
-type trailerError struct{ e snapi.Error }
-
-func (t *trailerError) Error() string { return t.e.Message }
-
-func (t *trailerCheck) Read(p []byte) (int, error) {
-	n, err := t.resp.Body.Read(p)
-	if err == io.EOF {
-		if v := t.resp.Trailer.Get(dfdaemon.TrailerError); v != "" {
-			var e snapi.Error
-			if json.Unmarshal([]byte(v), &e) != nil {
-				e.Message = v
-			}
-			return n, &trailerError{e}
-		}
-	}
-	return n, err
+	return nil, &Error{Code: ExitFailure, Err: err}
 }
 
 // direct fetches from the origin without P2P.
-func direct(ctx context.Context, opts Options) (*http.Response, error) {
+func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
 	if err != nil {
-		return nil, fail(ExitUsage, "%v", err)
+		return nil, &Error{Code: ExitUsage, Err: err}
 	}
 	for k, vs := range opts.Header {
 		req.Header[k] = vs
@@ -227,7 +191,7 @@ func direct(ctx context.Context, opts Options) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fail(ExitOrigin, "origin unreachable: %v", err)
+		return nil, fail(ExitOrigin, "origin unreachable: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -237,75 +201,29 @@ func direct(ctx context.Context, opts Options) (*http.Response, error) {
 		}
 		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), opts.URL)
 	}
-	return resp, nil
+	return &dfapi.Download{Body: resp.Body, Size: resp.ContentLength}, nil
 }
 
-// oneShot runs a dfdaemon inside this process for one download.
-func oneShot(ctx context.Context, opts Options) (stop func(), x *dfdaemon.Download, err error) {
-	cfg := opts.OneShot
-	cfg.Supernode, cfg.Listen = opts.Supernode, "none"
-	cfg.DataDir = opts.DataDir
-	var tmp string
-	if cfg.DataDir == "" {
-		if tmp, err = os.MkdirTemp("", "dfget-"); err != nil {
-			return nil, nil, &Error{Code: ExitFailure, Err: err}
-		}
-		cfg.DataDir = tmp
-	}
-	d, err := dfdaemon.New(cfg, opts.Log)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, nil, &Error{Code: ExitFailure, Err: err}
-	}
-	dctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(dctx); close(done) }()
-	stop = func() {
-		if x != nil {
-			x.Close()
-		}
-		cancel()
-		<-done
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}
-	x, err = d.Download(ctx, dfdaemon.Request{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
-	if err != nil {
-		stop()
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		var de *dfdaemon.Error
-		if errors.As(err, &de) {
-			return nil, nil, classify(de)
-		}
-		return nil, nil, &Error{Code: ExitFailure, Err: err}
-	}
-	return stop, x, nil
-}
-
-func classify(e *dfdaemon.Error) error {
-	_, body := dfdaemon.APIError(e)
-	return classifyAPI(body)
-}
-
-func classifyAPI(e snapi.Error) error {
+// classifyAPI turns a daemon's error answer into dfget's exit code.
+func classifyAPI(e apierr.Error) error {
 	code := ExitFailure
 	switch e.Code {
-	case snapi.CodeBadRequest:
+	case apierr.CodeBadRequest:
 		code = ExitUsage
-	case snapi.CodeOriginStatus:
+	case apierr.CodeOriginStatus:
 		code = ExitOrigin
 		if e.OriginStatus == http.StatusNotFound || e.OriginStatus == http.StatusGone {
 			code = ExitNotFound
 		}
-	case snapi.CodeOriginUnreachable, snapi.CodeForbidden:
+	case apierr.CodeOriginUnreachable, apierr.CodeForbidden:
 		code = ExitOrigin
-	case dfdaemon.CodeDigestMismatch:
+	case apierr.CodeDigestMismatch:
 		code = ExitDigestMismatch
+	case apierr.CodeLocal:
+		// The daemon's own disk or store failed: say so, since the origin is fine.
+		return &Error{Code: ExitFailure, Err: fmt.Errorf("dfdaemon: %w", &e)}
 	}
-	return &Error{Code: code, Err: errors.New(e.Message)}
+	return &Error{Code: code, Err: &e}
 }
 
 // output is a file written under a temporary name and renamed when complete.

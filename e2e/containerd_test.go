@@ -3,16 +3,18 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/runtime"
-	"github.com/pouch-p2p/pouch/runtime/runtimetest"
 )
 
 // Three nodes, each with its own containerd pointed (hosts.toml) at its own dfdaemon mirror, pull
@@ -23,27 +25,30 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: starts containerd, a registry, a supernode and dfdaemons; skipped under -short")
 	}
-	runtimetest.RequireIntegration(t) // skips, saying why, when not root
+	containerd.RequireIntegration(t) // skips, saying why, when not root
 	const (
 		nodes      = 3
 		extraBytes = 16 << 20
 	)
-	img, err := ociimage.Busybox(1, extraBytes)
+	img, err := image.Busybox(1, extraBytes)
+	if errors.Is(err, image.ErrNoBusybox) {
+		t.Skip(err) // the image must run
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, flavor := range runtimetest.Flavors() {
+	for _, flavor := range containerd.Flavors() {
 		t.Run(string(flavor), func(t *testing.T) {
 			began := time.Now()
 			defer func() { t.Logf("%s: %v", flavor, time.Since(began).Round(time.Millisecond)) }()
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
-			// Containerds first: StartContainerd skips the subtest, naming what to install, when
+			// Containerds first: StartTest skips the subtest, naming what to install, when
 			// the flavor's binaries are missing, before anything else is started.
-			ctrs := make([]*runtimetest.Containerd, nodes)
+			ctrs := make([]*containerd.Instance, nodes)
 			for i := range ctrs {
-				ctrs[i] = runtimetest.StartContainerd(t, flavor)
+				ctrs[i] = containerd.StartTest(t, flavor)
 			}
 
 			// A fresh registry per flavor, so its byte counters are this run's alone.
@@ -114,29 +119,29 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			if got := reg.TotalBlobBytes(); got != total {
 				t.Errorf("registry sent %d blob bytes in all; the image's blobs are %d bytes", got, total)
 			}
-			if got := metric(t, c.supernode, "pouch_supernode_origin_bytes_total"); got != float64(total) {
+			if got := metric(t, c.supernode, "pouch_supernode_origin_bytes_total", nil); got != float64(total) {
 				t.Errorf("seed fetched %v bytes from the origin, want %d", got, total)
 			}
 
 			// Every mirror served every blob from P2P, nothing from the upstream directly, and
 			// every daemon got its pieces from peers (the seed or another daemon), never the origin.
 			for _, d := range c.daemons {
-				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="upstream"}`); got != 0 {
+				if got := metric(t, d, "pouch_registryproxy_blob_bytes_total", scrape.Labels{"source": "upstream"}); got != 0 {
 					t.Errorf("%s: mirror streamed %v blob bytes from the upstream, want 0 (all through P2P)", d.Name, got)
 				}
-				if got := metric(t, d, "pouch_registryproxy_fallbacks_total"); got != 0 {
+				if got := metric(t, d, "pouch_registryproxy_fallbacks_total", nil); got != 0 {
 					t.Errorf("%s: mirror fell back to the upstream %v times", d.Name, got)
 				}
-				if got := metric(t, d, `pouch_registryproxy_blob_bytes_total{source="p2p"}`); got < float64(total) {
+				if got := metric(t, d, "pouch_registryproxy_blob_bytes_total", scrape.Labels{"source": "p2p"}); got < float64(total) {
 					t.Errorf("%s: mirror served %v blob bytes from P2P, want at least the image's %d", d.Name, got, total)
 				}
-				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="peer"}`); got < float64(total) {
+				if got := metric(t, d, "pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}); got < float64(total) {
 					t.Errorf("%s: downloaded %v bytes from peers, want at least the image's %d", d.Name, got, total)
 				}
-				if got := metric(t, d, `pouch_dfdaemon_download_bytes_total{source="origin"}`); got != 0 {
+				if got := metric(t, d, "pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"}); got != 0 {
 					t.Errorf("%s: downloaded %v bytes from the origin itself, want 0", d.Name, got)
 				}
-				if got := metric(t, d, "pouch_dfdaemon_back_to_source_total"); got != 0 {
+				if got := metric(t, d, "pouch_dfdaemon_back_to_source_total", nil); got != 0 {
 					t.Errorf("%s: went back to source %v times", d.Name, got)
 				}
 			}
@@ -147,9 +152,9 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run on node 0: %v\nstderr: %s", err, stderr.String())
 			}
-			if code != 0 || stdout.String() != "hello from pouch\n" {
+			if code != 0 || stdout.String() != image.BusyboxOutput {
 				t.Errorf("run on node 0: exit %d, stdout %q, stderr %q; want exit 0, stdout %q",
-					code, stdout.String(), stderr.String(), "hello from pouch\n")
+					code, stdout.String(), stderr.String(), image.BusyboxOutput)
 			}
 			if got := reg.TotalBlobBytes(); got != total {
 				t.Errorf("after the run the registry had sent %d blob bytes, want still %d", got, total)

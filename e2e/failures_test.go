@@ -35,7 +35,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		best := 0.0
 		for i, d := range c.daemons {
-			if up := metric(t, d, "pouch_dfdaemon_upload_bytes_total"); up > best && up > 8<<20 {
+			if up := metric(t, d, "pouch_dfdaemon_upload_bytes_total", nil); up > best && up > 8<<20 {
 				victim, best = i, up
 			}
 		}
@@ -43,7 +43,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 	if victim < 0 {
 		t.Fatal("no daemon uploaded 8 MiB within 30s")
 	}
-	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total"); got >= size {
+	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total", nil); got >= size {
 		t.Fatalf("victim had already finished (%v bytes): the kill would not be mid-transfer", got)
 	}
 	t.Logf("killing %s mid-transfer", c.daemons[victim].Name)
@@ -86,14 +86,14 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	if got := fileSHA(t, filepath.Join(out, "b")); got != sha(data) {
 		t.Fatalf("node 1 content %s, want %s", got, sha(data))
 	}
-	if n := metric(t, c.daemons[1], "pouch_dfdaemon_corrupt_pieces_total"); n < 1 {
+	if n := metric(t, c.daemons[1], "pouch_dfdaemon_corrupt_pieces_total", nil); n < 1 {
 		t.Fatalf("node 1 detected %v corrupt pieces; it must have met node 0's", n)
 	}
-	if n := metric(t, c.supernode, "pouch_supernode_corrupt_reports_total"); n < 1 {
+	if n := metric(t, c.supernode, "pouch_supernode_corrupt_reports_total", nil); n < 1 {
 		t.Errorf("the supernode heard of %v corrupt pieces", n)
 	}
 	// Node 0 is blocked after its first bad piece: node 1 took at most a pipeline's worth from it.
-	if up := metric(t, c.daemons[0], "pouch_dfdaemon_upload_bytes_total"); up > 4<<20 {
+	if up := metric(t, c.daemons[0], "pouch_dfdaemon_upload_bytes_total", nil); up > 4<<20 {
 		t.Errorf("the corrupt node uploaded %v bytes; it should have been blocked after the first bad piece", up)
 	}
 	if o.sent.Load() != size {
@@ -150,13 +150,13 @@ func TestSupernodeFailover(t *testing.T) {
 	defer cancel()
 	wait := burst(ctx, daemons, o.URL+"/big.bin", out, "--digest", sha(data))
 	waitBytes(t, daemons[0], 4<<20)
-	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n != 0 {
+	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n != 0 {
 		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
 	}
 	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
-	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total"); n < 1 {
+	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n < 1 {
 		t.Errorf("no peer re-registered with the surviving supernode (%v registrations)", n)
 	}
 	if sent := o.sent.Load(); sent > 2*size {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -23,7 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/daemonproc"
+	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
 var binDir string
@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // proc is a daemon started for a test, its stderr kept to print when the test fails.
 type proc struct {
-	*daemonproc.Proc
+	*daemon.Proc
 	log *bytes.Buffer
 	mu  *sync.Mutex
 }
@@ -73,7 +73,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	var err error
-	p.Proc, err = daemonproc.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
+	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
 		if p.Proc != nil {
 			p.Kill()
@@ -219,7 +219,7 @@ func checkCopies(t *testing.T, codes []int, msgs []string, out string, data []by
 // waitBytes waits until daemon p has downloaded at least n bytes.
 func waitBytes(t *testing.T, p *proc, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total") < n; {
+	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total", nil) < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not get %v bytes within 30s", p.Name, n)
 		}
@@ -227,22 +227,12 @@ func waitBytes(t *testing.T, p *proc, n float64) {
 	}
 }
 
-// metric reads one counter from a daemon's /metrics.
-func metric(t *testing.T, p *proc, name string) float64 {
-	resp, err := http.Get("http://" + p.HTTP + "/metrics")
+// metric sums the series of one metric on a daemon's /metrics that carry labels (nil: all).
+func metric(t *testing.T, p *proc, name string, labels scrape.Labels) float64 {
+	t.Helper()
+	m, err := scrape.Get(context.Background(), "http://"+p.HTTP+"/metrics")
 	if err != nil {
 		t.Fatalf("metrics of %s: %v", p.Name, err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	var total float64
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
-			total += v
-		}
-	}
-	return total
+	return m.Sum(name, labels)
 }

@@ -24,8 +24,8 @@ func TestBurstFiveNodesOriginServesOnce(t *testing.T) {
 	}
 	var fromPeers float64
 	for _, d := range c.daemons {
-		fromPeers += metric(t, d, "pouch_dfdaemon_download_bytes_total")
-		if n := metric(t, d, `pouch_dfdaemon_back_to_source_total`); n != 0 {
+		fromPeers += metric(t, d, "pouch_dfdaemon_download_bytes_total", nil)
+		if n := metric(t, d, "pouch_dfdaemon_back_to_source_total", nil); n != 0 {
 			t.Errorf("%s went back to source %v times", d.Name, n)
 		}
 	}

@@ -42,7 +42,7 @@ func (m Meta) Validate() error {
 	if m.Digest != "" {
 		// Any available algorithm: an OCI blob may be addressed by sha512.
 		if err := m.Digest.Validate(); err != nil {
-			return fmt.Errorf("%w: task %s: content digest %q: %v", ErrBadMeta, m.ID, m.Digest, err)
+			return fmt.Errorf("%w: task %s: content digest %q: %w", ErrBadMeta, m.ID, m.Digest, err)
 		}
 	}
 	return nil
@@ -55,7 +55,7 @@ func (m Meta) PieceCount() int { return Count(m.ContentLength, m.PieceSize) }
 // encoding, which is what makes id.Encoded() safe to use as a file name.
 func validateID(id digest.Digest) error {
 	if err := id.Validate(); err != nil {
-		return fmt.Errorf("%w: task id %q: %v", ErrBadMeta, id, err)
+		return fmt.Errorf("%w: task id %q: %w", ErrBadMeta, id, err)
 	}
 	if alg := id.Algorithm(); alg != digest.SHA256 {
 		return fmt.Errorf("%w: task id %q: algorithm %s, want sha256", ErrBadMeta, id, alg)
@@ -67,13 +67,13 @@ func validateID(id digest.Digest) error {
 func rawDigest(d digest.Digest) ([sha256.Size]byte, error) {
 	var raw [sha256.Size]byte
 	if err := d.Validate(); err != nil {
-		return raw, fmt.Errorf("%w: piece digest %q: %v", ErrBadMeta, d, err)
+		return raw, fmt.Errorf("%w: piece digest %q: %w", ErrBadMeta, d, err)
 	}
 	if alg := d.Algorithm(); alg != digest.SHA256 {
 		return raw, fmt.Errorf("%w: piece digest %q: algorithm %s, want sha256", ErrBadMeta, d, alg)
 	}
 	if _, err := hex.Decode(raw[:], []byte(d.Encoded())); err != nil {
-		return raw, fmt.Errorf("%w: piece digest %q: %v", ErrBadMeta, d, err)
+		return raw, fmt.Errorf("%w: piece digest %q: %w", ErrBadMeta, d, err)
 	}
 	return raw, nil
 }

@@ -189,7 +189,7 @@ func (s *Store) load() error {
 func (s *Store) loadTask(b *bolt.Bucket, key string) (*Task, error) {
 	var m Meta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
-		return nil, fmt.Errorf("%w: meta: %v", ErrBadMeta, err)
+		return nil, fmt.Errorf("%w: meta: %w", ErrBadMeta, err)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, 
 	if err != nil {
 		if st := upstreamStatus(err); st != 0 {
 			// The upstream refused the seed: ask it again directly and relay its answer.
-			p.auth.remove(authCacheKey(up, repo, dg, r.Header.Get("Authorization")))
+			p.auth.Remove(authCacheKey(up, repo, dg, r.Header.Get("Authorization")))
 			p.log.Info("upstream refused the P2P fetch", zap.Stringer("digest", dg), zap.Int("status", st))
 		} else if ctx.Err() == nil {
 			p.log.Warn("P2P fetch failed: streaming from the upstream", zap.Stringer("digest", dg), zap.Error(err))
@@ -84,7 +84,7 @@ func authCacheKey(up *upstream, repo string, dg digest.Digest, clientAuth string
 func (p *Proxy) authorizeBlob(w http.ResponseWriter, r *http.Request, up *upstream, repo string, dg digest.Digest) (blobAuth, bool) {
 	clientAuth := r.Header.Get("Authorization")
 	key := authCacheKey(up, repo, dg, clientAuth)
-	if ba, ok := p.auth.get(key, time.Now()); ok {
+	if ba, ok := p.auth.Get(key); ok {
 		return ba, true
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
@@ -100,11 +100,11 @@ func (p *Proxy) authorizeBlob(w http.ResponseWriter, r *http.Request, up *upstre
 	switch {
 	case resp.StatusCode/100 == 2:
 		ba := blobAuth{size: resp.ContentLength, auth: auth}
-		p.auth.put(key, ba, time.Now().Add(p.cfg.AuthTTL))
+		p.auth.Add(key, ba)
 		return ba, true
 	case resp.StatusCode/100 == 3:
 		ba := blobAuth{size: -1, auth: auth}
-		p.auth.put(key, ba, time.Now().Add(p.cfg.AuthTTL))
+		p.auth.Add(key, ba)
 		return ba, true
 	}
 	p.relayRefusal(w, r, up, resp.StatusCode, resp.Header, nil, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", dg, repo))

@@ -1,118 +1,60 @@
 package registryproxy
 
 import (
-	"container/list"
+	"math"
 	"sync"
-	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// ttlCache is a small map whose entries expire; when full, expired entries go first, then
-// the oldest inserted.
-type ttlCache[V any] struct {
-	mu    sync.Mutex
-	max   int
-	items map[string]*list.Element
-	order *list.List // front = newest
-}
-
-type ttlEntry[V any] struct {
-	key     string
-	val     V
-	expires time.Time
-}
-
-func newTTLCache[V any](max int) *ttlCache[V] {
-	return &ttlCache[V]{max: max, items: map[string]*list.Element{}, order: list.New()}
-}
-
-func (c *ttlCache[V]) get(key string, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var zero V
-	e, ok := c.items[key]
-	if !ok {
-		return zero, false
-	}
-	ent := e.Value.(*ttlEntry[V])
-	if !now.Before(ent.expires) {
-		c.order.Remove(e)
-		delete(c.items, key)
-		return zero, false
-	}
-	return ent.val, true
-}
-
-func (c *ttlCache[V]) put(key string, val V, expires time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		c.order.Remove(e)
-		delete(c.items, key)
-	}
-	for c.order.Len() >= c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*ttlEntry[V]).key)
-	}
-	c.items[key] = c.order.PushFront(&ttlEntry[V]{key: key, val: val, expires: expires})
-}
-
-func (c *ttlCache[V]) remove(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		c.order.Remove(e)
-		delete(c.items, key)
-	}
-}
+// Bounds of the two answer caches (tag → manifest, credentials → blob authorization), in
+// entries. Their TTLs come from Config; both are expirable.LRU, which keeps a goroutine per
+// cache that drops expired entries (every TTL/100) for the life of the process: one Proxy per
+// daemon makes that two goroutines.
+const (
+	tagCacheEntries  = 1024
+	authCacheEntries = 4096
+)
 
 // manifestCache keeps manifests fetched by digest (immutable), least recently used first out,
-// bounded in bytes.
+// bounded in bytes. golang-lru bounds entries, not bytes, so the byte count is kept here and
+// the oldest entries go until a new one fits.
 type manifestCache struct {
-	mu    sync.Mutex
-	max   int64
-	size  int64
-	items map[string]*list.Element
-	lru   *list.List // front = most recent
-}
-
-type manifestItem struct {
-	key string
-	m   *manifest
+	mu   sync.Mutex
+	max  int64
+	size int64
+	lru  *simplelru.LRU[string, *manifest]
 }
 
 func newManifestCache(max int64) *manifestCache {
-	return &manifestCache{max: max, items: map[string]*list.Element{}, lru: list.New()}
+	c := &manifestCache{max: max}
+	// The entry bound never binds; the byte bound does. NewLRU fails only for a size below 1.
+	c.lru, _ = simplelru.NewLRU(math.MaxInt, func(key string, m *manifest) { c.size -= manifestCost(key, m) })
+	return c
 }
+
+func manifestCost(key string, m *manifest) int64 { return int64(len(m.body) + len(key)) }
 
 func (c *manifestCache) get(key string) *manifest {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.items[key]
-	if !ok {
-		return nil
-	}
-	c.lru.MoveToFront(e)
-	return e.Value.(*manifestItem).m
+	m, _ := c.lru.Get(key)
+	return m
 }
 
 func (c *manifestCache) put(key string, m *manifest) {
-	n := int64(len(m.body) + len(key))
+	n := manifestCost(key, m)
 	if n > c.max {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[key]; ok {
+	if c.lru.Contains(key) {
 		return
 	}
 	for c.size+n > c.max {
-		old := c.lru.Back()
-		it := old.Value.(*manifestItem)
-		c.lru.Remove(old)
-		delete(c.items, it.key)
-		c.size -= int64(len(it.m.body) + len(it.key))
+		c.lru.RemoveOldest()
 	}
-	c.items[key] = c.lru.PushFront(&manifestItem{key: key, m: m})
+	c.lru.Add(key, m)
 	c.size += n
 }

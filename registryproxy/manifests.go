@@ -43,7 +43,7 @@ func (p *Proxy) serveManifest(w http.ResponseWriter, r *http.Request, up *upstre
 			return
 		}
 	} else if p.cfg.TagTTL > 0 {
-		if m, ok := p.tags.get(tagKey, time.Now()); ok && (head || m.body != nil) {
+		if m, ok := p.tags.Get(tagKey); ok && (head || m.body != nil) {
 			p.writeManifest(w, r, m)
 			return
 		}
@@ -70,7 +70,7 @@ func (p *Proxy) serveManifest(w http.ResponseWriter, r *http.Request, up *upstre
 	case byDigest && m.body != nil:
 		p.manifests.put(key, m)
 	case !byDigest && p.cfg.TagTTL > 0:
-		p.tags.put(tagKey, m, time.Now().Add(p.cfg.TagTTL))
+		p.tags.Add(tagKey, m)
 		if m.body != nil && m.digest != "" {
 			p.manifests.put(strings.Join([]string{up.name, repo, m.digest, authKey(auth)}, "\x00"), m)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -80,8 +81,8 @@ type Proxy struct {
 
 	flights   singleflight.Group
 	manifests *manifestCache
-	tags      *ttlCache[*manifest]
-	auth      *ttlCache[blobAuth]
+	tags      *expirable.LRU[string, *manifest] // by-tag answers, for TagTTL
+	auth      *expirable.LRU[string, blobAuth]  // the upstream's yes to a client, for AuthTTL
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -107,8 +108,8 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
 		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
-		tags:      newTTLCache[*manifest](1024),
-		auth:      newTTLCache[blobAuth](4096),
+		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
+		auth:      expirable.NewLRU[string, blobAuth](authCacheEntries, nil, cfg.AuthTTL),
 	}
 	for _, a := range cfg.Allowed {
 		a = strings.ToLower(a)
@@ -125,10 +126,21 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 
 // route is a parsed /v2/ request.
 type route struct {
-	kind string // base, manifest, blob, tags
+	kind routeKind
 	name string // repository as the client sent it
 	ref  string // tag or digest
 }
+
+// routeKind is what a /v2/ request asks for; it is also the "kind" label of the requests metric.
+type routeKind string
+
+const (
+	routeBase     routeKind = "base"     // /v2/: the API version check
+	routeManifest routeKind = "manifest" // /v2/NAME/manifests/REF
+	routeBlob     routeKind = "blob"     // /v2/NAME/blobs/DIGEST
+	routeTags     routeKind = "tags"     // /v2/NAME/tags/list
+	routeOther    routeKind = "other"    // anything the mirror does not serve
+)
 
 // ServeHTTP answers the OCI distribution pull API.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +148,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt, status, code, msg := parseRoute(r.URL.EscapedPath())
 	defer func() {
-		p.metrics.requests.WithLabelValues(rt.kind, fmt.Sprint(sw.code())).Inc()
+		p.metrics.requests.WithLabelValues(string(rt.kind), fmt.Sprint(sw.code())).Inc()
 		if p.log.Core().Enabled(zap.DebugLevel) {
 			p.log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 				zap.String("ns", r.URL.Query().Get("ns")), zap.Int("status", sw.code()), zap.Duration("took", time.Since(start)))
@@ -153,7 +165,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, msg, nil)
 		return
 	}
-	if rt.kind == "base" && r.URL.Query().Get("ns") == "" && p.cfg.Default == "" {
+	if rt.kind == routeBase && r.URL.Query().Get("ns") == "" && p.cfg.Default == "" {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{}")
 		return
@@ -164,18 +176,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch rt.kind {
-	case "base":
+	case routeBase:
 		p.passThrough(w, r, up, up.base+"/v2/", "")
-	case "tags":
+	case routeTags:
 		repo := up.repo(rt.name)
 		u := up.url(repo, "/tags/list")
 		if q := tagsQuery(r); q != "" {
 			u += "?" + q
 		}
 		p.passThrough(w, r, up, u, repo)
-	case "manifest":
+	case routeManifest:
 		p.serveManifest(w, r, up, rt)
-	case "blob":
+	case routeBlob:
 		p.serveBlob(w, r, up, rt)
 	}
 }
@@ -185,48 +197,48 @@ func parseRoute(escaped string) (route, int, string, string) {
 	rest, ok := strings.CutPrefix(escaped, "/v2/")
 	if !ok {
 		if escaped == "/v2" {
-			return route{kind: "base"}, 0, "", ""
+			return route{kind: routeBase}, 0, "", ""
 		}
-		return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
+		return route{kind: routeOther}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
 	}
 	if rest == "" {
-		return route{kind: "base"}, 0, "", ""
+		return route{kind: routeBase}, 0, "", ""
 	}
 	if strings.Contains(rest, "%") {
 		// Escapes have no place in a repository name or a reference; "%2e%2e" is a traversal.
-		return route{kind: "other"}, http.StatusBadRequest, CodeNameInvalid, "escaped characters in the path"
+		return route{kind: routeOther}, http.StatusBadRequest, CodeNameInvalid, "escaped characters in the path"
 	}
 	var rt route
 	switch {
 	case strings.HasSuffix(rest, "/tags/list"):
-		rt = route{kind: "tags", name: strings.TrimSuffix(rest, "/tags/list")}
+		rt = route{kind: routeTags, name: strings.TrimSuffix(rest, "/tags/list")}
 	default:
 		i := strings.LastIndex(rest, "/manifests/")
 		j := strings.LastIndex(rest, "/blobs/")
 		switch {
 		case i > 0 && i > j:
-			rt = route{kind: "manifest", name: rest[:i], ref: rest[i+len("/manifests/"):]}
+			rt = route{kind: routeManifest, name: rest[:i], ref: rest[i+len("/manifests/"):]}
 		case j > 0:
-			rt = route{kind: "blob", name: rest[:j], ref: rest[j+len("/blobs/"):]}
+			rt = route{kind: routeBlob, name: rest[:j], ref: rest[j+len("/blobs/"):]}
 		default:
 			if strings.Contains(rest, "/blobs/uploads") || strings.HasPrefix(rest, "_catalog") {
-				return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "the mirror only serves pulls"
+				return route{kind: routeOther}, http.StatusNotFound, CodeUnsupported, "the mirror only serves pulls"
 			}
-			return route{kind: "other"}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
+			return route{kind: routeOther}, http.StatusNotFound, CodeUnsupported, "not an OCI distribution path"
 		}
 	}
 	if !validName(rt.name) {
 		return rt, http.StatusBadRequest, CodeNameInvalid, fmt.Sprintf("invalid repository name %q", rt.name)
 	}
 	switch rt.kind {
-	case "blob":
+	case routeBlob:
 		if strings.HasPrefix(rt.ref, "uploads") {
 			return rt, http.StatusMethodNotAllowed, CodeUnsupported, "the mirror only serves pulls"
 		}
 		if _, err := digest.Parse(rt.ref); err != nil {
 			return rt, http.StatusBadRequest, CodeDigestInvalid, fmt.Sprintf("invalid digest %q: %v", rt.ref, err)
 		}
-	case "manifest":
+	case routeManifest:
 		if strings.Contains(rt.ref, ":") {
 			if _, err := digest.Parse(rt.ref); err != nil {
 				return rt, http.StatusBadRequest, CodeDigestInvalid, fmt.Sprintf("invalid digest %q: %v", rt.ref, err)

@@ -14,9 +14,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/internal/netguard"
-	"github.com/pouch-p2p/pouch/internal/ociimage"
-	"github.com/pouch-p2p/pouch/internal/registry"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
@@ -93,17 +93,15 @@ func startProxy(t *testing.T, cfg registryproxy.Config, blobs registryproxy.Blob
 	return srv
 }
 
-func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*registry.Registry, *ociimage.Image) {
+// originWithImage starts an origin holding demo/app:latest, one random layer of 600 KiB.
+func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*registry.Registry, *image.Image) {
 	t.Helper()
 	origin, err := registry.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { origin.Close() })
-	img, err := ociimage.Busybox(1, 600<<10)
-	if errors.Is(err, ociimage.ErrNoBusybox) {
-		t.Skip(err)
-	}
+	img, err := image.Random(1, 600<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +115,7 @@ func originWithImage(t *testing.T, opts registry.Options, user, pass string) (*r
 func TestFallbackToUpstream(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	data := map[digest.Digest][]byte{layer.Digest: layer.Data}
 	cases := []struct {
 		name  string
@@ -147,26 +145,11 @@ func TestFallbackToUpstream(t *testing.T) {
 			if r.status/100 != 2 || !bytes.Equal(r.body, want) {
 				t.Fatalf("%d, %d bytes (want %d)", r.status, len(r.body), len(want))
 			}
-			if n := counterValue(t, reg, "pouch_registryproxy_fallbacks_total"); n != 1 {
+			if n := metric(t, reg, "pouch_registryproxy_fallbacks_total", nil); n != 1 {
 				t.Errorf("fallbacks = %v, want 1", n)
 			}
 		})
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // TestVerificationFailureAbortsResponse: a blob whose P2P content fails its digest check never
@@ -174,7 +157,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestVerificationFailureAbortsResponse(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	srv := startProxy(t, registryproxy.Config{Default: origin.Host, Registries: map[string]registryproxy.RegistryConfig{origin.Host: {Insecure: true}}},
 		&memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}, badEnd: true}, nil)
 	resp, err := http.Get(srv.URL + "/v2/demo/app/blobs/" + layer.Digest.String())
@@ -234,7 +217,7 @@ func TestAllowList(t *testing.T) {
 func TestStaticCredentials(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{Token: true, Htpasswd: map[string]string{"ci": "pw"}}, "ci", "pw")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	srv := startProxy(t, registryproxy.Config{Registries: map[string]registryproxy.RegistryConfig{
 		origin.Host: {Insecure: true, Username: "ci", Password: "pw"}}},
 		&memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}}, nil)
@@ -262,6 +245,48 @@ func TestDockerHubNames(t *testing.T) {
 		u := registryproxy.UpstreamURL(p, "docker.io", tc.path)
 		if u != tc.want {
 			t.Errorf("%s → %s, want %s", tc.path, u, tc.want)
+		}
+	}
+}
+
+// TestAnswersReused: within their TTLs the mirror answers a tag, the manifest it names and a
+// blob's authorization again without asking the upstream; with TagTTL < 0 every tag goes up.
+func TestAnswersReused(t *testing.T) {
+	t.Parallel()
+	origin, img := originWithImage(t, registry.Options{}, "", "")
+	layer := img.Layers[1]
+	blobs := &memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}}
+	get := func(srv, path string) {
+		t.Helper()
+		if r := do(t, http.MethodGet, srv+path, nil); r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		tagTTL time.Duration
+		reused bool
+	}{{"tag TTL 1h", time.Hour, true}, {"tag TTL off", -1, false}} {
+		srv := startProxy(t, registryproxy.Config{Default: origin.Host, TagTTL: tc.tagTTL, AuthTTL: time.Hour,
+			Registries: map[string]registryproxy.RegistryConfig{origin.Host: {Insecure: true}}}, blobs, nil)
+		get(srv.URL, "/v2/demo/app/manifests/latest")
+		before := origin.Requests()
+		get(srv.URL, "/v2/demo/app/manifests/latest")
+		if got := origin.Requests() > before; got == tc.reused {
+			t.Errorf("%s: second tag request went upstream = %v", tc.name, got)
+		}
+		if tc.reused {
+			get(srv.URL, "/v2/demo/app/manifests/"+img.Manifest.Digest.String())
+			if origin.Requests() > before {
+				t.Errorf("%s: the manifest named by the cached tag was fetched again by digest", tc.name)
+			}
+		}
+		blob := "/v2/demo/app/blobs/" + layer.Digest.String()
+		get(srv.URL, blob)
+		before = origin.Requests()
+		get(srv.URL, blob)
+		if origin.Requests() > before {
+			t.Errorf("%s: the upstream was asked again to authorize the blob within AuthTTL", tc.name)
 		}
 	}
 }

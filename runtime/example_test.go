@@ -27,6 +27,7 @@ func ExampleWriteHostsTOML() {
 	// _default/hosts.toml
 	// # Written by pouch: pulls from every registry without its own entry go through the mirror first.
 	//
-	// [host."http://127.0.0.1:65001"]
-	//   capabilities = ["pull", "resolve"]
+	// [host]
+	//   [host."http://127.0.0.1:65001"]
+	//     capabilities = ["pull", "resolve"]
 }

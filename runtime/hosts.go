@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // DefaultRegistry is the hosts directory entry containerd uses for every registry that has no
@@ -37,7 +39,10 @@ func WriteHostsTOML(hostsDir, registry, mirrorURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	content := hostsTOML(dir, server, mirror)
+	content, err := hostsTOML(dir, server, mirror)
+	if err != nil {
+		return "", fmt.Errorf("hosts.toml: %w", err)
+	}
 	target := filepath.Join(hostsDir, dir)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return "", fmt.Errorf("hosts dir: %w", err)
@@ -106,21 +111,29 @@ func parseMirror(mirrorURL string) (string, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("mirror %q: want an http:// or https:// URL with a host, such as http://127.0.0.1:65001", mirrorURL)
 	}
-	if strings.ContainsAny(mirrorURL, "\"\\\n") {
-		return "", fmt.Errorf("mirror %q: quotes, backslashes and newlines are not allowed", mirrorURL)
-	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-func hostsTOML(dir, server, mirror string) []byte {
+// hostsFile is the part of containerd's hosts.toml that pouch writes (containerd's
+// docs/hosts.md): the mirror, tried first, and the upstream server, tried when it fails.
+type hostsFile struct {
+	Server string                `toml:"server,omitempty"` // "" for _default: the registry itself
+	Host   map[string]mirrorHost `toml:"host"`
+}
+
+type mirrorHost struct {
+	// Pull and resolve only: pushes never go through the mirror.
+	Capabilities []string `toml:"capabilities"`
+}
+
+func hostsTOML(dir, server, mirror string) ([]byte, error) {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# Written by pouch: pulls from %s go through the mirror first.\n", describeEntry(dir))
-	if server != "" {
-		fmt.Fprintf(&b, "server = %q\n", server)
-	}
-	fmt.Fprintf(&b, "\n[host.%q]\n", mirror)
-	b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
-	return b.Bytes()
+	fmt.Fprintf(&b, "# Written by pouch: pulls from %s go through the mirror first.\n\n", describeEntry(dir))
+	err := toml.NewEncoder(&b).Encode(hostsFile{
+		Server: server,
+		Host:   map[string]mirrorHost{mirror: {Capabilities: []string{"pull", "resolve"}}},
+	})
+	return b.Bytes(), err
 }
 
 func describeEntry(dir string) string {

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,6 @@ func TestWriteHostsTOMLRejects(t *testing.T) {
 		{"mirror without scheme", "docker.io", "127.0.0.1:65001"},
 		{"mirror ftp", "docker.io", "ftp://127.0.0.1"},
 		{"mirror with query", "docker.io", "http://127.0.0.1:65001/?x=1"},
-		{"mirror with quote", "docker.io", `http://127.0.0.1:65001/"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,15 +93,21 @@ func TestWriteHostsTOMLRejects(t *testing.T) {
 }
 
 // TestHostsTOMLResolves reads what WriteHostsTOML wrote with containerd's own hosts-dir
-// resolver: the mirror comes first with pull and resolve only, then the upstream.
+// resolver, every entry in one directory as on a node: for each registry the mirror comes first
+// with pull and resolve only, then the upstream with every capability, over the scheme written
+// (plain HTTP stays plain, no HTTPS-first fallback) and with TLS verification on.
 func TestHostsTOMLResolves(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if _, err := runtime.WriteHostsTOML(dir, "_default", "http://127.0.0.1:65001"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runtime.WriteHostsTOML(dir, "docker.io", "http://127.0.0.1:65002"); err != nil {
-		t.Fatal(err)
+	for registry, mirror := range map[string]string{
+		"_default":                  "http://127.0.0.1:65001",
+		"docker.io":                 "http://127.0.0.1:65002/",
+		"registry.example.com:5000": "https://mirror.example.com",
+		"http://10.0.0.5:5000":      "http://127.0.0.1:65003",
+	} {
+		if _, err := runtime.WriteHostsTOML(dir, registry, mirror); err != nil {
+			t.Fatal(err)
+		}
 	}
 	hosts := config.ConfigureHosts(context.Background(), config.HostOptions{HostDir: config.HostDirFromRoot(dir)})
 	tests := []struct {
@@ -110,21 +116,34 @@ func TestHostsTOMLResolves(t *testing.T) {
 	}{
 		{"docker.io", []string{"http://127.0.0.1:65002/v2", "https://registry-1.docker.io/v2"}},
 		{"quay.io", []string{"http://127.0.0.1:65001/v2", "https://quay.io/v2"}},
+		{"registry.example.com:5000", []string{"https://mirror.example.com/v2", "https://registry.example.com:5000/v2"}},
+		{"10.0.0.5:5000", []string{"http://127.0.0.1:65003/v2", "http://10.0.0.5:5000/v2"}},
 	}
+	const all = docker.HostCapabilityPull | docker.HostCapabilityResolve | docker.HostCapabilityPush
 	for _, tt := range tests {
 		got, err := hosts(tt.registry)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var urls []string
-		for _, h := range got {
+		for i, h := range got {
 			urls = append(urls, h.Scheme+"://"+h.Host+h.Path)
+			want := all
+			if i == 0 {
+				want = docker.HostCapabilityPull | docker.HostCapabilityResolve
+			}
+			if h.Capabilities != want {
+				t.Errorf("%s: host %s capabilities = %b, want %b", tt.registry, h.Host, h.Capabilities, want)
+			}
+			tr, ok := h.Client.Transport.(*http.Transport)
+			if !ok {
+				t.Errorf("%s: host %s goes through %T, want a plain transport (no HTTP fallback)", tt.registry, h.Host, h.Client.Transport)
+			} else if tr.TLSClientConfig != nil && tr.TLSClientConfig.InsecureSkipVerify {
+				t.Errorf("%s: host %s skips TLS verification", tt.registry, h.Host)
+			}
 		}
 		if strings.Join(urls, " ") != strings.Join(tt.want, " ") {
 			t.Errorf("%s resolves through %v, want %v", tt.registry, urls, tt.want)
-		}
-		if len(got) > 0 && got[0].Capabilities != docker.HostCapabilityPull|docker.HostCapabilityResolve {
-			t.Errorf("%s: mirror capabilities = %b, want pull|resolve", tt.registry, got[0].Capabilities)
 		}
 	}
 }

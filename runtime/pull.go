@@ -7,11 +7,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/units"
-
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/content"
 	"github.com/containerd/containerd/images"
+	units "github.com/docker/go-units"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -63,7 +62,7 @@ func (r *Runtime) Pull(ctx context.Context, ref string, progress io.Writer) (Ima
 	}
 	layers, bytes := pr.totals()
 	fmt.Fprintf(progress, "pulled %s %s: %d layers, %s fetched, in %s\n",
-		out.Name, out.Digest, layers, units.FormatBytes(bytes), time.Since(start).Round(time.Millisecond))
+		out.Name, out.Digest, layers, units.BytesSize(float64(bytes)), time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 
@@ -86,18 +85,18 @@ func (p *pullProgress) wrap(h images.Handler) images.Handler {
 		short := shortDigest(desc.Digest)
 		if _, err := p.cs.Info(ctx, desc.Digest); err == nil {
 			p.count(0)
-			p.printf("%s: already present (%s)\n", short, units.FormatBytes(desc.Size))
+			p.printf("%s: already present (%s)\n", short, units.BytesSize(float64(desc.Size)))
 			return h.Handle(ctx, desc)
 		}
 		start := time.Now()
-		p.printf("%s: downloading %s\n", short, units.FormatBytes(desc.Size))
+		p.printf("%s: downloading %s\n", short, units.BytesSize(float64(desc.Size)))
 		children, err := h.Handle(ctx, desc)
 		if err != nil {
 			p.printf("%s: failed: %v\n", short, err)
 			return nil, err
 		}
 		p.count(desc.Size)
-		p.printf("%s: done %s in %s\n", short, units.FormatBytes(desc.Size), time.Since(start).Round(time.Millisecond))
+		p.printf("%s: done %s in %s\n", short, units.BytesSize(float64(desc.Size)), time.Since(start).Round(time.Millisecond))
 		return children, nil
 	})
 }

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	unavailable := func(why error) error {
-		return fmt.Errorf("%w: no containerd on socket %s (%v); start containerd or pass --address", ErrDaemonUnavailable, cfg.Address, why)
+		return fmt.Errorf("%w: no containerd on socket %s (%w); start containerd or pass --address", ErrDaemonUnavailable, cfg.Address, why)
 	}
 	if _, err := os.Stat(cfg.Address); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/runtime"
-	"github.com/pouch-p2p/pouch/runtime/runtimetest"
 )
 
 // upstream is a registry name that does not resolve: an image named after it can only be
@@ -70,9 +72,9 @@ func TestNormalizeRef(t *testing.T) {
 // TestContainerd pulls the busybox image through a hosts dir whose hosts.toml points at a
 // plain registry, runs it and round-trips images/ps/rm/rmi, on containerd 1.6 and 2.x.
 func TestContainerd(t *testing.T) {
-	runtimetest.RequireIntegration(t)
-	reg := runtimetest.StartRegistry(t)
-	img := runtimetest.PushBusybox(t, reg, "pouch/busybox", "1.0")
+	containerd.RequireIntegration(t)
+	reg := registry.StartDocker(t)
+	img := image.PushBusybox(t, reg, "pouch/busybox", "1.0")
 	hostsDir := t.TempDir()
 	mirror := "http://" + reg
 	if _, err := runtime.WriteHostsTOML(hostsDir, upstream, mirror); err != nil {
@@ -81,9 +83,9 @@ func TestContainerd(t *testing.T) {
 	if _, err := runtime.WriteHostsTOML(hostsDir, runtime.DefaultRegistry, mirror); err != nil {
 		t.Fatal(err)
 	}
-	for _, flavor := range runtimetest.Flavors() {
+	for _, flavor := range containerd.Flavors() {
 		t.Run(string(flavor), func(t *testing.T) {
-			ctd := runtimetest.StartContainerd(t, flavor)
+			ctd := containerd.StartTest(t, flavor)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			rt, err := runtime.New(ctx, runtime.Config{Address: ctd.Address, Namespace: "pouch-test", HostsDir: hostsDir})
@@ -99,11 +101,11 @@ func TestContainerd(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%v\nprogress:\n%s", err, progress.String())
 				}
-				if got.Name != ref || got.Digest != img.Digest {
-					t.Errorf("pulled %s %s, want %s %s", got.Name, got.Digest, ref, img.Digest)
+				if got.Name != ref || got.Digest != img.Manifest.Digest {
+					t.Errorf("pulled %s %s, want %s %s", got.Name, got.Digest, ref, img.Manifest.Digest)
 				}
 				for _, l := range img.Layers {
-					short := l.Algorithm().String() + ":" + l.Encoded()[:12]
+					short := l.Digest.Algorithm().String() + ":" + l.Digest.Encoded()[:12]
 					if !strings.Contains(progress.String(), short+": done") {
 						t.Errorf("progress has no done line for layer %s:\n%s", short, progress.String())
 					}
@@ -124,8 +126,8 @@ func TestContainerd(t *testing.T) {
 				if err != nil || code != 0 {
 					t.Fatalf("Run = %d, %v; stderr %q", code, err, stderr.String())
 				}
-				if stdout.String() != runtimetest.BusyboxOutput {
-					t.Errorf("stdout = %q, want %q", stdout.String(), runtimetest.BusyboxOutput)
+				if stdout.String() != image.BusyboxOutput {
+					t.Errorf("stdout = %q, want %q", stdout.String(), image.BusyboxOutput)
 				}
 				assertContainers(t, ctx, rt)
 			})
@@ -175,7 +177,7 @@ func TestContainerd(t *testing.T) {
 				}
 				// Run pulls what is missing.
 				var stdout bytes.Buffer
-				if code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Stdout: &stdout}); err != nil || code != 0 || stdout.String() != runtimetest.BusyboxOutput {
+				if code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Stdout: &stdout}); err != nil || code != 0 || stdout.String() != image.BusyboxOutput {
 					t.Errorf("Run after rmi = %d, %v, %q", code, err, stdout.String())
 				}
 			})

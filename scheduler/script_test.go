@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 )
 
 // A tiny scenario language, one command a line ('#' starts a comment):
@@ -55,19 +57,10 @@ func runScript(src string) (string, error) {
 	return sc.out.String(), nil
 }
 
+// parseSize reads a size or rate as the daemons' flags do ("100MB", "4MiB").
 func parseSize(v string) (float64, error) {
-	mult := 1.0
-	for _, u := range []struct {
-		suf string
-		m   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
-		if strings.HasSuffix(v, u.suf) {
-			v, mult = strings.TrimSuffix(v, u.suf), u.m
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	return f * mult, err
+	n, err := cliutil.ParseBytes(v)
+	return float64(n), err
 }
 
 func kv(args []string) (map[string]string, []string) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
@@ -33,11 +34,11 @@ func (s *Supernode) routes() http.Handler {
 }
 
 func badRequest(w http.ResponseWriter, msg string) {
-	httpx.WriteError(w, http.StatusBadRequest, snapi.Error{Message: msg, Code: snapi.CodeBadRequest})
+	httpx.WriteError(w, http.StatusBadRequest, apierr.Error{Message: msg, Code: apierr.CodeBadRequest})
 }
 
 func notFound(w http.ResponseWriter, msg string) {
-	httpx.WriteError(w, http.StatusNotFound, snapi.Error{Message: msg, Code: snapi.CodeNotFound})
+	httpx.WriteError(w, http.StatusNotFound, apierr.Error{Message: msg, Code: apierr.CodeNotFound})
 }
 
 func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +83,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	if t.err != nil && t.ptask == nil {
 		status := http.StatusBadGateway
-		if t.err.Code == snapi.CodeForbidden {
+		if t.err.Code == apierr.CodeForbidden {
 			status = http.StatusForbidden
 		}
 		httpx.WriteError(w, status, *t.err)
@@ -111,10 +112,10 @@ func (s *Supernode) touchPeer(info snapi.Peer) *peerEntry {
 	return p
 }
 
-var failureReasons = map[string]scheduler.FailureReason{
-	"unreachable": scheduler.FailUnreachable,
-	"timeout":     scheduler.FailTimeout,
-	"corrupt":     scheduler.FailCorrupt,
+var failureReasons = map[snapi.FailureReason]scheduler.FailureReason{
+	snapi.FailUnreachable: scheduler.FailUnreachable,
+	snapi.FailTimeout:     scheduler.FailTimeout,
+	snapi.FailCorrupt:     scheduler.FailCorrupt,
 }
 
 func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request) {
@@ -255,7 +256,7 @@ func (s *Supernode) handleGetTask(w http.ResponseWriter, r *http.Request) {
 
 func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	if !httpx.Authorized(r, s.cfg.AdminToken) {
-		httpx.WriteError(w, http.StatusUnauthorized, snapi.Error{Message: "a valid bearer token is required", Code: snapi.CodeUnauthorized})
+		httpx.WriteError(w, http.StatusUnauthorized, apierr.Error{Message: "a valid bearer token is required", Code: apierr.CodeUnauthorized})
 		return
 	}
 	s.mu.Lock()
@@ -265,7 +266,7 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if t.running {
-		httpx.WriteError(w, http.StatusConflict, snapi.Error{Message: "the seed is still fetching this task", Code: snapi.CodeBadRequest})
+		httpx.WriteError(w, http.StatusConflict, apierr.Error{Message: "the seed is still fetching this task", Code: apierr.CodeBadRequest})
 		return
 	}
 	for p := range t.peers {
@@ -274,7 +275,7 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	s.sched.RemoveTask(schedTask(t.id))
 	delete(s.tasks, t.id)
 	if err := s.store.Delete(t.id); err != nil && !errors.Is(err, piece.ErrNotFound) {
-		httpx.WriteError(w, http.StatusInternalServerError, snapi.Error{Message: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, apierr.Error{Message: err.Error()})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

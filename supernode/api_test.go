@@ -14,6 +14,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
@@ -36,7 +37,7 @@ func start(t *testing.T, cfg Config) *Supernode {
 	return s
 }
 
-func post(t *testing.T, url string, body any, header ...string) (int, snapi.Error, []byte) {
+func post(t *testing.T, url string, body any, header ...string) (int, apierr.Error, []byte) {
 	t.Helper()
 	var data []byte
 	if s, ok := body.(string); ok {
@@ -55,7 +56,7 @@ func post(t *testing.T, url string, body any, header ...string) (int, snapi.Erro
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	buf.ReadFrom(resp.Body)
-	var e snapi.Error
+	var e apierr.Error
 	json.Unmarshal(buf.Bytes(), &e)
 	return resp.StatusCode, e, buf.Bytes()
 }
@@ -72,14 +73,14 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		name   string
 		body   any
 		status int
-		code   string
+		code   apierr.Code
 	}{
-		{"malformed json", `{"task": `, 400, snapi.CodeBadRequest},
-		{"unknown field", `{"task": {"url": "http://x/y"}, "peer": {"id": "a", "addrs": ["/ip4/1.2.3.4/tcp/1"]}, "evil": 1}`, 400, snapi.CodeBadRequest},
-		{"file url", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: "file:///etc/passwd"}, Peer: peerFor("a")}, 400, snapi.CodeBadRequest},
-		{"no peer", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}}, 400, snapi.CodeBadRequest},
-		{"bad digest", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x", Digest: "sha256:../../etc"}, Peer: peerFor("a")}, 400, snapi.CodeBadRequest},
-		{"origin 404", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")}, 502, snapi.CodeOriginStatus},
+		{"malformed json", `{"task": `, 400, apierr.CodeBadRequest},
+		{"unknown field", `{"task": {"url": "http://x/y"}, "peer": {"id": "a", "addrs": ["/ip4/1.2.3.4/tcp/1"]}, "evil": 1}`, 400, apierr.CodeBadRequest},
+		{"file url", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: "file:///etc/passwd"}, Peer: peerFor("a")}, 400, apierr.CodeBadRequest},
+		{"no peer", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}}, 400, apierr.CodeBadRequest},
+		{"bad digest", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x", Digest: "sha256:../../etc"}, Peer: peerFor("a")}, 400, apierr.CodeBadRequest},
+		{"origin 404", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")}, 502, apierr.CodeOriginStatus},
 	}
 	for _, c := range cases {
 		status, e, raw := post(t, s.URL()+snapi.PathRegister, c.body)
@@ -91,7 +92,7 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		t.Errorf("origin 404 reported as originStatus %d", e.OriginStatus)
 	}
 	status, e, _ := post(t, s.URL()+snapi.PathSync, snapi.SyncRequest{Task: digest.FromString("x"), Peer: "nobody"})
-	if status != 404 || e.Code != snapi.CodeNotFound {
+	if status != 404 || e.Code != apierr.CodeNotFound {
 		t.Errorf("sync of an unknown task: %d %s, want 404 not_found", status, e.Code)
 	}
 }
@@ -101,7 +102,7 @@ func TestLoopbackOriginIsRefusedByDefault(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret")) }))
 	defer origin.Close()
 	status, e, _ := post(t, s.URL()+snapi.PathRegister, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")})
-	if status != http.StatusForbidden || e.Code != snapi.CodeForbidden || !strings.Contains(e.Message, "loopback") {
+	if status != http.StatusForbidden || e.Code != apierr.CodeForbidden || !strings.Contains(e.Message, "loopback") {
 		t.Fatalf("register of a loopback origin: %d %s %q, want 403 forbidden naming loopback", status, e.Code, e.Message)
 	}
 }

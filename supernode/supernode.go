@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
@@ -133,7 +134,7 @@ func (s *Supernode) seedInfo() scheduler.PeerInfo {
 func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
 	out := snapi.Schedule{BackToSource: d.BackToSource}
 	switch {
-	case t.err != nil && t.err.Code == snapi.CodeDigestMismatch:
+	case t.err != nil && t.err.Code == apierr.CodeDigestMismatch:
 		out.Error = t.err
 	case t.err != nil:
 		out.BackToSource, out.Reason = true, t.err.Message

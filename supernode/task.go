@@ -9,6 +9,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -25,7 +26,7 @@ type task struct {
 	meta    piece.Meta
 	digests []digest.Digest // known piece digests; the seed fetches in order, so a prefix
 	done    bool            // the seed holds every piece
-	err     *snapi.Error    // why the seed failed; a later registration retries
+	err     *apierr.Error   // why the seed failed; a later registration retries
 	running bool            // a seed fetch is in progress
 	ready   chan struct{}   // closed when meta is known or the seed failed
 	changed chan struct{}   // closed and replaced at every new digest or state change
@@ -189,16 +190,16 @@ func (s *Supernode) extendDigests(t *task) bool {
 }
 
 // originError turns a seed failure into the API error peers and dfget report.
-func originError(err error) *snapi.Error {
+func originError(err error) *apierr.Error {
 	var se *source.StatusError
 	switch {
 	case errors.As(err, &se):
-		return &snapi.Error{Message: err.Error(), Code: snapi.CodeOriginStatus, OriginStatus: se.Status}
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeOriginStatus, OriginStatus: se.Status}
 	case errors.Is(err, netguard.ErrForbidden):
-		return &snapi.Error{Message: err.Error(), Code: snapi.CodeForbidden}
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeForbidden}
 	case errors.Is(err, errDigest):
-		return &snapi.Error{Message: err.Error(), Code: snapi.CodeDigestMismatch}
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeDigestMismatch}
 	default:
-		return &snapi.Error{Message: err.Error(), Code: snapi.CodeOriginUnreachable}
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeOriginUnreachable}
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pouch-p2p/pouch/bench"
-	"github.com/pouch-p2p/pouch/internal/units"
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 )
 
 func main() {
@@ -30,9 +30,9 @@ func main() {
 func workloadFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "nodes", Value: 8, Usage: "number of nodes N"},
-		&cli.StringFlag{Name: "size", Value: "64MiB", Usage: "content size F"},
-		&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap (bytes/s)"},
-		&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap (bytes/s)"},
+		&cli.StringFlag{Name: "size", Value: "64MiB", Usage: "content size F (" + cliutil.Units + ")"},
+		&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap in bytes/s (" + cliutil.Units + ")"},
+		&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap in bytes/s"},
 		&cli.StringFlag{Name: "seed-rate", Usage: "the seed's upload cap (default: --upload-rate)"},
 		&cli.StringFlag{Name: "origin-rate", Usage: "the origin's upload cap, all connections together (default: --upload-rate)"},
 		&cli.StringFlag{Name: "mode", Value: bench.ModeBurst, Usage: "burst (all nodes at once) or waves (20% of the nodes at a time)"},
@@ -54,9 +54,9 @@ func app() *cli.App {
 				Flags: append(workloadFlags(),
 					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and dfget are (default: next to dfbench)"},
 					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
-					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry (bytes/s); larger configurations are refused"},
+					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry in bytes/s; larger configurations are refused"},
 					&cli.DurationFlag{Name: "timeout", Value: bench.Config{}.WithDefaults().Timeout, Usage: "give up on a phase after this long"},
-					&cli.IntFlag{Name: "layers", Usage: "image workload: busybox plus K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
+					&cli.IntFlag{Name: "layers", Usage: "image workload: K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
 					&cli.BoolFlag{Name: "netns", Usage: "each node in its own network namespace on a bridge (10.213.0.0/16), capped by tc on its veth pair instead of the daemons' flags (root only; removed after the run, also when interrupted)"},
 				),
 				Action: runCmd,
@@ -75,7 +75,7 @@ func app() *cli.App {
 				UsageText: "dfbench demo [--nodes 3] [--layer-size 64MiB]",
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "dfdaemons"},
-					&cli.StringFlag{Name: "layer-size", Value: "64MiB", Usage: "size of the random layer added to the busybox image"},
+					&cli.StringFlag{Name: "layer-size", Value: "64MiB", Usage: "size of the random layer added to the busybox image (" + cliutil.Units + ")"},
 					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and pouch are (default: next to dfbench)"},
 				},
 				Action: demoCmd,
@@ -103,16 +103,16 @@ func app() *cli.App {
 func config(c *cli.Context) (bench.Config, error) {
 	cfg := bench.Config{Nodes: c.Int("nodes"), Mode: c.String("mode"), Baseline: c.Bool("baseline"), Seed: c.Uint64("seed")}
 	var err error
-	if cfg.Size, err = units.ParseBytes(c.String("size")); err != nil {
+	if cfg.Size, err = cliutil.ParseBytes(c.String("size")); err != nil {
 		return cfg, fmt.Errorf("--size: %w", err)
 	}
 	if c.IsSet("piece-size") {
-		if cfg.PieceSize, err = units.ParseBytes(c.String("piece-size")); err != nil {
+		if cfg.PieceSize, err = cliutil.ParseBytes(c.String("piece-size")); err != nil {
 			return cfg, fmt.Errorf("--piece-size: %w", err)
 		}
 	}
 	for name, dst := range map[string]*int64{"upload-rate": &cfg.UploadRate, "download-rate": &cfg.DownloadRate, "seed-rate": &cfg.SeedRate, "origin-rate": &cfg.OriginRate} {
-		if *dst, err = units.ParseRate(c.String(name)); err != nil {
+		if *dst, err = cliutil.ParseRate(c.String(name)); err != nil {
 			return cfg, fmt.Errorf("--%s: %w", name, err)
 		}
 	}
@@ -138,7 +138,7 @@ func demoCmd(c *cli.Context) error {
 	if cfg.BinDir, err = binDir(c); err != nil {
 		return err
 	}
-	if cfg.LayerBytes, err = units.ParseBytes(c.String("layer-size")); err != nil {
+	if cfg.LayerBytes, err = cliutil.ParseBytes(c.String("layer-size")); err != nil {
 		return fmt.Errorf("--layer-size: %w", err)
 	}
 	if cfg.Nodes < 1 {
@@ -161,7 +161,7 @@ func runCmd(c *cli.Context) error {
 	if cfg.BinDir, err = binDir(c); err != nil {
 		return err
 	}
-	mt, err := units.ParseRate(c.String("max-throughput"))
+	mt, err := cliutil.ParseRate(c.String("max-throughput"))
 	if err != nil {
 		return fmt.Errorf("--max-throughput: %w", err)
 	}

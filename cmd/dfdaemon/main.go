@@ -14,7 +14,6 @@ import (
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
-	"github.com/pouch-p2p/pouch/internal/units"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
@@ -36,10 +35,10 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
-			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children, e.g. 50MB (bytes/s); empty = none"},
-			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents (bytes/s); empty = none"},
+			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children in bytes/s, e.g. 50MB (" + cliutil.Units + "); empty = none"},
+			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents in bytes/s, e.g. 50MB; empty = none"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
-			&cli.StringFlag{Name: "gc-high", Usage: "disk quota: evict least recently used tasks above this size, e.g. 50GiB"},
+			&cli.StringFlag{Name: "gc-high", Usage: "disk quota: evict least recently used tasks above this size, e.g. 50GiB (" + cliutil.Units + ")"},
 			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
 			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
@@ -74,7 +73,7 @@ func run(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*int64{"gc-high": &cfg.GC.High, "gc-low": &cfg.GC.Low} {
 		if v := c.String(name); v != "" {
-			if *dst, err = units.ParseBytes(v); err != nil {
+			if *dst, err = cliutil.ParseBytes(v); err != nil {
 				return fmt.Errorf("--%s: %w", name, err)
 			}
 		}

@@ -44,6 +44,15 @@ func app() *cli.App {
 		Usage:     "download a URL through the P2P network",
 		ArgsUsage: "URL",
 		UsageText: "dfget URL -O FILE [--digest sha256:HEX] [-H 'Name: value']... [--timeout 10m]",
+		Description: fmt.Sprintf(`Exit codes:
+   %d  ok
+   %d  other failure (the output cannot be written, the dfdaemon's disk or store failed)
+   %d  usage: bad flags, URL or digest
+   %d  not found at the origin (404, 410)
+   %d  origin unreachable, refused, or not allowed
+   %d  the content does not match --digest
+   %d  --timeout passed`, dfget.ExitOK, dfget.ExitFailure, dfget.ExitUsage, dfget.ExitNotFound,
+			dfget.ExitOrigin, dfget.ExitDigestMismatch, dfget.ExitTimeout),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"O"}, Usage: "output file, or - for stdout"},
 			&cli.StringFlag{Name: "daemon", Value: "http://127.0.0.1:65001", Usage: "the local dfdaemon"},

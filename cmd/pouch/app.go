@@ -10,9 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pouch-p2p/pouch/internal/units"
-
 	ctdlog "github.com/containerd/log"
+	units "github.com/docker/go-units"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
@@ -108,7 +107,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(w, "IMAGE\tDIGEST\tSIZE\tCREATED")
 					for _, img := range imgs {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", img.Name, shortDigest(img.Digest.String()), units.FormatBytes(img.Size), ago(img.Created))
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", img.Name, shortDigest(img.Digest.String()), units.BytesSize(float64(img.Size)), ago(img.Created))
 					}
 					return w.Flush()
 				}),

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pouch-p2p/pouch/runtime/runtimetest"
+	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
+	"github.com/pouch-p2p/pouch/internal/fixture/image"
+	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 )
 
 // TestMain lets a test run the real main in a child process (the test binary itself), so the
@@ -106,10 +108,10 @@ func TestMirrorSetup(t *testing.T) {
 // TestCLI drives every command against a private containerd 1.6 and a plain registry reached
 // only through the hosts.toml that "pouch mirror setup" writes.
 func TestCLI(t *testing.T) {
-	runtimetest.RequireIntegration(t)
-	reg := runtimetest.StartRegistry(t)
-	runtimetest.PushBusybox(t, reg, "pouch/busybox", "1.0")
-	ctd := runtimetest.StartContainerd(t, runtimetest.Containerd1)
+	containerd.RequireIntegration(t)
+	reg := registry.StartDocker(t)
+	image.PushBusybox(t, reg, "pouch/busybox", "1.0")
+	ctd := containerd.StartTest(t, containerd.Containerd1)
 	hostsDir := t.TempDir()
 	const upstream = "pouch-upstream.invalid"
 	ref := upstream + "/pouch/busybox:1.0"
@@ -128,7 +130,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	code, stdout, stderr := pouchProcess(t, append(global, "run", "--rm", ref)...)
-	if code != 0 || stdout != runtimetest.BusyboxOutput {
+	if code != 0 || stdout != image.BusyboxOutput {
 		t.Errorf("pouch run --rm: status %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, _, stderr = pouchProcess(t, append(global, "run", "--rm", ref, "sh", "-c", "echo oops >&2; exit 3")...)

@@ -32,7 +32,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "seed pieces, task index and identity"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
-			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload, e.g. 100MB (bytes/s); empty = none"},
+			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by admin endpoints"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},

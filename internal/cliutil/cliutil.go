@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pouch-p2p/pouch/internal/netguard"
-	"github.com/pouch-p2p/pouch/internal/units"
 )
 
 // Permute moves positional arguments after the flags, so "dfget URL -O f" parses like
@@ -70,7 +69,7 @@ func ParseNetworks(c *cli.Context) (allow, deny []netip.Prefix, err error) {
 
 // Rate reads a rate flag such as "20MB" (bytes per second).
 func Rate(c *cli.Context, name string) (int64, error) {
-	r, err := units.ParseRate(c.String(name))
+	r, err := ParseRate(c.String(name))
 	if err != nil {
 		return 0, fmt.Errorf("--%s: %w", name, err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/containerd/containerd/remotes/docker/auth"
 
-	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/apierr"
 )
 
 // DecodeJSON reads a JSON body of at most limit bytes into v, refusing unknown fields.
@@ -32,10 +32,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// WriteError answers with the API's error body.
-func WriteError(w http.ResponseWriter, status int, e snapi.Error) {
+// WriteError answers with the APIs' error body (an empty code is apierr.CodeInternal).
+func WriteError(w http.ResponseWriter, status int, e apierr.Error) {
 	if e.Code == "" {
-		e.Code = snapi.CodeInternal
+		e.Code = apierr.CodeInternal
 	}
 	WriteJSON(w, status, e)
 }

@@ -8,6 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler"
 )
 
 // announcer decides which pieces one child stream is told about.
@@ -47,15 +48,9 @@ func (a *fullAnnouncer) sent(int)      {}
 func (a *fullAnnouncer) close()        {}
 
 const (
-	// superSeedOffers is how many pieces a child may have pending at the seed (offered or
-	// requested, not yet sent): enough to keep the seed busy, few enough that the seed does not
-	// queue pieces the swarm will have spread by the time they would go out.
-	superSeedOffers = 2
-	// SuperSeedPending caps the pieces pending at the seed over all children and all tasks
-	// together (an image is several tasks pulled at once): a few
-	// seconds of its upload. Without it, N children each holding offers would make the seed
-	// queue 2N pieces, more than a small task has, and send pieces twice from the start.
-	SuperSeedPending = 8
+	// superSeedOffers is the pieces a child may have pending at the seed; the policy and the
+	// seed-wide cap (scheduler.SuperSeedPending) are shared with dfbench's simulator.
+	superSeedOffers = scheduler.SuperSeedOffers
 	// superSeedTick is how often offers are refreshed; an offer the child has not taken within
 	// superSeedExpiry (it got that piece from a peer meanwhile) is replaced.
 	superSeedTick   = 250 * time.Millisecond
@@ -116,7 +111,7 @@ func (a *superAnnouncer) update(now time.Time) []int {
 		}
 	}
 	var out []int
-	for len(a.offers) < a.quota && a.st.pending.Load() < SuperSeedPending {
+	for len(a.offers) < a.quota && a.st.pending.Load() < scheduler.SuperSeedPending {
 		best, bestLoad := -1, 0
 		for i := range a.st.sent {
 			if a.told[i] || !a.task.Has(i) {

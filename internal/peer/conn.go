@@ -53,9 +53,13 @@ func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Dige
 		return nil, piece.Bitfield{}, fmt.Errorf("open stream to %s: %w", info.ID, err)
 	}
 	c := &Conn{Peer: info.ID, st: st, r: bufio.NewReaderSize(st, 64<<10), w: bufio.NewWriterSize(st, 4<<10)}
-	if err := writeFrame(c.w, msgHello, []byte(task)); err != nil || c.w.Flush() != nil {
+	err = writeFrame(c.w, msgHello, []byte(task))
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
 		st.Reset()
-		return nil, piece.Bitfield{}, fmt.Errorf("hello to %s: %v", info.ID, err)
+		return nil, piece.Bitfield{}, fmt.Errorf("hello to %s: %w", info.ID, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetReadDeadline(dl)
@@ -87,7 +91,7 @@ func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Dige
 	bf, err := piece.BitfieldFromBytes(pieces, payload[4:])
 	if err != nil {
 		st.Reset()
-		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s: %v", ErrProtocol, info.ID, err)
+		return nil, piece.Bitfield{}, fmt.Errorf("%w: %s: %w", ErrProtocol, info.ID, err)
 	}
 	return c, bf, nil
 }

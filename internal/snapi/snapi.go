@@ -1,6 +1,6 @@
 // Package snapi is the supernode's HTTP API as seen from both ends: the JSON messages, and a
 // client for dfdaemons. It lives in internal so that dfdaemon need not import supernode: both
-// import this.
+// import this. Error answers are internal/apierr's.
 package snapi
 
 import (
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/internal/apierr"
 )
 
 // Paths of the peer API.
@@ -71,7 +73,7 @@ type Schedule struct {
 	Reason       string `json:"reason,omitempty"`
 	// Error is set when the task cannot succeed at all (the origin's content does not match
 	// its digest): peers stop instead of going back to the origin.
-	Error *Error `json:"error,omitempty"`
+	Error *apierr.Error `json:"error,omitempty"`
 }
 
 // RegisterResponse answers a registration.
@@ -82,9 +84,20 @@ type RegisterResponse struct {
 
 // Failure reports that a peer could not use a parent.
 type Failure struct {
-	Parent string `json:"parent"`
-	Reason string `json:"reason"` // "unreachable", "timeout" or "corrupt"
+	Parent string        `json:"parent"`
+	Reason FailureReason `json:"reason"`
 }
+
+// FailureReason says why a peer could not use a parent; the supernode ignores reasons it does
+// not know, so a newer peer may add some.
+type FailureReason string
+
+// The reasons a peer reports.
+const (
+	FailUnreachable FailureReason = "unreachable" // could not connect, or the stream broke
+	FailTimeout     FailureReason = "timeout"     // a requested piece did not start in time
+	FailCorrupt     FailureReason = "corrupt"     // a piece failed its SHA-256, or a frame was malformed
+)
 
 // Transfer reports bytes received from a parent.
 type Transfer struct {
@@ -122,34 +135,18 @@ type HeartbeatRequest struct {
 	Peer Peer `json:"peer"`
 }
 
-// Error is the body of every non-2xx answer.
-type Error struct {
-	Message      string `json:"error"`
-	Code         string `json:"code"`                   // one of the Code* constants
-	OriginStatus int    `json:"originStatus,omitempty"` // the origin's HTTP status when it refused
-}
-
-// Error codes: what went wrong, for the caller to act on without parsing messages.
-const (
-	CodeBadRequest        = "bad_request"
-	CodeNotFound          = "not_found"          // unknown task or peer: register again
-	CodeOriginStatus      = "origin_status"      // the origin answered with an error status
-	CodeOriginUnreachable = "origin_unreachable" // the origin could not be reached or broke off
-	CodeForbidden         = "forbidden"          // the destination is not allowed (SSRF policy)
-	CodeUnauthorized      = "unauthorized"
-	CodeDigestMismatch    = "digest_mismatch" // the content does not match the requested digest
-	CodeInternal          = "internal"
-)
-
-// StatusError is returned by the client for a non-2xx answer.
+// StatusError is returned by the client for a non-2xx answer; errors.As finds the answer's
+// *apierr.Error behind it.
 type StatusError struct {
 	Status int
-	Err    Error
+	Err    apierr.Error
 }
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("supernode: %d: %s", e.Status, e.Err.Message)
 }
+
+func (e *StatusError) Unwrap() error { return &e.Err }
 
 // ErrUnavailable wraps every failure to reach the supernode at all (as opposed to an answer).
 var ErrUnavailable = errors.New("supernode unavailable")
@@ -194,31 +191,27 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		se := &StatusError{Status: resp.StatusCode}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
-		if json.Unmarshal(data, &se.Err) != nil || se.Err.Message == "" {
-			se.Err.Message = strings.TrimSpace(string(data))
-		}
-		if se.Err.Code == "" {
+		body, ours := apierr.Read(resp)
+		if !ours {
 			// Not our API answering (a proxy, a restarting server): treat as unreachable.
-			return fmt.Errorf("%w: %v", ErrUnavailable, se)
+			return fmt.Errorf("%w: supernode: %d: %s", ErrUnavailable, resp.StatusCode, body.Message)
 		}
-		return se
+		return &StatusError{Status: resp.StatusCode, Err: body}
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("%w: bad answer from %s: %v", ErrUnavailable, path, err)
+		return fmt.Errorf("%w: bad answer from %s: %w", ErrUnavailable, path, err)
 	}
 	return nil
 }

@@ -1,0 +1,67 @@
+package dfget_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pouch-p2p/pouch/dfget"
+	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
+)
+
+// A daemon's error answers, before or after the first byte, become dfget's exit codes; a local
+// failure of the daemon is a generic failure that says so, not "origin unreachable".
+func TestDaemonErrorsBecomeExitCodes(t *testing.T) {
+	t.Parallel()
+	diskFull := apierr.Error{Message: "local failure: write /var/lib/dfdaemon/x: no space left on device", Code: apierr.CodeLocal}
+	cases := []struct {
+		name    string
+		answer  apierr.Error
+		midway  bool // sent as the trailer after some content, not instead of it
+		code    int
+		message string
+	}{
+		{"local failure up front", diskFull, false, dfget.ExitFailure, "dfdaemon: " + diskFull.Message},
+		{"local failure midway", diskFull, true, dfget.ExitFailure, "dfdaemon: " + diskFull.Message},
+		{"origin 404", apierr.Error{Message: "origin answered 404", Code: apierr.CodeOriginStatus, OriginStatus: 404}, false, dfget.ExitNotFound, "origin answered 404"},
+		{"origin broke off midway", apierr.Error{Message: "connection reset", Code: apierr.CodeOriginUnreachable}, true, dfget.ExitOrigin, "connection reset"},
+		{"digest mismatch midway", apierr.Error{Message: "content hashes to sha256:aa", Code: apierr.CodeDigestMismatch}, true, dfget.ExitDigestMismatch, "content hashes to sha256:aa"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			daemon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !c.midway {
+					w.WriteHeader(http.StatusInternalServerError)
+					json.NewEncoder(w).Encode(c.answer)
+					return
+				}
+				w.Header().Set(dfapi.HeaderSize, "10")
+				w.Header().Set("Trailer", dfapi.TrailerError)
+				io.WriteString(w, "01234")
+				w.Header().Set(dfapi.TrailerError, dfapi.EncodeTrailer(c.answer))
+			}))
+			defer daemon.Close()
+			dir := t.TempDir()
+			err := dfget.Run(context.Background(), dfget.Options{URL: "http://origin.example/file", Output: filepath.Join(dir, "out"), Daemon: daemon.URL})
+			var e *dfget.Error
+			if !errors.As(err, &e) || e.Code != c.code || err.Error() != c.message {
+				t.Fatalf("got %v, want exit %d saying %q", err, c.code, c.message)
+			}
+			var ae *apierr.Error
+			if !errors.As(err, &ae) || *ae != c.answer {
+				t.Errorf("the daemon's answer is not in the error chain: %v", err)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("failed download left %s behind", left[0].Name())
+			}
+		})
+	}
+}

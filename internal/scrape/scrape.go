@@ -1,0 +1,86 @@
+// Package scrape reads Prometheus metrics for tests and dfbench: from a daemon's /metrics over
+// HTTP, parsed by Prometheus's own expfmt, or from a registry in the same process; and sums the
+// series of one metric that carry given labels. It owns reading only: the daemons own their
+// metrics.
+//
+// Tests with a registry in process use Gather rather than client_golang's testutil: testutil's
+// ToFloat64 needs the collector itself, which the daemons keep private, and from a Gatherer it
+// only compares whole expositions, help text included, where a test wants one number.
+package scrape
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Families are the metric families of one scrape, by name.
+type Families map[string]*dto.MetricFamily
+
+// Labels selects series by label values, e.g. Labels{"source": "peer"}.
+type Labels map[string]string
+
+// Get reads the text exposition at url (a daemon's /metrics).
+func Get(ctx context.Context, url string) (Families, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	return mfs, nil
+}
+
+// Gather reads a registry in the same process.
+func Gather(g prometheus.Gatherer) (Families, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	f := make(Families, len(mfs))
+	for _, mf := range mfs {
+		f[mf.GetName()] = mf
+	}
+	return f, nil
+}
+
+// Sum adds the values of the counter, gauge or untyped series named name whose labels include
+// every one of labels (nil: all series); 0 if there is none.
+func (f Families) Sum(name string, labels Labels) float64 {
+	var total float64
+	for _, m := range f[name].GetMetric() {
+		if matches(m, labels) {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		}
+	}
+	return total
+}
+
+func matches(m *dto.Metric, labels Labels) bool {
+	found := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			found++
+		}
+	}
+	return found == len(labels)
+}

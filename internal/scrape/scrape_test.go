@@ -1,0 +1,60 @@
+package scrape_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pouch-p2p/pouch/internal/scrape"
+)
+
+// A registry read in process and the same registry scraped over HTTP give the same sums.
+func TestGetAndGatherAgree(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_bytes_total", Help: "h"}, []string{"source", "kind"})
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_up", Help: "h"})
+	reg.MustRegister(bytes, up)
+	bytes.WithLabelValues("peer", "blob").Add(3)
+	bytes.WithLabelValues("peer", "file").Add(4)
+	bytes.WithLabelValues("origin", "blob").Add(5)
+	up.Set(1)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+
+	scraped, err := scrape.Get(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered, err := scrape.Gather(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		labels scrape.Labels
+		want   float64
+	}{
+		{"test_bytes_total", nil, 12},
+		{"test_bytes_total", scrape.Labels{"source": "peer"}, 7},
+		{"test_bytes_total", scrape.Labels{"source": "peer", "kind": "blob"}, 3},
+		{"test_bytes_total", scrape.Labels{"source": "seed"}, 0},
+		{"test_bytes_total", scrape.Labels{"tenant": "a"}, 0},
+		{"test_up", nil, 1},
+		{"test_missing", nil, 0},
+	} {
+		for from, f := range map[string]scrape.Families{"Get": scraped, "Gather": gathered} {
+			if got := f.Sum(tc.name, tc.labels); got != tc.want {
+				t.Errorf("%s: Sum(%s, %v) = %v, want %v", from, tc.name, tc.labels, got, tc.want)
+			}
+		}
+	}
+	notFound := httptest.NewServer(nil)
+	defer notFound.Close()
+	if _, err := scrape.Get(context.Background(), notFound.URL+"/metrics"); err == nil {
+		t.Error("a 404 scrape returned no error")
+	}
+}
