@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -33,6 +34,7 @@ type Supernode struct {
 	ln      net.Listener
 	srv     *http.Server
 	metrics *metrics
+	admin   httpx.Admin // guards task listing and deletion
 
 	ctx    context.Context // cancelled at shutdown: stops seeds
 	cancel context.CancelFunc
@@ -80,6 +82,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		peers: map[string]*peerEntry{},
 	}
 	s.metrics = newMetrics(s)
+	s.admin = httpx.Admin{Token: cfg.AdminToken}
 	s.loadTasks()
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -100,6 +103,7 @@ func (s *Supernode) Run(ctx context.Context) error {
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	s.wg.Add(1)
 	go s.reapLoop()
+	s.log.Info(s.admin.Describe())
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
 	var err error
 	select {
