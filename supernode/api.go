@@ -223,6 +223,9 @@ func (s *Supernode) status(t *task) TaskStatus {
 }
 
 func (s *Supernode) handleListTasks(w http.ResponseWriter, r *http.Request) {
+	if !s.admin.Allow(w, r) {
+		return
+	}
 	s.mu.Lock()
 	out := make([]TaskStatus, 0, len(s.tasks))
 	for _, t := range s.tasks {
@@ -247,6 +250,9 @@ func (s *Supernode) lookup(w http.ResponseWriter, r *http.Request) (*task, bool)
 }
 
 func (s *Supernode) handleGetTask(w http.ResponseWriter, r *http.Request) {
+	if !s.admin.Allow(w, r) {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.lookup(w, r); ok {
@@ -255,8 +261,7 @@ func (s *Supernode) handleGetTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
-	if !httpx.Authorized(r, s.cfg.AdminToken) {
-		httpx.WriteError(w, http.StatusUnauthorized, apierr.Error{Message: "a valid bearer token is required", Code: apierr.CodeUnauthorized})
+	if !s.admin.Allow(w, r) {
 		return
 	}
 	s.mu.Lock()

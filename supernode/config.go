@@ -17,7 +17,7 @@ type Config struct {
 	P2PListen   string         `yaml:"p2pListen"`     // the seed's libp2p address
 	UploadRate  int64          `yaml:"uploadRate"`    // the seed's upload cap in bytes/s; 0 = none
 	Secret      string         `yaml:"secret"`        // cluster pre-shared key for libp2p
-	AdminToken  string         `yaml:"adminToken"`    // bearer token for admin endpoints; empty = open
+	AdminToken  string         `yaml:"adminToken"`    // bearer token for admin views; empty = loopback clients only
 	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
 	Deny        []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task

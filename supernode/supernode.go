@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
@@ -34,6 +35,7 @@ type Supernode struct {
 	origin  *http.Client
 	ln      net.Listener
 	metrics *metrics
+	admin   httpx.Admin      // guards task listing and deletion
 	life    *lifecycle.Shell // seeds run under its context
 
 	mu    sync.Mutex // guards everything below and the scheduler
@@ -78,6 +80,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		peers:  map[string]*peerEntry{},
 	}
 	s.metrics = newMetrics(s)
+	s.admin = httpx.Admin{Token: cfg.AdminToken}
 	s.loadTasks()
 	life.HTTP(ln, s.routes())
 	return s, nil
@@ -94,6 +97,7 @@ func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
 
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the supernode.
 func (s *Supernode) Run(ctx context.Context) error {
+	s.log.Info(s.admin.Describe())
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
 	return s.life.Run(ctx, s.reapLoop)
 }
