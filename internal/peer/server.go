@@ -264,7 +264,7 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 
 // waitTask returns the task a child asked for, waiting up to TaskWait for it to be created:
 // the supernode may name this peer as a parent a moment before the peer creates the task.
-// It gives up early when ctx ends (the stream or the server closed).
+// It gives up early when the stream's ctx ends, which Server.Close does.
 func (s *Server) waitTask(ctx context.Context, id digest.Digest) (*piece.Task, error) {
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("bad task id: %w", err)
