@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
@@ -32,7 +33,8 @@ import (
 	"github.com/pouch-p2p/pouch/piece"
 )
 
-// Daemon is a running dfdaemon: New binds its listeners, Run serves until ctx ends.
+// Daemon is a running dfdaemon: New binds its listeners, Run serves until ctx ends, Close
+// releases what New acquired (Run does it too when it returns).
 type Daemon struct {
 	cfg       Config
 	log       *zap.Logger
@@ -46,10 +48,7 @@ type Daemon struct {
 	ln        net.Listener
 	mux       *http.ServeMux
 	metrics   *metrics
-
-	ctx    context.Context // cancelled at shutdown: stops downloads
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life      *lifecycle.Shell // downloads run under its context
 
 	mu        sync.Mutex
 	downloads map[digest.Digest]*download
@@ -66,29 +65,28 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("dfdaemon")
+	life := lifecycle.New()
 	node, err := p2p.OpenNode(p2p.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	var ln net.Listener
-	if cfg.Listen != "none" {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			node.Close()
-			return nil, fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life.OnClose(node.Close)
 	d := &Daemon{
-		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
+		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, life: life,
 		origin:    netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		downLimit: ratelimit.New(cfg.DownloadRate),
-		ctx:       ctx, cancel: cancel,
 		downloads: map[digest.Digest]*download{},
 		inUse:     map[digest.Digest]int{},
+		ring:      snapi.NewRing(cfg.Supernode),
+		mux:       http.NewServeMux(),
 	}
-	d.ring = snapi.NewRing(cfg.Supernode)
+	if cfg.Listen != "none" {
+		if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, errors.Join(fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err), life.Close())
+		}
+		life.HTTP(d.ln, d.mux)
+	}
 	d.metrics = newMetrics(d)
-	d.mux = http.NewServeMux()
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
@@ -122,39 +120,15 @@ func (d *Daemon) self() snapi.Peer {
 	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate}
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Run serves until ctx is cancelled, then shuts down gracefully and closes the daemon.
 func (d *Daemon) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	var srv *http.Server
-	if d.ln != nil {
-		srv = &http.Server{Handler: d.mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { errc <- srv.Serve(d.ln) }()
-	}
-	d.wg.Add(2)
-	go d.heartbeatLoop()
-	go d.gcLoop()
 	d.log.Info("serving", zap.String("http", d.Addr()), zap.Strings("p2p", d.P2PAddrs()), zap.String("peer", d.PeerID()))
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
-	}
-	d.cancel()
-	d.upload.Close()
-	d.wg.Wait()
-	if cerr := d.node.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return d.life.Run(ctx, d.heartbeatLoop, d.gcLoop)
 }
+
+// Close stops the daemon's downloads and releases the listener, the libp2p host and the piece
+// store, whether Run ran or not; it is idempotent.
+func (d *Daemon) Close() error { return d.life.Close() }
 
 // Download starts (or joins) the download of req and returns once its size is known.
 func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
@@ -173,16 +147,18 @@ func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
 			rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 			homes: d.ring.For(key.String()),
 		}
-		d.downloads[key] = dl
-		d.metrics.downloads.Inc()
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			dl.run(d.ctx)
+		started := d.life.Go(func(ctx context.Context) {
+			dl.run(ctx)
 			d.mu.Lock()
 			delete(d.downloads, key)
 			d.mu.Unlock()
-		}()
+		})
+		if !started {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("dfdaemon: download %s: %w", req.URL, lifecycle.ErrClosed)
+		}
+		d.downloads[key] = dl
+		d.metrics.downloads.Inc()
 	}
 	d.inUse[key]++
 	d.mu.Unlock()
@@ -200,8 +176,7 @@ func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
 	return x, nil
 }
 
-func (d *Daemon) heartbeatLoop() {
-	defer d.wg.Done()
+func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	if d.ring.Len() == 0 {
 		return
 	}
@@ -209,20 +184,19 @@ func (d *Daemon) heartbeatLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-d.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			for _, c := range d.ring.All() {
-				ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
-				_ = c.Heartbeat(ctx, snapi.HeartbeatRequest{Peer: d.self()})
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_ = c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self()})
 				cancel()
 			}
 		}
 	}
 }
 
-func (d *Daemon) gcLoop() {
-	defer d.wg.Done()
+func (d *Daemon) gcLoop(ctx context.Context) {
 	p := piece.GCPolicy{HighWatermark: d.cfg.GC.High, LowWatermark: d.cfg.GC.Low, TTL: d.cfg.GC.TTL}
 	if p.HighWatermark == 0 && p.TTL == 0 {
 		return
@@ -231,7 +205,7 @@ func (d *Daemon) gcLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-d.ctx.Done():
+		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			evicted, err := d.store.GC(now, p, func(id digest.Digest) bool {

@@ -72,9 +72,10 @@ type Store struct {
 	// takes it.
 	admin sync.Mutex
 
-	mu     sync.RWMutex
-	tasks  map[digest.Digest]*Task
-	closed bool
+	mu      sync.RWMutex
+	tasks   map[digest.Digest]*Task
+	closed  bool
+	created chan struct{} // closed at the next Create of a new task; nil until asked for
 
 	usage atomic.Int64 // sum of ContentLength of all tasks
 	dirty atomic.Bool  // some task has unflushed access time or digests
@@ -312,6 +313,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.notifyCreatedLocked()
 	tasks := s.snapshot()
 	s.mu.Unlock()
 
@@ -420,6 +422,7 @@ func (s *Store) Create(m Meta) (*Task, error) {
 	}
 	s.mu.Lock()
 	s.tasks[m.ID] = t
+	s.notifyCreatedLocked()
 	s.mu.Unlock()
 	s.usage.Add(m.ContentLength)
 	s.log.Debug("task created", zap.Stringer("task", m.ID), zap.Int64("contentLength", m.ContentLength),
@@ -440,6 +443,30 @@ func (s *Store) Task(id digest.Digest) (*Task, error) {
 		return nil, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
 	return t, nil
+}
+
+// Created returns a channel that is closed when the next new task is created, or when the
+// store closes (at once if it is closed). Call it before looking the task up with Task, not
+// after, so that a creation in between is not missed. It lets a server wait for a task that a
+// download is about to create without polling.
+func (s *Store) Created() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.created == nil {
+		s.created = make(chan struct{})
+		if s.closed {
+			close(s.created)
+		}
+	}
+	return s.created
+}
+
+// notifyCreatedLocked wakes the waiters of Created; s.mu must be held.
+func (s *Store) notifyCreatedLocked() {
+	if s.created != nil {
+		close(s.created)
+		s.created = nil
+	}
 }
 
 // List describes every task, ordered by ID.

@@ -643,6 +643,40 @@ func TestChanged(t *testing.T) {
 	}
 }
 
+func TestCreated(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2*MiB, Options{NoSync: true})
+	fired := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := f.store.Created()
+	if _, err := f.store.Create(f.meta); err != nil || fired(ch) {
+		t.Fatalf("Create of an existing task: %v, fired %v; want no wake-up", err, fired(ch))
+	}
+	m := Meta{ID: digest.FromString("new"), ContentLength: 10, PieceSize: MiB}
+	if _, err := f.store.Create(m); err != nil {
+		t.Fatal(err)
+	}
+	if !fired(ch) {
+		t.Fatal("Created did not fire when a new task was created")
+	}
+	next := f.store.Created()
+	if fired(next) {
+		t.Fatal("the next Created fired without a creation")
+	}
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !fired(next) || !fired(f.store.Created()) {
+		t.Fatal("Created waiters not woken by Close, or Created after Close not closed")
+	}
+}
+
 func TestOpenLocked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -13,6 +13,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/internal/httprange"
 )
 
 // blobAuth is an upstream's "yes" to one client's credentials for one blob.
@@ -111,7 +113,7 @@ func (p *Proxy) authorizeBlob(w http.ResponseWriter, r *http.Request, up *upstre
 
 // probeSize learns the size of a blob whose HEAD redirected: a one-byte ranged GET.
 func (p *Proxy) probeSize(ctx context.Context, up *upstream, repo string, dg digest.Digest, auth string) (int64, error) {
-	h := http.Header{"Range": {"bytes=0-0"}}
+	h := http.Header{"Range": {httprange.Format(0, 0)}}
 	if auth != "" {
 		h.Set("Authorization", auth)
 	}
@@ -126,10 +128,8 @@ func (p *Proxy) probeSize(ctx context.Context, up *upstream, repo string, dg dig
 			return resp.ContentLength, nil
 		}
 	case http.StatusPartialContent:
-		if _, total, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
-			if n, err := strconv.ParseInt(total, 10, 64); err == nil {
-				return n, nil
-			}
+		if cr, err := httprange.ParseContentRange(resp.Header.Get("Content-Range")); err == nil && cr.Total >= 0 {
+			return cr.Total, nil
 		}
 	}
 	return 0, fmt.Errorf("cannot learn the size of %s: upstream answered %s", dg, resp.Status)
@@ -166,17 +166,17 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 // plan works out the range once the size is known; false when it answered the client itself.
 func (s *blobStream) plan(size int64) bool {
 	s.size = size
-	start, end, partial, ok := parseRange(s.r.Header.Get("Range"), size)
-	if !ok {
-		s.w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+	rg, partial, err := httprange.Parse(s.r.Header.Get("Range"), size)
+	if err != nil {
+		s.w.Header().Set("Content-Range", httprange.ContentRange{Unsatisfied: true, Total: size}.String())
 		writeError(s.w, http.StatusRequestedRangeNotSatisfiable, CodeBlobUnknown, fmt.Sprintf("range %q not satisfiable for %d bytes", s.r.Header.Get("Range"), size), nil)
 		return false
 	}
-	s.start, s.end = start, end
+	s.start, s.end = rg.Start, rg.End
 	h := s.w.Header()
-	h.Set("Content-Length", strconv.FormatInt(end-start+1, 10))
+	h.Set("Content-Length", strconv.FormatInt(rg.Len(), 10))
 	if partial {
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		h.Set("Content-Range", httprange.ContentRange{Range: rg, Total: size}.String())
 		s.w.WriteHeader(http.StatusPartialContent)
 	} else {
 		s.w.WriteHeader(http.StatusOK)
@@ -197,15 +197,15 @@ func (s *blobStream) fromP2P(b Blob) {
 		return
 	}
 	size := b.Size()
-	start, _, _, ok := parseRange(s.r.Header.Get("Range"), size)
-	if !ok || size == 0 {
+	rg, _, err := httprange.Parse(s.r.Header.Get("Range"), size)
+	if err != nil || size == 0 {
 		s.plan(size)
 		return
 	}
 	ctx, cancel := context.WithCancel(s.r.Context())
 	defer cancel()
 	stall := time.AfterFunc(s.p.cfg.FirstByteTimeout, cancel)
-	rd := b.NewReader(ctx, start)
+	rd := b.NewReader(ctx, rg.Start)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -354,7 +354,7 @@ func (s *blobStream) fromUpstream() {
 func (s *blobStream) resume() {
 	s.p.metrics.fallbacks.Inc()
 	from := s.start + s.sent
-	h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", from, s.end)}}
+	h := http.Header{"Range": {httprange.Format(from, s.end)}}
 	if s.auth != "" {
 		h.Set("Authorization", s.auth)
 	}
@@ -402,43 +402,4 @@ func (s *blobStream) copyBody(r io.Reader, n int64) bool {
 			return false
 		}
 	}
-}
-
-// parseRange reads a single-range Range header against size. No header (or one the mirror
-// does not serve, such as several ranges) is the whole blob; ok is false when unsatisfiable.
-func parseRange(h string, size int64) (start, end int64, partial, ok bool) {
-	whole := func() (int64, int64, bool, bool) { return 0, size - 1, false, true }
-	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if h == "" || !found || strings.Contains(spec, ",") {
-		return whole()
-	}
-	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found {
-		return whole()
-	}
-	if a == "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n < 0 {
-			return whole()
-		}
-		if n == 0 || size == 0 {
-			return 0, 0, false, false
-		}
-		return max(0, size-n), size - 1, true, true
-	}
-	start, err := strconv.ParseInt(a, 10, 64)
-	if err != nil || start < 0 {
-		return whole()
-	}
-	end = size - 1
-	if b != "" {
-		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
-			return whole()
-		}
-		end = min(end, size-1)
-	}
-	if start >= size {
-		return 0, 0, false, false
-	}
-	return start, end, true, true
 }

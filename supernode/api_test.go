@@ -150,10 +150,9 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 	}
 
 	// A second supernode on the same data dir serves the complete task without the origin.
-	s.srv.Close()
-	s.cancel()
-	s.wg.Wait()
-	s.store.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	hitsBefore := hits.Load()
 	s2 := start(t, Config{DataDir: dir, Allow: loopback})
 	resp2 := register(s2)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -22,7 +23,8 @@ import (
 	"github.com/pouch-p2p/pouch/scheduler"
 )
 
-// Supernode is a running supernode: New binds its listeners, Run serves until ctx ends.
+// Supernode is a running supernode: New binds its listeners, Run serves until ctx ends, Close
+// releases what New acquired (Run does it too when it returns).
 type Supernode struct {
 	cfg     Config
 	log     *zap.Logger
@@ -32,13 +34,9 @@ type Supernode struct {
 	upload  *peer.Server
 	origin  *http.Client
 	ln      net.Listener
-	srv     *http.Server
 	metrics *metrics
-	admin   httpx.Admin // guards task listing and deletion
-
-	ctx    context.Context // cancelled at shutdown: stops seeds
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	admin   httpx.Admin      // guards task listing and deletion
+	life    *lifecycle.Shell // seeds run under its context
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -63,28 +61,28 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	}
 	log = log.Named("supernode")
 	// The seed super-seeds: its upload is the scarcest in the cluster (see peer.ServerConfig).
+	life := lifecycle.New()
 	node, err := peer.OpenNode(peer.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, SuperSeed: true, Log: log})
 	if err != nil {
 		return nil, err
 	}
+	life.OnClose(node.Close)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		node.Close()
-		return nil, fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err)
+		return nil, errors.Join(fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err), life.Close())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Supernode{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
-		ctx:    ctx, cancel: cancel,
-		sched: scheduler.New(cfg.Scheduler),
-		tasks: map[digest.Digest]*task{},
-		peers: map[string]*peerEntry{},
+		life:   life,
+		sched:  scheduler.New(cfg.Scheduler),
+		tasks:  map[digest.Digest]*task{},
+		peers:  map[string]*peerEntry{},
 	}
 	s.metrics = newMetrics(s)
 	s.admin = httpx.Admin{Token: cfg.AdminToken}
 	s.loadTasks()
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	life.HTTP(ln, s.routes())
 	return s, nil
 }
 
@@ -97,33 +95,16 @@ func (s *Supernode) URL() string { return "http://" + s.Addr() }
 // P2PAddrs are the seed's libp2p addresses.
 func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Run serves until ctx is cancelled, then shuts down gracefully and closes the supernode.
 func (s *Supernode) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	s.wg.Add(1)
-	go s.reapLoop()
 	s.log.Info(s.admin.Describe())
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(shutdownCtx)
-	s.cancel()
-	s.upload.Close()
-	s.wg.Wait()
-	if cerr := s.node.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return s.life.Run(ctx, s.reapLoop)
 }
+
+// Close stops the seeds and releases the listener, the seed's libp2p host and its piece store,
+// whether Run ran or not; it is idempotent.
+func (s *Supernode) Close() error { return s.life.Close() }
 
 // loadTasks makes every task in the seed's store known again after a restart; complete ones
 // are served at once, incomplete ones resume at the next registration.
@@ -188,13 +169,12 @@ func (s *Supernode) leave(t *task, peerID string) {
 
 // reapLoop removes peers that stopped syncing and heartbeating: a killed dfdaemon must not stay
 // a parent for long, though its children notice at once and report it.
-func (s *Supernode) reapLoop() {
-	defer s.wg.Done()
+func (s *Supernode) reapLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.PeerTTL / 4)
 	defer tick.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			s.mu.Lock()

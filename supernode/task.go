@@ -10,6 +10,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
@@ -64,25 +65,31 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 		t.req = req
 	}
 	t.running = true
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		err := s.seed(s.ctx, t)
+	started := s.life.Go(func(ctx context.Context) {
+		err := s.seed(ctx, t)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		t.running = false
-		if err != nil {
-			t.err = originError(err)
-			s.log.Warn("seed failed", zapTask(t.id), zapErr(err))
-			s.sched.SourceFailed(schedTask(t.id))
-			select {
-			case <-t.ready:
-			default:
-				close(t.ready)
-			}
+		s.seedEnded(t, err)
+	})
+	if !started {
+		s.seedEnded(t, lifecycle.ErrClosed)
+	}
+}
+
+// seedEnded records how the seed of t ended; the caller holds s.mu.
+func (s *Supernode) seedEnded(t *task, err error) {
+	t.running = false
+	if err != nil {
+		t.err = originError(err)
+		s.log.Warn("seed failed", zapTask(t.id), zapErr(err))
+		s.sched.SourceFailed(schedTask(t.id))
+		select {
+		case <-t.ready:
+		default:
+			close(t.ready)
 		}
-		t.notify()
-	}()
+	}
+	t.notify()
 }
 
 // seed fetches the task from the origin into the seed's store, publishing each piece.

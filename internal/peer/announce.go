@@ -79,7 +79,9 @@ func (s *Server) superSeed(t *piece.Task) *superState {
 		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending}
 		s.supers[id] = st
 	}
+	st.mu.Lock() // streams is guarded by st.mu, like everything superAnnouncer.close touches
 	st.streams++
+	st.mu.Unlock()
 	return st
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,18 +15,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
 // seeded is a host serving one complete task.
 type seeded struct {
 	h     host.Host
+	srv   *Server
 	store *piece.Store
 	task  *piece.Task
 	data  []byte
 }
 
 func newSeeded(tb testing.TB, size, pieceSize int64) *seeded {
+	return newSeededWith(tb, size, pieceSize, ServerConfig{})
+}
+
+func newSeededWith(tb testing.TB, size, pieceSize int64, cfg ServerConfig) *seeded {
 	tb.Helper()
 	data := make([]byte, size)
 	rand.Read(data)
@@ -45,8 +52,9 @@ func newSeeded(tb testing.TB, size, pieceSize int64) *seeded {
 		}
 	}
 	h := newHost(tb)
-	NewServer(h, store, ServerConfig{})
-	return &seeded{h: h, store: store, task: t, data: data}
+	srv := NewServer(h, store, cfg)
+	tb.Cleanup(srv.Close)
+	return &seeded{h: h, srv: srv, store: store, task: t, data: data}
 }
 
 func newHost(tb testing.TB) host.Host {
@@ -153,6 +161,126 @@ func TestCorruptPieceIsRejectedByTheChild(t *testing.T) {
 	}
 	if bad.Has(1) {
 		t.Fatal("a piece that failed its digest was marked present")
+	}
+}
+
+// watchedStore tells when the server first waits for a task to be created.
+type watchedStore struct {
+	*piece.Store
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func (w *watchedStore) Created() <-chan struct{} {
+	ch := w.Store.Created()
+	w.once.Do(func() { close(w.waiting) })
+	return ch
+}
+
+// serverWaitingForTask starts a server on an empty store and a child whose hello names a task
+// the store does not hold yet; it returns once the server waits for that task.
+func serverWaitingForTask(t *testing.T, meta piece.Meta) (*Server, *piece.Store, <-chan error) {
+	t.Helper()
+	store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	watched := &watchedStore{Store: store, waiting: make(chan struct{})}
+	h := newHost(t)
+	srv := NewServer(h, watched, ServerConfig{TaskWait: time.Hour})
+	t.Cleanup(srv.Close)
+	child := newHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	dialed := make(chan error, 1)
+	go func() {
+		conn, _, err := Dial(ctx, child, info(h), meta.ID, meta.PieceCount())
+		if err == nil {
+			conn.Close()
+		}
+		dialed <- err
+	}()
+	<-watched.waiting
+	return srv, store, dialed
+}
+
+// TestHelloWaitsForTheTask: a hello that comes a moment before the task is created is answered
+// when it is created, however long TaskWait is.
+func TestHelloWaitsForTheTask(t *testing.T) {
+	t.Parallel()
+	meta := piece.Meta{ID: digest.FromString("soon"), ContentLength: 3 << 20, PieceSize: 1 << 20}
+	_, store, dialed := serverWaitingForTask(t, meta)
+	if _, err := store.Create(meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-dialed; err != nil {
+		t.Fatalf("Dial while the task was being created: %v", err)
+	}
+}
+
+// TestCloseEndsTaskWait: closing the server ends a hello waiting for its task, long before
+// TaskWait.
+func TestCloseEndsTaskWait(t *testing.T) {
+	t.Parallel()
+	meta := piece.Meta{ID: digest.FromString("never"), ContentLength: 3 << 20, PieceSize: 1 << 20}
+	srv, _, dialed := serverWaitingForTask(t, meta)
+	srv.Close()
+	switch err := <-dialed; {
+	case err == nil:
+		t.Fatal("Dial succeeded against a closed server")
+	case timedOut(err):
+		t.Fatalf("the hello went on waiting after Close, until the child gave up: %v", err)
+	}
+}
+
+// timedOut says whether err is a read deadline: the test's guard against a hang, never the
+// behaviour a test expects.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestCloseStopsUploads: closing the server stops a piece in flight to a child, here one that
+// would take a quarter of an hour at the upload cap, and returns once its handler has.
+func TestCloseStopsUploads(t *testing.T) {
+	t.Parallel()
+	const pieceSize = 4 << 20
+	src := newSeededWith(t, pieceSize, pieceSize, ServerConfig{Limiter: ratelimit.New(4 << 10)})
+	child := newHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, _, err := Dial(ctx, child, info(src.h), src.task.Meta().ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Request(0); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := conn.Next()
+	for err == nil && ev.Kind != EventPiece {
+		ev, err = conn.Next()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	type result struct {
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		n, err := io.Copy(io.Discard, conn.Body(ev))
+		got <- result{n, err}
+	}()
+	src.srv.Close()
+	switch r := <-got; {
+	case r.n >= pieceSize:
+		t.Fatalf("the child got the whole piece (%d bytes) although the server closed", r.n)
+	case timedOut(r.err):
+		t.Fatalf("the upload went on after Close, until the child gave up: %v", r.err)
 	}
 }
 

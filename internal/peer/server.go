@@ -22,7 +22,10 @@ import (
 
 // TaskLookup finds the task a child asks for; *piece.Store is one.
 type TaskLookup interface {
+	// Task returns the task, or an error wrapping piece.ErrNotFound.
 	Task(id digest.Digest) (*piece.Task, error)
+	// Created returns a channel closed at the next creation of a task (see piece.Store.Created).
+	Created() <-chan struct{}
 }
 
 // ServerConfig tunes the upload server.
@@ -47,7 +50,13 @@ type Server struct {
 	uploaded atomic.Int64
 	served   atomic.Int64
 
+	// ctx is the server's lifetime: every stream's context derives from it, and Close ends it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup // stream handlers and their request readers
+
 	mu           sync.Mutex
+	closed       bool // guards handlers.Add against Close's Wait
 	supers       map[digest.Digest]*superState
 	superPending atomic.Int64 // see superState.pending
 }
@@ -60,13 +69,34 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 	if cfg.TaskWait == 0 {
 		cfg.TaskWait = 5 * time.Second
 	}
-	s := &Server{h: h, tasks: tasks, cfg: cfg}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{h: h, tasks: tasks, cfg: cfg, ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s
 }
 
-// Close stops accepting new piece streams.
-func (s *Server) Close() { s.h.RemoveStreamHandler(ProtocolID) }
+// Close stops accepting piece streams, stops the uploads in flight (their streams are reset)
+// and waits for their handlers to return, so that none reads from the store after it closes.
+// It is idempotent.
+func (s *Server) Close() {
+	s.h.RemoveStreamHandler(ProtocolID)
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.handlers.Wait()
+}
+
+// enter counts a stream handler in, unless the server is closed.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.handlers.Add(1)
+	return true
+}
 
 // Uploaded is the number of piece bytes sent so far.
 func (s *Server) Uploaded() int64 { return s.uploaded.Load() }
@@ -75,7 +105,17 @@ func (s *Server) Uploaded() int64 { return s.uploaded.Load() }
 func (s *Server) PiecesServed() int64 { return s.served.Load() }
 
 func (s *Server) handle(st network.Stream) {
+	if !s.enter() {
+		st.Reset()
+		return
+	}
+	defer s.handlers.Done()
 	defer st.Close()
+	// Closing the server resets the stream: that unblocks a write to a stalled child and the
+	// request reader below.
+	defer context.AfterFunc(s.ctx, func() { st.Reset() })()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
 	log := s.cfg.Log.With(zap.Stringer("child", st.Conn().RemotePeer()))
 	r := bufio.NewReaderSize(st, 4<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
@@ -92,18 +132,22 @@ func (s *Server) handle(st network.Stream) {
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	id := digest.Digest(raw)
-	task, err := s.waitTask(id)
+	task, err := s.waitTask(ctx, id)
 	if err != nil {
+		if s.ctx.Err() != nil {
+			st.Reset()
+			return
+		}
 		_ = writeFrame(w, msgError, []byte(err.Error()))
 		_ = w.Flush()
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 
 	// Requests are read on their own goroutine so that haves keep flowing while a piece is sent.
 	reqs := make(chan int, 64)
+	s.handlers.Add(1) // inside the handler's own count, so never racing Close's Wait
 	go func() {
+		defer s.handlers.Done()
 		defer cancel()
 		defer close(reqs)
 		for {
@@ -218,19 +262,25 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	return w.Flush()
 }
 
-func (s *Server) waitTask(id digest.Digest) (*piece.Task, error) {
+// waitTask returns the task a child asked for, waiting up to TaskWait for it to be created:
+// the supernode may name this peer as a parent a moment before the peer creates the task.
+// It gives up early when the stream's ctx ends, which Server.Close does.
+func (s *Server) waitTask(ctx context.Context, id digest.Digest) (*piece.Task, error) {
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("bad task id: %w", err)
 	}
-	deadline := time.Now().Add(s.cfg.TaskWait)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.TaskWait)
+	defer cancel()
 	for {
+		created := s.tasks.Created() // before the lookup, so a creation in between wakes us
 		t, err := s.tasks.Task(id)
-		if err == nil {
-			return t, nil
+		if err == nil || !errors.Is(err, piece.ErrNotFound) {
+			return t, err
 		}
-		if !errors.Is(err, piece.ErrNotFound) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("task %s: %w", id, err)
+		select {
+		case <-created:
+		case <-ctx.Done():
+			return nil, err
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

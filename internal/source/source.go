@@ -11,11 +11,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/httprange"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/piece"
 )
@@ -58,11 +58,7 @@ func (o Origin) Get(ctx context.Context, off, end int64) (*http.Response, error)
 		}
 	}
 	if off > 0 || end >= 0 {
-		r := "bytes=" + strconv.FormatInt(off, 10) + "-"
-		if end >= 0 {
-			r += strconv.FormatInt(end, 10)
-		}
-		req.Header.Set("Range", r)
+		req.Header.Set("Range", httprange.Format(off, end))
 	}
 	resp, err := o.Client.Do(req)
 	if err != nil {
@@ -78,11 +74,11 @@ func (o Origin) Get(ctx context.Context, off, end int64) (*http.Response, error)
 // Length returns the full content length of a 200 or 206 response.
 func Length(resp *http.Response) (int64, error) {
 	if resp.StatusCode == http.StatusPartialContent {
-		var a, b, total int64
-		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); err == nil {
-			return total, nil
+		cr, err := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || cr.Unsatisfied || cr.Total < 0 {
+			return 0, ErrNoLength
 		}
-		return 0, ErrNoLength
+		return cr.Total, nil
 	}
 	if resp.ContentLength < 0 {
 		return 0, ErrNoLength
