@@ -254,7 +254,7 @@ func TestDockerHubNames(t *testing.T) {
 func TestAnswersReused(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
-	layer := img.Layers[1]
+	layer := img.Layers[0]
 	blobs := &memBlobs{data: map[digest.Digest][]byte{layer.Digest: layer.Data}}
 	get := func(srv, path string) {
 		t.Helper()
