@@ -27,9 +27,13 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"requestTimeout"`
 	// Pipeline is how many piece requests are kept outstanding per parent.
 	Pipeline int `yaml:"pipeline"`
-	// Heartbeat is how often the daemon tells the supernode it is alive.
+	// Heartbeat is how often the daemon tells the supernode it is alive; the answer carries
+	// new preheat assignments, so it is also how soon a preheat job reaches the node.
 	Heartbeat time.Duration `yaml:"heartbeat"`
-	GC        GCConfig      `yaml:"gc"`
+	// PreheatConcurrency is how many preheat downloads run at once, so that warming the
+	// cluster does not starve the node's live pulls.
+	PreheatConcurrency int      `yaml:"preheatConcurrency"`
+	GC                 GCConfig `yaml:"gc"`
 }
 
 // GCConfig bounds the disk the piece store may use.
@@ -63,6 +67,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
 	}
+	if c.PreheatConcurrency == 0 {
+		c.PreheatConcurrency = 2
+	}
 	if c.GC.Interval == 0 {
 		c.GC.Interval = time.Minute
 	}
@@ -83,6 +90,10 @@ func (c Config) Validate() error {
 		return errors.New("dfdaemon: gc low watermark above the high one")
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
+	case c.PreheatConcurrency < 1:
+		return errors.New("dfdaemon: preheat concurrency must be at least 1")
+	case c.Heartbeat < 0:
+		return errors.New("dfdaemon: heartbeat interval must be positive")
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ type Daemon struct {
 	mux       *http.ServeMux
 	metrics   *metrics
 	life      *lifecycle.Shell // downloads run under its context
+	preheat   *preheater       // assignments from the supernodes' heartbeat answers
 
 	mu        sync.Mutex
 	downloads map[digest.Digest]*download
@@ -87,6 +88,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		life.HTTP(d.ln, d.mux)
 	}
 	d.metrics = newMetrics(d)
+	d.preheat = newPreheater(d)
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
@@ -183,15 +185,23 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Heartbeat)
 	defer t.Stop()
 	for {
+		// The first beat at once: it makes the daemon known to the supernodes (preheat jobs
+		// for all peers reach it from then on).
+		for i, c := range d.ring.All() {
+			results := d.preheat.take(i)
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self(), Preheat: results})
+			cancel()
+			d.preheat.reported(i, results, err == nil)
+			if err == nil {
+				d.preheat.assign(ctx, i, resp.Preheat)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, c := range d.ring.All() {
-				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_ = c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self()})
-				cancel()
-			}
+		case <-d.preheat.kick:
 		}
 	}
 }

@@ -37,6 +37,7 @@ type Supernode struct {
 	metrics *metrics
 	admin   httpx.Admin      // guards task listing and deletion
 	life    *lifecycle.Shell // seeds run under its context
+	preheat *preheats        // preheat jobs (their own lock and bbolt store)
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -82,6 +83,10 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	s.metrics = newMetrics(s)
 	s.admin = httpx.Admin{Token: cfg.AdminToken}
 	s.loadTasks()
+	if s.preheat, err = openPreheats(s); err != nil {
+		return nil, errors.Join(err, ln.Close(), life.Close())
+	}
+	life.OnClose(s.preheat.store.Close)
 	life.HTTP(ln, s.routes())
 	return s, nil
 }
@@ -99,7 +104,7 @@ func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
 func (s *Supernode) Run(ctx context.Context) error {
 	s.log.Info(s.admin.Describe())
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
-	return s.life.Run(ctx, s.reapLoop)
+	return s.life.Run(ctx, s.reapLoop, s.preheat.resume)
 }
 
 // Close stops the seeds and releases the listener, the seed's libp2p host and its piece store,
