@@ -101,7 +101,9 @@ func preheatCreate(c *cli.Context) error {
 		return nil
 	}
 	view := newProgressView(c.App.ErrWriter, isTerminal(c.App.ErrWriter))
-	job, err = waitJob(c.Context, cl, job.ID, c.Duration("interval"), view.show)
+	job, err = waitJob(c.Context, cl, job.ID, c.Duration("interval"), view.show, func(err error) {
+		fmt.Fprintf(c.App.ErrWriter, "supernode unreachable, still waiting: %v\n", err)
+	})
 	if err != nil {
 		if c.Context.Err() != nil {
 			return fmt.Errorf("stopped waiting; job %s goes on (supernode preheat list)", job.ID)
@@ -159,18 +161,29 @@ func credentials(c *cli.Context, req *snapi.PreheatRequest) error {
 	return nil
 }
 
-// waitJob polls the job until it ends, calling show with every answer.
-func waitJob(ctx context.Context, cl *snapi.AdminClient, id string, every time.Duration, show func(snapi.PreheatJob)) (snapi.PreheatJob, error) {
+// waitJob polls the job until it ends, calling show with every answer. A supernode that
+// cannot be reached (it is restarting: the job resumes) is asked again; unreachable is called
+// once per outage.
+func waitJob(ctx context.Context, cl *snapi.AdminClient, id string, every time.Duration, show func(snapi.PreheatJob), unreachable func(error)) (snapi.PreheatJob, error) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	job, down := snapi.PreheatJob{ID: id}, false
 	for {
-		job, err := cl.Preheat(ctx, id)
-		if err != nil {
-			return snapi.PreheatJob{ID: id}, err
-		}
-		show(job)
-		if job.State.Final() {
-			return job, nil
+		got, err := cl.Preheat(ctx, id)
+		switch {
+		case errors.Is(err, snapi.ErrUnavailable) && ctx.Err() == nil:
+			if !down {
+				unreachable(err)
+			}
+			down = true
+		case err != nil:
+			return job, err
+		default:
+			job, down = got, false
+			show(job)
+			if job.State.Final() {
+				return job, nil
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -32,10 +32,10 @@ func (v *progressView) show(j snapi.PreheatJob) {
 		v.draw(j)
 		return
 	}
-	v.line("", fmt.Sprintf("job %s %s", j.ID, jobSummary(j)))
 	for _, t := range j.Progress.Tasks {
 		v.line(t.Digest.String(), fmt.Sprintf("%s %s %s", shortDigest(t.Digest), mediaKind(t.MediaType), taskSummary(j, t, false)))
 	}
+	v.line("", fmt.Sprintf("job %s %s", j.ID, jobSummary(j))) // last: the job ends after its tasks
 }
 
 // line prints s unless it is what was printed last for key.
