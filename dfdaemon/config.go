@@ -34,6 +34,9 @@ type Config struct {
 	// cluster does not starve the node's live pulls.
 	PreheatConcurrency int      `yaml:"preheatConcurrency"`
 	GC                 GCConfig `yaml:"gc"`
+	// OneShot marks a daemon that lives for one download (dfget without a local dfdaemon): the
+	// supernode never counts it among the peers a preheat job warms.
+	OneShot bool `yaml:"-"`
 }
 
 // GCConfig bounds the disk the piece store may use.

@@ -119,7 +119,7 @@ func (d *Daemon) PeerID() string { return d.host.ID().String() }
 func (d *Daemon) Metrics() *prometheus.Registry { return d.metrics.reg }
 
 func (d *Daemon) self() snapi.Peer {
-	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate}
+	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate, OneShot: d.cfg.OneShot}
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the daemon.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,10 +31,6 @@ const (
 	seedsPerJob   = 4   // seeds a job starts at once
 )
 
-// errCancelled is the cause of a job's context when the operator cancels it (as opposed to the
-// supernode shutting down, which leaves the job to resume at the next start).
-var errCancelled = errors.New(preheat.ReasonCancelled)
-
 // preheats runs the preheat jobs: it resolves them, seeds their tasks through the seed's own
 // entry point (never the peer API), hands scope all-peers assignments to dfdaemons in their
 // heartbeat answers, and keeps every job in bbolt.
@@ -52,15 +49,24 @@ type jobRun struct {
 	secret jobSecret
 	// urls are the tasks' full URLs (a file's pre-signed URL is redacted in job).
 	urls    map[digest.Digest]string
-	cancel  context.CancelCauseFunc // nil unless running
-	started time.Time               // when this run began: peers get PeerTTL from here to heartbeat
-	changed chan struct{}           // closed and replaced when peers report
+	cancel  context.CancelFunc // stops the run; nil before it starts
+	started time.Time          // when this run began: peers get PeerTTL from here to heartbeat
+	changed chan struct{}      // closed and replaced whenever the job changes
 }
 
 // jobSecret is what a job was given for its own use: never logged, stored or shown.
 type jobSecret struct {
 	header             http.Header
 	username, password string
+}
+
+// redact replaces a file job's full URL (its signed query) with the shown one in a message
+// that is about to be stored and shown; the caller holds p.mu or is the run.
+func (jr *jobRun) redact(msg string) string {
+	if full := jr.urls[""]; full != "" && full != jr.job.URL {
+		msg = strings.ReplaceAll(msg, full, jr.job.URL)
+	}
+	return msg
 }
 
 func (jr *jobRun) notify() {
@@ -119,14 +125,13 @@ func (p *preheats) persist(jr *jobRun) {
 // start runs jr under the supernode's lifetime; the caller holds p.mu.
 func (p *preheats) start(jr *jobRun) {
 	jr.started = time.Now()
-	ctx, cancel := context.WithCancelCause(p.s.life.Context())
+	ctx, cancel := context.WithCancel(p.s.life.Context())
 	jr.cancel = cancel
-	ok := p.s.life.Go(func(context.Context) {
-		defer cancel(nil)
+	if !p.s.life.Go(func(context.Context) {
+		defer cancel()
 		p.run(ctx, jr)
-	})
-	if !ok {
-		cancel(nil)
+	}) {
+		cancel()
 	}
 }
 
@@ -227,8 +232,9 @@ func (p *preheats) update(jr *jobRun, f func(j *preheat.Job)) {
 }
 
 // run drives one job to its end: resolve (once), seed every task, then, for scope all-peers,
-// wait for the peers' reports, failing the peers that expire. When ctx ends because the
-// supernode stops, the job is left as it is, to resume at the next start.
+// wait for the peers' reports, failing the peers that expire. Its context ends when the
+// operator cancels the job (cancel has failed it already) or the supernode stops (the job is
+// left as it is, to resume at the next start).
 func (p *preheats) run(ctx context.Context, jr *jobRun) {
 	p.mu.Lock()
 	pending := jr.job.State == snapi.StatePending
@@ -247,8 +253,7 @@ func (p *preheats) run(ctx context.Context, jr *jobRun) {
 	if pending {
 		tasks, err := p.resolve(ctx, jr, reg)
 		if ctx.Err() != nil {
-			p.ended(ctx, jr)
-			return
+			return // cancelled (the job is FAILED already), or the supernode stops: it resumes
 		}
 		if err != nil {
 			p.update(jr, func(j *preheat.Job) { j.Fail(time.Now(), err.Error()) })
@@ -281,15 +286,6 @@ func (p *preheats) run(ctx context.Context, jr *jobRun) {
 	}
 	p.watchPeers(ctx, jr)
 	wg.Wait()
-	p.ended(ctx, jr)
-}
-
-// ended records a run that stopped because its context did: an operator's cancel fails the
-// job (already done by cancel), a shutdown leaves it to resume.
-func (p *preheats) ended(ctx context.Context, jr *jobRun) {
-	if errors.Is(context.Cause(ctx), errCancelled) {
-		p.update(jr, func(j *preheat.Job) { j.Fail(time.Now(), preheat.ReasonCancelled) })
-	}
 }
 
 // resolve lists the job's tasks: an image's config and layers, or a file.
@@ -297,6 +293,9 @@ func (p *preheats) resolve(ctx context.Context, jr *jobRun, reg *preheat.Registr
 	j := jr.job
 	if j.Type == snapi.PreheatFile {
 		full := jr.urls[""]
+		if full == "" {
+			full = j.URL // resumed after a restart: a URL without secrets, stored as given
+		}
 		id, err := taskid.For(full, "", "", p.s.cfg.QueryFilter)
 		if err != nil {
 			return nil, err
@@ -334,7 +333,7 @@ func (p *preheats) seed(ctx context.Context, jr *jobRun, reg *preheat.Registry, 
 	p.mu.Unlock()
 	fail := func(err error) {
 		if ctx.Err() == nil {
-			p.update(jr, func(j *preheat.Job) { j.SeedFailed(time.Now(), t.ID, err.Error()) })
+			p.update(jr, func(j *preheat.Job) { j.SeedFailed(time.Now(), t.ID, jr.redact(err.Error())) })
 		}
 	}
 	if reg != nil {
@@ -402,7 +401,7 @@ func (p *preheats) beat(peer string, results []snapi.PreheatResult) []snapi.Preh
 		if r.Error == "" {
 			changed = jr.job.PeerDone(now, r.Task, peer)
 		} else {
-			changed = jr.job.PeerFailed(now, r.Task, peer, r.Error)
+			changed = jr.job.PeerFailed(now, r.Task, peer, jr.redact(r.Error))
 		}
 		if changed {
 			touched[jr] = true
@@ -442,7 +441,7 @@ func (p *preheats) cancel(id string) (*preheat.Job, bool, error) {
 	jr.job.Fail(time.Now(), preheat.ReasonCancelled)
 	p.persist(jr)
 	if jr.cancel != nil {
-		jr.cancel(errCancelled)
+		jr.cancel()
 	}
 	p.log.Info("preheat job cancelled", zap.String("job", id))
 	return jr.job.Clone(), true, nil
@@ -508,13 +507,16 @@ func (s *Supernode) warmSeed(ctx context.Context, req snapi.TaskRequest) (int64,
 	}
 }
 
-// peerIDs lists the registered peers (the snapshot of a scope all-peers job).
+// peerIDs lists the registered dfdaemons (the snapshot of a scope all-peers job), not the
+// one-shot peers of dfget, which leave when their download ends.
 func (s *Supernode) peerIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.peers))
-	for id := range s.peers {
-		out = append(out, id)
+	for id, p := range s.peers {
+		if !p.info.OneShot {
+			out = append(out, id)
+		}
 	}
 	return out
 }

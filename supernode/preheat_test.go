@@ -279,6 +279,12 @@ func TestPreheatAllPeersAssignments(t *testing.T) {
 			t.Fatalf("assignments before any job: %+v", got)
 		}
 	}
+	// dfget's one-shot peer leaves when its download ends: it is not warmed.
+	oneShot := peerFor("dfget")
+	oneShot.OneShot = true
+	if _, err := snapi.NewClient(s.URL()).Heartbeat(context.Background(), snapi.HeartbeatRequest{Peer: oneShot}); err != nil {
+		t.Fatal(err)
+	}
 	j := createJob(t, s, snapi.PreheatRequest{URL: reg.Host + "/team/app:latest", Scope: snapi.ScopeAllPeers})
 	running := waitJob(t, s, j.ID, func(j snapi.PreheatJob) bool {
 		heartbeat(t, s, "a")
@@ -447,5 +453,10 @@ func TestPreheatFile(t *testing.T) {
 	}
 	if _, err := s.store.Task(digest.Digest(pt.Digest)); err != nil {
 		t.Errorf("the seed does not hold the file: %v", err)
+	}
+	// Nor does a failure show the signature.
+	missing := waitJob(t, s, createJob(t, s, snapi.PreheatRequest{URL: reg.URL + "/nothing?sig=sig-value"}).ID, nil)
+	if missing.State != snapi.StateFailed || !strings.Contains(missing.Error, "404") || strings.Contains(missing.Error, "sig-value") {
+		t.Errorf("a signed URL that is not found: %s %q, want FAILED naming the 404 but not the signature", missing.State, missing.Error)
 	}
 }

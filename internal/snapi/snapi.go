@@ -37,6 +37,7 @@ type Peer struct {
 	Addrs      []string `json:"addrs"`
 	UploadRate int64    `json:"uploadRate,omitempty"` // bytes/s, 0 = unlimited
 	Seed       bool     `json:"seed,omitempty"`       // the supernode's seed
+	OneShot    bool     `json:"oneShot,omitempty"`    // lives for one download (dfget): no preheat work
 }
 
 // TaskRequest names what to download.

@@ -195,8 +195,9 @@ func (j *Job) Fail(now time.Time, reason string) {
 }
 
 // Resume prepares a job loaded after a restart and reports whether it must run again. A job
-// that had credentials fails (they were not kept); any other unfinished job runs again: a
-// seed that was fetching is PENDING again, to be fetched or found complete in the store.
+// that had credentials fails (they were not kept); any other unfinished job runs again, every
+// seed that has not failed PENDING again: each is found complete in the store or fetched
+// (again), so the job never ends SUCCESS for content the seed no longer holds.
 func (j *Job) Resume(now time.Time) bool {
 	if j.State.Final() {
 		return false
@@ -206,7 +207,7 @@ func (j *Job) Resume(now time.Time) bool {
 		return false
 	}
 	for i := range j.Tasks {
-		if j.Tasks[i].Seed == snapi.StateRunning {
+		if j.Tasks[i].Seed != snapi.StateFailed {
 			j.Tasks[i].Seed = snapi.StatePending
 		}
 	}

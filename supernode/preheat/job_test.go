@@ -155,11 +155,20 @@ func TestResume(t *testing.T) {
 	if withCreds.Resume(t0) || withCreds.State != snapi.StateFailed || withCreds.Error != preheat.ReasonRestarted {
 		t.Errorf("a job with credentials: %s %q, want FAILED %q and no run", withCreds.State, withCreds.Error, preheat.ReasonRestarted)
 	}
-	open := newJob(snapi.ScopeSeed, false)
+	open := newJob(snapi.ScopeAllPeers, false, "a")
 	open.SeedStarted(config)
 	open.SeedDone(t0, layer, 20)
-	if !open.Resume(t0) || open.Tasks[0].Seed != snapi.StatePending || open.Tasks[1].Seed != snapi.StateSuccess {
-		t.Errorf("a job without credentials: seeds %s %s, want the running one PENDING again", open.Tasks[0].Seed, open.Tasks[1].Seed)
+	open.PeerDone(t0, layer, "a")
+	if !open.Resume(t0) || open.Tasks[0].Seed != snapi.StatePending || open.Tasks[1].Seed != snapi.StatePending {
+		t.Errorf("a job without credentials: seeds %s %s, want both PENDING again, to be checked", open.Tasks[0].Seed, open.Tasks[1].Seed)
+	}
+	if len(open.Assignments("a")) != 0 || !open.Tasks[1].Done["a"] {
+		t.Error("resumed: assignments before the seed is checked, or the peer's report lost")
+	}
+	open.SeedDone(t0, config, 10)
+	open.SeedDone(t0, layer, 20)
+	if got := open.Assignments("a"); len(got) != 1 || got[0].ID != config {
+		t.Errorf("after the seeds are checked peer a owes %+v, want the config only", got)
 	}
 	pending := preheat.New("j2", snapi.PreheatRequest{Scope: snapi.ScopeSeed}, "r/a:1", false, t0)
 	if !pending.Resume(t0) || pending.State != snapi.StatePending {
