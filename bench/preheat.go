@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -352,16 +351,7 @@ func pollJob(ctx context.Context, cl *snapi.AdminClient, id string, until func(s
 const PreheatFile = "preheat.json"
 
 // WritePreheatDir writes the result as JSON into dir.
-func WritePreheatDir(dir string, r PreheatResult) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, PreheatFile), append(b, '\n'), 0o644)
-}
+func WritePreheatDir(dir string, r PreheatResult) error { return writeJSON(dir, PreheatFile, r) }
 
 // WritePreheat prints the measurement as a table.
 func WritePreheat(w io.Writer, r PreheatResult) error {

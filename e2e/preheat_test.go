@@ -24,25 +24,12 @@ import (
 
 const preheatRepo, preheatTag = "team/app", "1.0"
 
-// preheatRegistry serves a random image of layers layers and size bytes as team/app:1.0, its
-// blob bodies at rate bytes/s (0: no cap), with the auth opts asks for.
+// preheatRegistry serves a random image of layers layers and size bytes as team/app:1.0, with
+// the auth and blob rate opts asks for.
 func preheatRegistry(t *testing.T, opts registry.Options, layers int, size int64, user, pass string) (*registry.Registry, *image.Image) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg, err := registry.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Random(layers, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, preheatRepo, preheatTag, user, pass); err != nil {
-		t.Fatal(err)
-	}
-	return reg, img
+	reg := registry.StartTest(t, opts)
+	return reg, image.PushRandom(t, reg.URL, preheatRepo, preheatTag, layers, size, user, pass)
 }
 
 func blobsSize(img *image.Image) int64 {

@@ -23,21 +23,9 @@ import (
 // pushedImage serves a random image of layers layers as team/app:latest (and :multi, an index).
 func pushedImage(t *testing.T, opts registry.Options, layers int, size int64, user, pass string) (*registry.Registry, *image.Image) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg, err := registry.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Random(layers, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "team/app", "latest", user, pass); err != nil {
-		t.Fatal(err)
-	}
-	if err := img.PushIndex(ctx, reg.URL, "team/app", "multi", user, pass); err != nil {
+	reg := registry.StartTest(t, opts)
+	img := image.PushRandom(t, reg.URL, "team/app", "latest", layers, size, user, pass)
+	if err := img.PushIndex(context.Background(), reg.URL, "team/app", "multi", user, pass); err != nil {
 		t.Fatal(err)
 	}
 	return reg, img
@@ -343,19 +331,8 @@ func TestPreheatAllPeersAssignments(t *testing.T) {
 // the test acts on it.
 func slowRegistry(t *testing.T, rate int64) (*registry.Registry, *image.Image) {
 	t.Helper()
-	img, err := image.Random(2, 4<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.Start(context.Background(), registry.Options{BlobRate: rate})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	if err := img.Push(context.Background(), reg.URL, "team/app", "latest", "", ""); err != nil {
-		t.Fatal(err)
-	}
-	return reg, img
+	reg := registry.StartTest(t, registry.Options{BlobRate: rate})
+	return reg, image.PushRandom(t, reg.URL, "team/app", "latest", 2, 4<<20, "", "")
 }
 
 func TestPreheatCancel(t *testing.T) {

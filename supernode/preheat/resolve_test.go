@@ -9,7 +9,6 @@ import (
 	goruntime "runtime"
 	"strings"
 	"testing"
-	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -24,21 +23,9 @@ var loopback = netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.
 // startRegistry serves an image as repo:latest (a manifest) and repo:multi (an index).
 func startRegistry(t *testing.T, opts registry.Options, user, pass string) (*registry.Registry, *image.Image) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reg, err := registry.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Random(3, 96<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "team/app", "latest", user, pass); err != nil {
-		t.Fatal(err)
-	}
-	if err := img.PushIndex(ctx, reg.URL, "team/app", "multi", user, pass); err != nil {
+	reg := registry.StartTest(t, opts)
+	img := image.PushRandom(t, reg.URL, "team/app", "latest", 3, 96<<10, user, pass)
+	if err := img.PushIndex(context.Background(), reg.URL, "team/app", "multi", user, pass); err != nil {
 		t.Fatal(err)
 	}
 	return reg, img
