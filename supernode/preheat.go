@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
@@ -425,6 +426,25 @@ func (p *preheats) beat(peer string, results []snapi.PreheatResult) []snapi.Preh
 		}
 	}
 	return out
+}
+
+// background is the seed's peer.BackgroundFunc: a child's download of a task is background
+// while it is a preheat assignment the child has not reported on, and the seed then serves the
+// pulls clients wait for first.
+func (p *preheats) background(child libp2ppeer.ID, task digest.Digest) bool {
+	return p.owed(child.String(), task)
+}
+
+// owed says whether peer owes some job a report on task.
+func (p *preheats) owed(peer string, task digest.Digest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, jr := range p.jobs {
+		if jr.job.Owes(task, peer) {
+			return true
+		}
+	}
+	return false
 }
 
 // cancel fails a running job at once and stops its run; ok is false for an unknown job.

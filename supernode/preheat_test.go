@@ -305,8 +305,18 @@ func TestPreheatAllPeersAssignments(t *testing.T) {
 		}
 		results = append(results, snapi.PreheatResult{Job: a.Job, Task: a.Task})
 	}
+	// The seed serves an assignment not yet reported as background, and no longer once it is.
+	if !s.preheat.owed(peerFor("a").ID, got[1].Task) {
+		t.Error("the seed does not take peer a's preheat download for one")
+	}
+	if s.preheat.owed(peerFor("late").ID, got[1].Task) {
+		t.Error("the seed takes a download by a peer outside the job for a preheat one")
+	}
 	if again := heartbeat(t, s, "a", results...); len(again) != 0 {
 		t.Errorf("after reporting every task, peer a still has %d assignments", len(again))
+	}
+	if s.preheat.owed(peerFor("a").ID, got[1].Task) {
+		t.Error("a download reported done is still background")
 	}
 	b := heartbeat(t, s, "b")
 	heartbeat(t, s, "b", snapi.PreheatResult{Job: j.ID, Task: b[0].Task}, snapi.PreheatResult{Job: j.ID, Task: b[1].Task, Error: "disk full"},

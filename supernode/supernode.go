@@ -87,6 +87,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		return nil, errors.Join(err, ln.Close(), life.Close())
 	}
 	life.OnClose(s.preheat.store.Close)
+	s.upload.SetBackground(s.preheat.background)
 	life.HTTP(ln, s.routes())
 	return s, nil
 }

@@ -156,8 +156,17 @@ func (j *Job) fail(t *Task, peer, reason string) {
 
 // waitsFor says whether the job still expects an outcome of t from peer.
 func (j *Job) waitsFor(t *Task, peer string) bool {
-	return j.State == snapi.StateRunning && j.Scope == snapi.ScopeAllPeers && slices.Contains(j.Peers, peer) &&
-		!t.Done[peer] && t.Failed[peer] == ""
+	if j.State != snapi.StateRunning || j.Scope != snapi.ScopeAllPeers || t.Done[peer] || t.Failed[peer] != "" {
+		return false
+	}
+	_, found := slices.BinarySearch(j.Peers, peer) // sorted by Start
+	return found
+}
+
+// Owes says whether peer is to download task id for the job and has not reported on it.
+func (j *Job) Owes(id digest.Digest, peer string) bool {
+	t := j.task(id)
+	return t != nil && t.Seed == snapi.StateSuccess && j.waitsFor(t, peer)
 }
 
 // Assignments are the tasks peer should download now: those the seed holds and the peer has
