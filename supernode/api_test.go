@@ -3,7 +3,6 @@ package supernode
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
@@ -48,11 +46,7 @@ type testPeer struct {
 
 func newPeer(t *testing.T, secret string) testPeer {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := peerauth.NewSigner(key, secret)
+	s, err := peerauth.GenerateSigner(secret)
 	if err != nil {
 		t.Fatal(err)
 	}

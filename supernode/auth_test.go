@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,15 +47,11 @@ func TestPeerAPIAcceptsOnlyTheCallersOwnCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := ""
-	for _, p := range reg.Schedule.Parents {
-		if p.Seed {
-			seed = p.ID
-		}
-	}
-	if seed == "" {
+	seedPeer, ok := reg.Schedule.Seed()
+	if !ok {
 		t.Fatalf("no seed among the parents %+v", reg.Schedule.Parents)
 	}
+	seed := seedPeer.ID
 	forged := []struct {
 		name string
 		path string
@@ -132,11 +127,7 @@ func TestClosedCluster(t *testing.T) {
 
 // The API serves TLS; a client that trusts the CA talks to it, one that does not cannot.
 func TestTLS(t *testing.T) {
-	ca, err := tlsca.New("pouch test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := ca.WriteFiles(t.TempDir(), "127.0.0.1")
+	files, err := tlsca.Make(t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,17 +155,11 @@ func TestTLS(t *testing.T) {
 
 func TestConfigTLSNeedsBothReadableFiles(t *testing.T) {
 	t.Parallel()
-	ca, err := tlsca.New("pouch test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	files, err := ca.WriteFiles(dir, "127.0.0.1")
+	files, err := tlsca.Make(dir, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	garbage := filepath.Join(dir, "garbage.pem")
-	os.WriteFile(garbage, []byte("not a certificate"), 0o600)
 	for _, c := range []struct {
 		name      string
 		cert, key string
@@ -185,7 +170,7 @@ func TestConfigTLSNeedsBothReadableFiles(t *testing.T) {
 		{"certificate only", files.Cert, "", false},
 		{"key only", "", files.Key, false},
 		{"missing file", files.Cert, filepath.Join(dir, "nope.pem"), false},
-		{"not PEM", garbage, files.Key, false},
+		{"not PEM", files.NotPEM, files.Key, false},
 		{"key of another certificate", files.CA, files.Key, false},
 	} {
 		err := Config{DataDir: dir, TLSCert: c.cert, TLSKey: c.key}.WithDefaults().Validate()

@@ -31,7 +31,7 @@ func newKey(tb testing.TB) crypto.PrivKey {
 
 func newSigner(tb testing.TB, secret string) *Signer {
 	tb.Helper()
-	s, err := NewSigner(newKey(tb), secret)
+	s, err := GenerateSigner(secret)
 	if err != nil {
 		tb.Fatal(err)
 	}

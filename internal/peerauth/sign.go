@@ -35,6 +35,16 @@ func NewSigner(key crypto.PrivKey, secret string) (*Signer, error) {
 	return &Signer{key: key, id: id.String(), member: newMembership(secret), now: time.Now}, nil
 }
 
+// GenerateSigner returns a signer with a new identity key, for a caller that keeps none (a
+// test, a tool acting as a peer); a peer that keeps its ID signs with its host's key.
+func GenerateSigner(secret string) (*Signer, error) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("peerauth: identity key: %w", err)
+	}
+	return NewSigner(key, secret)
+}
+
 // Peer is the signing peer's ID.
 func (s *Signer) Peer() string { return s.id }
 

@@ -3,7 +3,6 @@ package snapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -47,11 +45,7 @@ func TestClientRefusesAlteredAnswers(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := peerauth.NewSigner(key, secret)
+	signer, err := peerauth.GenerateSigner(secret)
 	if err != nil {
 		t.Fatal(err)
 	}

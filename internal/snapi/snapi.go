@@ -82,6 +82,16 @@ type Schedule struct {
 	Error *apierr.Error `json:"error,omitempty"`
 }
 
+// Seed is the supernode's seed among the parents, if it is one.
+func (s Schedule) Seed() (Peer, bool) {
+	for _, p := range s.Parents {
+		if p.Seed {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
 // RegisterResponse answers a registration.
 type RegisterResponse struct {
 	Task     TaskInfo `json:"task"`
