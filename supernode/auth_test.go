@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/fixture/tlsca"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
@@ -176,6 +180,26 @@ func TestConfigTLSNeedsBothReadableFiles(t *testing.T) {
 		err := Config{DataDir: dir, TLSCert: c.cert, TLSKey: c.key}.WithDefaults().Validate()
 		if (err == nil) != c.ok {
 			t.Errorf("%s: Validate = %v, want ok %v", c.name, err, c.ok)
+		}
+	}
+}
+
+// Without a secret the supernode says once, at start, that the cluster is open.
+func TestStartSaysWhenTheClusterIsOpen(t *testing.T) {
+	for _, c := range []struct {
+		secret string
+		warns  int
+	}{{"", 1}, {"s3cret", 0}} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		s, err := New(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Secret: c.secret}, zap.New(core))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		s.Run(ctx)
+		if n := logs.FilterMessageSnippet("open cluster").Len(); n != c.warns {
+			t.Errorf("secret %q: %d warnings of an open cluster, want %d", c.secret, n, c.warns)
 		}
 	}
 }
