@@ -154,7 +154,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
-		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.req.URL, got, want)}
+		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("digest mismatch: content of %s hashes to %s, want %s", dl.req.URL, got, want)}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package supernode
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,8 +17,10 @@ type Config struct {
 	DataDir     string         `yaml:"dataDir"`       // seed pieces, task index, identity
 	P2PListen   string         `yaml:"p2pListen"`     // the seed's libp2p address
 	UploadRate  int64          `yaml:"uploadRate"`    // the seed's upload cap in bytes/s; 0 = none
-	Secret      string         `yaml:"secret"`        // cluster pre-shared key for libp2p
+	Secret      string         `yaml:"secret"`        // cluster secret: libp2p private network and API membership; empty = open
 	AdminToken  string         `yaml:"adminToken"`    // bearer token for admin views; empty = loopback clients only
+	TLSCert     string         `yaml:"tlsCert"`       // PEM certificate (chain) of the API; with TLSKey it serves https
+	TLSKey      string         `yaml:"tlsKey"`        // PEM private key of TLSCert
 	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
 	Deny        []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task
@@ -58,6 +61,14 @@ func (c Config) Validate() error {
 	}
 	if c.UploadRate < 0 {
 		return fmt.Errorf("supernode: negative upload rate %d", c.UploadRate)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("supernode: TLS needs both a certificate and its key (--tls-cert, --tls-key)")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("supernode: TLS certificate and key: %w", err)
+		}
 	}
 	return c.Scheduler.Validate()
 }

@@ -2,6 +2,7 @@ package supernode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
@@ -35,9 +37,11 @@ type Supernode struct {
 	origin  *http.Client
 	ln      net.Listener
 	metrics *metrics
-	admin   httpx.Admin      // guards task listing and deletion
-	life    *lifecycle.Shell // seeds run under its context
-	preheat *preheats        // preheat jobs (their own lock and bbolt store)
+	admin   httpx.Admin        // guards task listing and deletion
+	auth    *peerauth.Verifier // guards the peer API
+	tls     bool               // the API serves https
+	life    *lifecycle.Shell   // seeds run under its context
+	preheat *preheats          // preheat jobs (their own lock and bbolt store)
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -72,6 +76,14 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err), life.Close())
 	}
+	served := ln
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("supernode: TLS certificate: %w", err), ln.Close(), life.Close())
+		}
+		served = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	s := &Supernode{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
@@ -82,13 +94,15 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.admin = httpx.Admin{Token: cfg.AdminToken}
+	s.auth = peerauth.NewVerifier(peerauth.VerifierConfig{Secret: cfg.Secret})
+	s.tls = served != ln
 	s.loadTasks()
 	if s.preheat, err = openPreheats(s); err != nil {
 		return nil, errors.Join(err, ln.Close(), life.Close())
 	}
 	life.OnClose(s.preheat.store.Close)
 	s.upload.SetBackground(s.preheat.background)
-	life.HTTP(ln, s.routes())
+	life.HTTP(served, s.routes())
 	return s, nil
 }
 
@@ -96,7 +110,12 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 func (s *Supernode) Addr() string { return s.ln.Addr().String() }
 
 // URL is the base URL of the HTTP API.
-func (s *Supernode) URL() string { return "http://" + s.Addr() }
+func (s *Supernode) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
 
 // P2PAddrs are the seed's libp2p addresses.
 func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
@@ -104,6 +123,14 @@ func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the supernode.
 func (s *Supernode) Run(ctx context.Context) error {
 	s.log.Info(s.admin.Describe())
+	if s.auth.Open() {
+		s.log.Warn("open cluster: no cluster secret (--secret, POUCH_SECRET) is configured, so anyone who can reach this API or the P2P port may join as a peer and read the content nodes hold; calls are still signed by each peer's key, so nobody can speak for another peer")
+	} else {
+		s.log.Info("closed cluster: peers prove membership with the cluster secret on every call and check it on every answer")
+	}
+	if !s.tls {
+		s.log.Info("the API is plain HTTP: registry and origin credentials in registrations cross the network in clear text unless it serves TLS (--tls-cert, --tls-key)")
+	}
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
 	return s.life.Run(ctx, s.reapLoop, s.preheat.resume)
 }
