@@ -19,6 +19,7 @@ import (
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
@@ -38,17 +39,22 @@ const window = 8
 type download struct {
 	d     *Daemon
 	key   digest.Digest // local task ID (single-flight key)
-	req   Request
 	log   *zap.Logger
 	ready chan struct{} // closed once task is set (size known) or the download failed
 	done  chan struct{} // closed when complete and verified, or failed
 	err   error         // written before ready/done close
 	task  *piece.Task
+	// authorized is closed once a holder passed the gate (or the daemon fetches for itself):
+	// only then does the download fetch content over P2P or from the origin.
+	authorized chan struct{}
+	released   chan struct{} // poked when the last holder lets go
+	holders    int           // handles not yet closed; guarded by d.mu
 
 	fromPeers  atomic.Int64
 	fromOrigin atomic.Int64
 
 	mu           sync.Mutex
+	req          Request // whose headers reach the origin: the starter's, then the first authorized one's
 	wake         chan struct{}
 	parents      map[peer.ID]*parentState
 	dialing      map[peer.ID]bool
@@ -71,10 +77,65 @@ type download struct {
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
 func (dl *download) client() *snapi.Client { return dl.homes[dl.home] }
 
+// request is the request whose URL and headers the download sends to the supernode and the
+// origin.
+func (dl *download) request() Request {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return dl.req
+}
+
+// authorize lets the download fetch content: req passed the gate (or the daemon fetches for
+// itself). The first authorized request's headers replace the starter's, which the gate may
+// have refused.
+func (dl *download) authorize(req Request) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if !dl.isAuthorized() {
+		dl.req = req
+		close(dl.authorized)
+	}
+}
+
+func (dl *download) isAuthorized() bool {
+	select {
+	case <-dl.authorized:
+		return true
+	default:
+		return false
+	}
+}
+
+// errUnclaimed ends a download whose every requester left without passing the gate.
+var errUnclaimed = errors.New("no requester was authorized")
+
+// awaitAuthorized holds the download until a holder passed the gate; errUnclaimed when all of
+// them left without (nothing is fetched for them).
+func (dl *download) awaitAuthorized(ctx context.Context) error {
+	for {
+		select {
+		case <-dl.authorized:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-dl.released:
+			if dl.d.forget(dl) {
+				return errUnclaimed
+			}
+		}
+	}
+}
+
+// shown is the download's URL as logs and messages show it.
+func (dl *download) shown() string {
+	return taskid.Redact(dl.request().URL, dl.d.cfg.QueryFilter)
+}
+
 // register joins the task at the first supernode that answers, starting from the current one.
 func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error) {
+	r := dl.request()
 	req := snapi.RegisterRequest{
-		Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
+		Task: snapi.TaskRequest{URL: r.URL, Header: r.Header, Digest: r.Digest, Tag: r.Tag},
 		Peer: dl.d.self(), Have: dl.localHave(),
 	}
 	var err error
@@ -126,7 +187,10 @@ func (dl *download) run(ctx context.Context) {
 	if err == nil {
 		err = dl.verify()
 	}
-	if err != nil {
+	if errors.Is(err, errUnclaimed) {
+		dl.log.Debug("every requester was refused: nothing fetched")
+		dl.leave()
+	} else if err != nil {
 		err = classify(err)
 		dl.log.Warn("download failed", zap.Error(err))
 		dl.d.metrics.failed.Inc()
@@ -144,7 +208,7 @@ func (dl *download) run(ctx context.Context) {
 
 // verify checks the whole content against the requested digest.
 func (dl *download) verify() error {
-	want := dl.req.Digest
+	want := dl.request().Digest
 	if want == "" {
 		return nil
 	}
@@ -154,7 +218,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
-		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.req.URL, got, want)}
+		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.shown(), got, want)}
 	}
 	return nil
 }
@@ -185,6 +249,9 @@ func (dl *download) fetch(ctx context.Context) error {
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
+	if err := dl.awaitAuthorized(ctx); err != nil {
+		return err
+	}
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
 		return dl.backToSource(ctx, t)
@@ -204,8 +271,25 @@ func (dl *download) localHave() int {
 	return 0
 }
 
+// leave tells the supernode this peer is no longer part of the task.
+func (dl *download) leave() {
+	if len(dl.homes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dl.mu.Lock()
+	c := dl.client()
+	dl.mu.Unlock()
+	_ = c.Leave(ctx, snapi.LeaveRequest{Task: dl.key, Peer: dl.d.host.ID().String()})
+}
+
+// createTask creates (or resumes) the local task with the access the supernode recorded, or,
+// for a task fetched from the origin by this daemon, its own (info then says so).
 func (dl *download) createTask(info snapi.TaskInfo) (*piece.Task, error) {
-	meta := piece.Meta{ID: info.ID, URL: dl.req.URL, ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.req.Digest}
+	req := dl.request()
+	meta := piece.Meta{ID: info.ID, URL: dl.shown(), ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: req.Digest,
+		Access: piece.Access(info.Access), Origin: info.Origin}
 	t, err := dl.d.store.Create(meta)
 	if errors.Is(err, piece.ErrMetaConflict) {
 		// The content changed at the origin since this daemon last held it: start afresh.
@@ -237,7 +321,10 @@ func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 }
 
 func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
-	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header, Limiter: dl.d.downLimit}
+	req, filter := dl.request(), dl.d.cfg.QueryFilter
+	o := source.Origin{Client: dl.d.origin, URL: req.URL, Header: req.Header, Limiter: dl.d.downLimit, Filter: filter}
+	shown := taskid.Redact(req.URL, filter)
+	private := taskid.Credentialed(req.URL, req.Header, filter)
 	var first *http.Response
 	if t == nil {
 		resp, err := o.Get(ctx, 0, -1)
@@ -247,15 +334,28 @@ func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 		length, err := source.LengthOrSpool(resp, dl.d.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: %w", dl.req.URL, err)
+			return fmt.Errorf("%s: %w", shown, err)
 		}
-		t, err = dl.createTask(snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length)})
+		info := snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length), Access: string(piece.AccessPublic), Origin: shown}
+		if private {
+			info.Access = string(piece.AccessPrivate)
+		}
+		t, err = dl.createTask(info)
 		if err != nil {
 			resp.Body.Close()
 			return err
 		}
 		dl.setTask(t)
 		first = resp
+	}
+	if private {
+		// What comes now needed credentials, and the task is served as a whole.
+		if err := t.MakePrivate(shown); err != nil {
+			if first != nil {
+				first.Body.Close()
+			}
+			return err
+		}
 	}
 	meta := t.Meta()
 	return o.Fill(ctx, t, first, func(i int, _ digest.Digest) {

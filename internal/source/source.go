@@ -61,14 +61,20 @@ func (o Origin) redact(rawURL string) string {
 	return taskid.Redact(rawURL, o.Filter)
 }
 
-// redactErr blanks the URL inside an HTTP client's error (which may be a redirect's target,
-// such as a pre-signed storage URL) and names the origin, redacted.
+// redactErr blanks the URL inside an HTTP client's error and names the origin, redacted.
 func (o Origin) redactErr(err error) error {
+	return fmt.Errorf("origin %s: %w", o.shown(), RedactError(err, o.Filter))
+}
+
+// RedactError blanks the URL inside an HTTP client's error (*url.Error), which may be a
+// redirect's target such as a pre-signed storage URL, with taskid.Redact; a nil filter means
+// taskid.DefaultFilter. It returns err.
+func RedactError(err error, filter []string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		ue.URL = o.redact(ue.URL)
+		ue.URL = Origin{Filter: filter}.redact(ue.URL)
 	}
-	return fmt.Errorf("origin %s: %w", o.shown(), err)
+	return err
 }
 
 // Get requests bytes [off, end] of the content (end < 0: to the end). It returns the response
