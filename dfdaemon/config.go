@@ -32,7 +32,7 @@ type Config struct {
 	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
 	// reused (see the gate).
 	AuthTTL time.Duration `yaml:"authTTL"`
-	GC        GCConfig      `yaml:"gc"`
+	GC      GCConfig      `yaml:"gc"`
 }
 
 // GCConfig bounds the disk the piece store may use.
