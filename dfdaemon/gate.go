@@ -98,7 +98,7 @@ func (g *gate) decide(ctx context.Context, meta piece.Meta, req Request) (string
 		return gatePublic, nil
 	}
 	named := taskid.Redact(req.URL, g.filter)
-	if meta.Origin == "" || named != meta.Origin {
+	if meta.Access != piece.AccessPrivate || meta.Origin == "" || named != meta.Origin {
 		return gateElsewhere, g.elsewhere(meta, named, directOtherOrigin)
 	}
 	key := g.key(meta, req)
