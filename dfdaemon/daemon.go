@@ -161,24 +161,39 @@ func (d *Daemon) download(ctx context.Context, req Request, gated bool) (*Downlo
 		return nil, err
 	}
 	dl := x.dl
-	select {
-	case <-dl.ready:
-	case <-ctx.Done():
+	if err := wait(ctx, dl.ready, dl); err != nil {
 		x.Close()
-		return nil, ctx.Err()
-	}
-	if dl.task == nil {
-		x.Close()
-		return nil, dl.err
+		return nil, err
 	}
 	if gated {
-		if err := d.gate.check(ctx, dl.task.Meta(), req); err != nil {
+		if err := d.gate.check(ctx, dl.meta, req); err != nil {
 			x.Close()
 			return nil, err
 		}
 	}
 	dl.authorize(req)
+	if err := wait(ctx, dl.created, dl); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if dl.task == nil {
+		x.Close()
+		return nil, dl.err
+	}
 	return x, nil
+}
+
+// wait waits for one of dl's stages, and returns dl's error when it failed before.
+func wait(ctx context.Context, stage <-chan struct{}, dl *download) error {
+	select {
+	case <-stage:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if dl.meta.ID == "" {
+		return dl.err
+	}
+	return nil
 }
 
 // join returns a handle on the download of key, starting it with req when none runs.
@@ -189,7 +204,7 @@ func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
 	if !ok {
 		dl = &download{
 			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String())),
-			ready: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
+			ready: make(chan struct{}), created: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 			authorized: make(chan struct{}), released: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
 			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
@@ -215,9 +230,8 @@ func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
 	return &Download{d: d, dl: dl}, nil
 }
 
-// forget drops a download that nobody holds any more and nobody was authorized for, with the
-// empty task it may have created, so that nothing is fetched for requesters the gate refused.
-// It reports whether it did.
+// forget drops a download that nobody holds any more and nobody was authorized for, so that
+// nothing is fetched or stored for requesters the gate refused. It reports whether it did.
 func (d *Daemon) forget(dl *download) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -226,11 +240,6 @@ func (d *Daemon) forget(dl *download) bool {
 	}
 	if d.downloads[dl.key] == dl {
 		delete(d.downloads, dl.key)
-	}
-	if d.inUse[dl.key] == 0 && dl.task != nil && dl.task.Bitfield().Count() == 0 {
-		if err := d.store.Delete(dl.key); err != nil && !errors.Is(err, piece.ErrNotFound) {
-			dl.log.Warn("cannot delete an unclaimed empty task", zap.Error(err))
-		}
 	}
 	return true
 }

@@ -40,10 +40,14 @@ type download struct {
 	d     *Daemon
 	key   digest.Digest // local task ID (single-flight key)
 	log   *zap.Logger
-	ready chan struct{} // closed once task is set (size known) or the download failed
-	done  chan struct{} // closed when complete and verified, or failed
-	err   error         // written before ready/done close
-	task  *piece.Task
+	ready chan struct{} // closed once meta is known (the gate can decide) or the download failed
+	meta  piece.Meta    // written before ready closes
+	// created is closed once task is set (after a requester was authorized, so the store holds
+	// nothing for refused ones) or the download failed.
+	created chan struct{}
+	done    chan struct{} // closed when complete and verified, or failed
+	err     error         // written before ready/created/done close
+	task    *piece.Task
 	// authorized is closed once a holder passed the gate (or the daemon fetches for itself):
 	// only then does the download fetch content over P2P or from the origin.
 	authorized chan struct{}
@@ -173,12 +177,19 @@ func (dl *download) poke() {
 	}
 }
 
+// setMeta publishes what the gate decides on.
+func (dl *download) setMeta(m piece.Meta) {
+	dl.meta = m
+	close(dl.ready)
+}
+
+// setTask publishes the local task; readers may start.
 func (dl *download) setTask(t *piece.Task) {
 	dl.mu.Lock()
 	dl.task = t
 	dl.avail = make([]int, t.PieceCount())
 	dl.mu.Unlock()
-	close(dl.ready)
+	close(dl.created)
 }
 
 // run fetches the task and records the outcome.
@@ -198,10 +209,12 @@ func (dl *download) run(ctx context.Context) {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 	}
 	dl.err = err
-	select {
-	case <-dl.ready:
-	default:
-		close(dl.ready)
+	for _, c := range []chan struct{}{dl.ready, dl.created} {
+		select {
+		case <-c:
+		default:
+			close(c)
+		}
 	}
 	close(dl.done)
 }
@@ -226,6 +239,7 @@ func (dl *download) verify() error {
 func (dl *download) fetch(ctx context.Context) error {
 	if t, err := dl.d.store.Task(dl.key); err == nil && t.Complete() {
 		t.Touch()
+		dl.setMeta(t.Meta())
 		dl.setTask(t)
 		return nil
 	}
@@ -240,18 +254,20 @@ func (dl *download) fetch(ctx context.Context) error {
 		}
 		return err
 	}
-	t, err := dl.createTask(reg.Task)
-	if err != nil {
-		return err
-	}
-	dl.setTask(t)
-	dl.applyTask(reg.Task)
+	meta := dl.metaFor(reg.Task)
+	dl.setMeta(meta)
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
 	if err := dl.awaitAuthorized(ctx); err != nil {
 		return err
 	}
+	t, err := dl.createTask(meta)
+	if err != nil {
+		return err
+	}
+	dl.setTask(t)
+	dl.applyTask(reg.Task)
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
 		return dl.backToSource(ctx, t)
@@ -284,16 +300,27 @@ func (dl *download) leave() {
 	_ = c.Leave(ctx, snapi.LeaveRequest{Task: dl.key, Peer: dl.d.host.ID().String()})
 }
 
-// createTask creates (or resumes) the local task with the access the supernode recorded, or,
-// for a task fetched from the origin by this daemon, its own (info then says so).
-func (dl *download) createTask(info snapi.TaskInfo) (*piece.Task, error) {
-	req := dl.request()
-	meta := piece.Meta{ID: info.ID, URL: dl.shown(), ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: req.Digest,
+// metaFor is the local task's metadata for info: the access the supernode recorded, or, for a
+// task fetched from the origin by this daemon, its own (info then says so); but the access of a
+// local task that already holds pieces, or knows its access, is kept (piece.Store.Create).
+func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
+	meta := piece.Meta{ID: info.ID, URL: dl.shown(), ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.request().Digest,
 		Access: piece.Access(info.Access), Origin: info.Origin}
+	if t, err := dl.d.store.Task(info.ID); err == nil {
+		local := t.Meta()
+		if local.ContentLength == meta.ContentLength && local.PieceSize == meta.PieceSize && (local.Access != "" || t.Bitfield().Count() > 0) {
+			meta.Access, meta.Origin = local.Access, local.Origin
+		}
+	}
+	return meta
+}
+
+// createTask creates (or resumes) the local task.
+func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
 	t, err := dl.d.store.Create(meta)
 	if errors.Is(err, piece.ErrMetaConflict) {
 		// The content changed at the origin since this daemon last held it: start afresh.
-		if err := dl.d.store.Delete(info.ID); err != nil {
+		if err := dl.d.store.Delete(meta.ID); err != nil {
 			return nil, err
 		}
 		t, err = dl.d.store.Create(meta)
@@ -340,20 +367,20 @@ func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 		if private {
 			info.Access = string(piece.AccessPrivate)
 		}
-		t, err = dl.createTask(info)
+		t, err = dl.createTask(dl.metaFor(info))
+		if err == nil && private {
+			err = t.MakePrivate(shown) // see below
+		}
 		if err != nil {
 			resp.Body.Close()
 			return err
 		}
+		dl.setMeta(t.Meta())
 		dl.setTask(t)
 		first = resp
-	}
-	if private {
+	} else if private {
 		// What comes now needed credentials, and the task is served as a whole.
 		if err := t.MakePrivate(shown); err != nil {
-			if first != nil {
-				first.Body.Close()
-			}
 			return err
 		}
 	}
