@@ -8,12 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -93,5 +96,48 @@ func TestPrivateContentRequesters(t *testing.T) {
 	}
 	if n := sent.Load(); n != 1 {
 		t.Errorf("origin sent the content %d times, want once", n)
+	}
+}
+
+// TestUnknownAccessDropped: a task stored before access was recorded is never served; the
+// daemon drops it at start and fetches the content again.
+func TestUnknownAccessDropped(t *testing.T) {
+	data := []byte("a copy of unknown provenance")
+	var gets atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(origin.Close)
+	url := origin.URL + "/f"
+	dir := t.TempDir()
+	store, err := piece.Open(filepath.Join(dir, "pieces"), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := taskid.For(url, "", "", taskid.DefaultFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := store.Create(piece.Meta{ID: id, URL: url, ContentLength: int64(len(data)), PieceSize: piece.MinSize})
+	if err == nil {
+		_, err = pt.WriteSourcePiece(0, bytes.NewReader(data))
+	}
+	if err := errors.Join(err, store.Close()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := runDaemon(ctx, t, dfdaemon.Config{DataDir: dir})
+	x, err := d.Download(ctx, dfdaemon.Request{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if got, err := io.ReadAll(x.NewReader(ctx, 0)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("content: %q, %v", got, err)
+	}
+	if gets.Load() != 1 {
+		t.Errorf("origin asked %d times; want once, the stored copy dropped", gets.Load())
 	}
 }

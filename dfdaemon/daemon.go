@@ -2,7 +2,9 @@
 // parents at once and serves its own to children, a local HTTP API that dfget uses, and the
 // place where the registry mirror is mounted. A download never fails because of P2P: when the
 // supernode is unreachable, or the swarm cannot make progress, the daemon fetches the missing
-// pieces from the origin itself. Every piece is verified before it is stored or served.
+// pieces from the origin itself. Every piece is verified before it is stored or served. Every
+// client request (dfget's, the mirror's) passes one gate (gate.go): content fetched with
+// credentials is served only to requesters its origin accepts.
 package dfdaemon
 
 import (

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -208,7 +207,14 @@ func TestMirrorPrivateBlob(t *testing.T) {
 	blob := func(node int, repo, ns string) string {
 		return fmt.Sprintf("http://%s/v2/%s/blobs/%s?ns=%s", c.daemons[node].HTTP, repo, layer.Digest, url.QueryEscape(ns))
 	}
-	tok := registryToken(t, reg.URL, "repository:private/app:pull", "alice", "pw")
+	tok, err := reg.PullToken(ctx, "private/app", "alice", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous, err := reg.PullToken(ctx, "private/app", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if status, body, _ := fetch(t, blob(0, "private/app", reg.Host), tok); status != http.StatusOK || !bytes.Equal(body, layer.Data) {
 		t.Fatalf("authorized pull on node A: %d, %d bytes", status, len(body))
@@ -226,7 +232,7 @@ func TestMirrorPrivateBlob(t *testing.T) {
 	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer ") {
 		t.Errorf("anonymous pull on node B: %d %q, want 401 with the registry's challenge", status, h.Get("WWW-Authenticate"))
 	}
-	if status, _, _ := fetch(t, blob(1, "private/app", reg.Host), registryToken(t, reg.URL, "repository:private/app:pull", "", "")); status != http.StatusUnauthorized {
+	if status, _, _ := fetch(t, blob(1, "private/app", reg.Host), anonymous); status != http.StatusUnauthorized {
 		t.Errorf("pull with an anonymous token on node B: %d, want 401", status)
 	}
 
@@ -264,25 +270,4 @@ func fetch(t *testing.T, u, auth string) (int, []byte, http.Header) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, resp.Header
-}
-
-// registryToken buys a pull token from the embedded registry's token server (anonymous without
-// a user).
-func registryToken(t *testing.T, base, scope, user, pass string) string {
-	t.Helper()
-	q := url.Values{"service": {registry.Service}, "scope": {scope}}
-	req, _ := http.NewRequest(http.MethodGet, base+"/token?"+q.Encode(), nil)
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var v struct{ Token string }
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token: %s %v", resp.Status, err)
-	}
-	return "Bearer " + v.Token
 }

@@ -1,15 +1,18 @@
 package supernode
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
@@ -70,5 +73,39 @@ func TestAccessRecordedAndURLsRedacted(t *testing.T) {
 	}
 	if strings.Contains(string(body), "good") || strings.Contains(string(body), "bad") {
 		t.Errorf("task list shows a signature: %s", body)
+	}
+}
+
+// TestLegacyTaskIsPrivate: a task the seed stored before access was recorded is served as
+// private content of the URL it was fetched from.
+func TestLegacyTaskIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	store, err := piece.Open(filepath.Join(dir, "pieces"), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("fetched by an older seed")
+	signed := "http://origin.example/f?X-Amz-Signature=old"
+	id, err := taskid.For(signed, "", "", taskid.DefaultFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := store.Create(piece.Meta{ID: id, URL: signed, ContentLength: int64(len(data)), PieceSize: piece.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pt.WriteSourcePiece(0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, Config{DataDir: dir})
+	resp, err := snapi.NewClient(s.URL()).Register(context.Background(), snapi.RegisterRequest{Task: snapi.TaskRequest{URL: signed}, Peer: peerFor("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Task.Access != string(piece.AccessPrivate) || resp.Task.Origin != "http://origin.example/f?X-Amz-Signature=REDACTED" || !resp.Task.SeedDone {
+		t.Errorf("legacy task: %+v, want complete, private, with its redacted URL as origin", resp.Task)
 	}
 }
