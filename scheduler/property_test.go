@@ -12,8 +12,9 @@ import (
 // simulate drives the scheduler with a random event sequence over up to
 // maxPeers peers (joins, reports, completions, transfers, failures,
 // corruption, leaves of any peer including the seed, seed re-joins and,
-// optionally, source failures and recoveries), checks every invariant after every step
-// (if check), and returns a digest of every decision handed out.
+// optionally, source failures and recoveries), checks every invariant
+// after every step (if check), and returns a digest of every decision
+// handed out.
 func simulate(t *testing.T, cfg Config, events uint64, maxPeers, steps int, sourceFail, check bool) uint64 {
 	t.Helper()
 	r := rand.New(rand.NewPCG(events, 99))
