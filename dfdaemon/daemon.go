@@ -94,7 +94,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, errors.Join(fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err), life.Close())
 		}
-		life.HTTP(d.ln, d.mux)
+		life.HTTP(d.ln, localOnly(d.mux))
 	}
 	d.metrics = newMetrics(d)
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -77,7 +78,7 @@ type Proxy struct {
 	allowed map[string]bool
 
 	mu        sync.Mutex
-	upstreams map[string]*upstream
+	upstreams *simplelru.LRU[string, *upstream] // by ns; bounded, since any client names one
 
 	flights   singleflight.Group
 	manifests *manifestCache
@@ -106,7 +107,8 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
-		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
+		allowed:   map[string]bool{},
+		upstreams: newUpstreams(),
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
 		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
 		auth:      expirable.NewLRU[string, blobAuth](authCacheEntries, nil, cfg.AuthTTL),

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/pouch-p2p/pouch/internal/httpx"
 )
 
@@ -36,7 +38,7 @@ type upstream struct {
 	direct *http.Client // does not: a redirect to storage is already an answer
 
 	mu     sync.Mutex
-	tokens map[string]cachedToken // scope → token bought with the static credentials
+	tokens *simplelru.LRU[string, cachedToken] // scope → token bought with the static credentials
 }
 
 type cachedToken struct {
@@ -73,7 +75,7 @@ func (p *Proxy) resolveUpstream(r *http.Request) (*upstream, int, string, string
 func (p *Proxy) upstream(ns string) (*upstream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if up, ok := p.upstreams[ns]; ok {
+	if up, ok := p.upstreams.Get(ns); ok {
 		return up, nil
 	}
 	cfg := p.cfg.Registries[ns]
@@ -108,9 +110,10 @@ func (p *Proxy) upstream(ns string) (*upstream, error) {
 	direct.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	up := &upstream{
 		name: ns, base: scheme + "://" + host, hub: ns == dockerHub, cfg: cfg,
-		client: base, direct: &direct, tokens: map[string]cachedToken{},
+		client: base, direct: &direct,
 	}
-	p.upstreams[ns] = up
+	up.tokens, _ = simplelru.NewLRU[string, cachedToken](tokenEntries, nil)
+	p.upstreams.Add(ns, up)
 	return up, nil
 }
 
@@ -171,7 +174,7 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 func (up *upstream) cachedToken(scope string) string {
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if t, ok := up.tokens[scope]; ok && time.Now().Before(t.expires) {
+	if t, ok := up.tokens.Get(scope); ok && time.Now().Before(t.expires) {
 		return t.auth
 	}
 	return ""
@@ -231,7 +234,7 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	}
 	auth := "Bearer " + t
 	up.mu.Lock()
-	up.tokens[scope] = cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)}
+	up.tokens.Add(scope, cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)})
 	up.mu.Unlock()
 	return auth, nil
 }

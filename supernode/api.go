@@ -9,7 +9,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httpx"
@@ -142,15 +141,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 	s.peers[req.Peer].lastSeen = now
 	st, pid := schedTask(t.id), scheduler.PeerID(req.Peer)
 	for _, f := range req.Failures {
-		why, ok := failureReasons[f.Reason]
-		if !ok {
-			continue
-		}
-		if why == scheduler.FailCorrupt {
-			s.metrics.corruptReports.Inc()
-			s.log.Warn("peer reported a corrupt piece", zap.String("child", req.Peer), zap.String("parent", f.Parent), zapTask(t.id))
-		}
-		s.sched.Failure(now, st, pid, scheduler.PeerID(f.Parent), why)
+		s.failureReport(now, t, req.Peer, f)
 	}
 	for _, tr := range req.Transfers {
 		s.sched.Transfer(now, st, pid, scheduler.PeerID(tr.Parent), tr.Bytes, time.Duration(tr.Millis)*time.Millisecond)

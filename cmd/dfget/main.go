@@ -95,7 +95,7 @@ func run(c *cli.Context) error {
 		}
 	}
 	opts.OneShot.SupernodeCA, opts.OneShot.Secret = c.String("supernode-ca"), c.String("secret")
-	if opts.OneShot.Allow, opts.OneShot.Deny, err = cliutil.ParseNetworks(c); err != nil {
+	if opts.Networks.Allow, opts.Networks.Deny, err = cliutil.ParseNetworks(c); err != nil {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
 	}
 	opts.Progress = !c.Bool("quiet") && opts.Output != "-" && term.IsTerminal(int(os.Stderr.Fd()))

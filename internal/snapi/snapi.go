@@ -98,10 +98,19 @@ type RegisterResponse struct {
 	Schedule Schedule `json:"schedule"`
 }
 
-// Failure reports that a peer could not use a parent.
+// Failure reports that a peer could not use a parent. A report counts only when the supernode
+// scheduled the reporter to that parent (now or recently).
 type Failure struct {
 	Parent string        `json:"parent"`
 	Reason FailureReason `json:"reason"`
+	// Piece is the index of the piece that failed its digest; a FailCorrupt report without
+	// one is ignored. The supernode re-hashes its own copy when the parent is the seed.
+	Piece *int `json:"piece,omitempty"`
+}
+
+// CorruptPiece is the report of a piece from parent that failed its SHA-256.
+func CorruptPiece(parent string, piece int) Failure {
+	return Failure{Parent: parent, Reason: FailCorrupt, Piece: &piece}
 }
 
 // FailureReason says why a peer could not use a parent; the supernode ignores reasons it does
