@@ -50,6 +50,10 @@ func TestNode(t *testing.T) {
 		t.Fatalf("bring-up: %v", err)
 	}
 	t.Cleanup(func() {
+		// Leftovers must see a running node, or its empty answer after Stop proves nothing.
+		if running := strings.Join(n.Leftovers(), "\n"); !strings.Contains(running, "process ") || !strings.Contains(running, "work directory ") {
+			t.Errorf("Leftovers does not see the running node:\n%s", running)
+		}
 		t0 := time.Now()
 		if err := n.Stop(); err != nil {
 			t.Errorf("teardown: %v", err)
@@ -119,14 +123,8 @@ func testPodFromLocalRegistry(ctx context.Context, t *testing.T, n *node.Node, o
 		t.Fatal(err)
 	}
 	ref := origin.Host + "/pouch-test/hello:1"
-	pod := runPod(ctx, t, n, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers:    []corev1.Container{{Name: "hello", Image: ref, ImagePullPolicy: corev1.PullAlways}},
-		},
-	}, corev1.PodSucceeded)
-	out, err := n.ContainerLog(pod, "hello")
+	pod := runPod(ctx, t, n, busyboxPod("hello", ref), corev1.PodSucceeded)
+	out, err := n.ContainerLog(pod, "main")
 	if err != nil {
 		t.Fatal(err)
 	}

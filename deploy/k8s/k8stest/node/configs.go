@@ -145,6 +145,9 @@ func writeHostsToml(hostsDir, host string) error {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
-	toml := fmt.Sprintf("server = %[1]q\n\n[host.%[1]q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+host)
-	return os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(toml), 0o644)
+	return os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(hostsToml(host)), 0o644)
+}
+
+func hostsToml(host string) string {
+	return fmt.Sprintf("server = %[1]q\n\n[host.%[1]q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+host)
 }

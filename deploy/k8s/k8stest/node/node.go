@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -228,6 +229,20 @@ func (n *Node) WaitReady(ctx context.Context) error {
 // hosts.toml for the same host replaces it; RemoveAll(HostsDir/host) makes containerd fall back
 // to HostsDir/_default.
 func (n *Node) AllowRegistry(host string) error { return writeHostsToml(n.HostsDir, host) }
+
+// ForgetRegistry removes the hosts directory entry AllowRegistry wrote for host, and leaves one
+// written by someone else (a chart's init container) alone.
+func (n *Node) ForgetRegistry(host string) error {
+	path := filepath.Join(n.HostsDir, host, "hosts.toml")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil || string(data) != hostsToml(host) {
+		return err
+	}
+	return os.RemoveAll(filepath.Dir(path))
+}
 
 // startSandboxRegistry serves the sandbox ("pause") image from an embedded registry of the
 // node's own: every pod's sandbox runs it, and the CRI plugin pulls it on the first pod.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,8 @@ func (n *Node) spawn(name, bin string, args ...string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	// The command line heads the log, so the component can be rerun by hand as it was run here.
+	fmt.Fprintf(f, "# %s\n", strings.Join(append([]string{bin}, args...), " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = n.Dir
 	cmd.Stdout, cmd.Stderr = f, f
