@@ -22,6 +22,7 @@ test: ## vet, unit tests with the race detector, then end-to-end tests with real
 
 test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
+	@mkdir -p out/k8s
 	bin=$$(POUCH_K8S_CACHE=$(K8S_CACHE) deploy/k8s/build-kube.sh) && cd deploy/k8s/k8stest && \
 		POUCH_K8S_BIN=$$bin $(GO) test -count=1 -v -timeout 20m -artifacts -outputdir $(CURDIR)/out/k8s ./...
 
