@@ -146,12 +146,8 @@ func workloadsNotReady(ctx context.Context, n *node.Node, namespace string) stri
 		return err.Error()
 	}
 	for _, st := range sts.Items {
-		s, want := st.Status, int32(1)
-		if st.Spec.Replicas != nil {
-			want = *st.Spec.Replicas
-		}
-		if s.ObservedGeneration < st.Generation || s.UpdatedReplicas < want || s.ReadyReplicas < want {
-			return fmt.Sprintf("StatefulSet %s: %d/%d updated, %d ready", st.Name, s.UpdatedReplicas, want, s.ReadyReplicas)
+		if why := rolledOut("StatefulSet", st.ObjectMeta, st.Spec.Replicas, st.Status.ObservedGeneration, st.Status.UpdatedReplicas, st.Status.ReadyReplicas); why != "" {
+			return why
 		}
 	}
 	deps, err := apps.Deployments(namespace).List(ctx, metav1.ListOptions{})
@@ -159,12 +155,8 @@ func workloadsNotReady(ctx context.Context, n *node.Node, namespace string) stri
 		return err.Error()
 	}
 	for _, d := range deps.Items {
-		s, want := d.Status, int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		if s.ObservedGeneration < d.Generation || s.UpdatedReplicas < want || s.ReadyReplicas < want {
-			return fmt.Sprintf("Deployment %s: %d/%d updated, %d ready", d.Name, s.UpdatedReplicas, want, s.ReadyReplicas)
+		if why := rolledOut("Deployment", d.ObjectMeta, d.Spec.Replicas, d.Status.ObservedGeneration, d.Status.UpdatedReplicas, d.Status.ReadyReplicas); why != "" {
+			return why
 		}
 	}
 	pods, err := n.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
@@ -178,6 +170,19 @@ func workloadsNotReady(ctx context.Context, n *node.Node, namespace string) stri
 		if p.DeletionTimestamp == nil && !podReady(&p) {
 			return fmt.Sprintf("pod %s %s, not ready", p.Name, p.Status.Phase)
 		}
+	}
+	return ""
+}
+
+// rolledOut says what a StatefulSet or Deployment still waits for, "" when its last generation
+// is rolled out and every replica is ready.
+func rolledOut(kind string, meta metav1.ObjectMeta, replicas *int32, observed int64, updated, ready int32) string {
+	want := int32(1)
+	if replicas != nil {
+		want = *replicas
+	}
+	if observed < meta.Generation || updated < want || ready < want {
+		return fmt.Sprintf("%s %s: %d/%d updated, %d ready", kind, meta.Name, updated, want, ready)
 	}
 	return ""
 }
