@@ -258,7 +258,9 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if t.running {
+	// A seed that holds every verified piece is only winding down (t.done is set after the
+	// content's digest check): the task can go.
+	if t.running && !t.done {
 		httpx.WriteError(w, http.StatusConflict, apierr.Error{Message: "the seed is still fetching this task", Code: apierr.CodeBadRequest})
 		return
 	}
