@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -19,9 +22,13 @@ import (
 // handleDownload serves dfapi.PathDownload: the content as it arrives, with the error trailer
 // when the download fails after the first byte.
 func (d *Daemon) handleDownload(w http.ResponseWriter, r *http.Request) {
-	var req dfapi.DownloadRequest
-	if err := httpx.DecodeJSON(r, dfapi.MaxBody, &req); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, apierr.Error{Message: err.Error(), Code: apierr.CodeBadRequest})
+	req, err := dfapi.DecodeRequest(r)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, dfapi.ErrMediaType) {
+			status = http.StatusUnsupportedMediaType
+		}
+		httpx.WriteError(w, status, apierr.Error{Message: err.Error(), Code: apierr.CodeBadRequest})
 		return
 	}
 	dreq := Request{URL: req.URL, Header: req.Header, Digest: req.Digest, Tag: req.Tag}
@@ -95,4 +102,39 @@ func (d *Daemon) serveDirect(w http.ResponseWriter, r *http.Request, req Request
 	case verifier != nil && !verifier.Verified():
 		d.failedMidway(w, r, req.URL, &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s does not match %s", taskid.Redact(req.URL, d.cfg.QueryFilter), req.Digest)})
 	}
+}
+
+// localOnly guards the whole local listener (API and mirror) against DNS rebinding: a web page
+// the user visits can point a name it controls at 127.0.0.1 and have the browser send requests
+// there as same-origin ones, reading the answers; the browser then sends that name as Host. So
+// only requests addressed to an IP address or to localhost (any port) are served, as the
+// daemon's own clients (dfget, containerd through hosts.toml) address it; others get 421.
+func localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host) {
+			name := r.Host
+			if len(name) > 100 {
+				name = name[:100] + "..."
+			}
+			httpx.WriteError(w, http.StatusMisdirectedRequest, apierr.Error{Code: apierr.CodeBadRequest,
+				Message: fmt.Sprintf("host %q is not served here: the dfdaemon answers only requests addressed to an IP address or localhost (DNS rebinding protection)", name)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether a Host header names an IP literal or localhost, with any port. An
+// empty Host (HTTP/1.0) comes from no browser and is served.
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }

@@ -2,21 +2,25 @@ package dfdaemon
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"net/url"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // Config is everything a dfdaemon needs.
 type Config struct {
 	Supernode    string         `yaml:"supernode"`    // supernode URLs, comma-separated; empty = origin only
+	SupernodeCA  string         `yaml:"supernodeCA"`  // PEM bundle trusted for https supernodes instead of the system roots
 	DataDir      string         `yaml:"dataDir"`      // pieces, index, identity
 	Listen       string         `yaml:"listen"`       // local API (dfget) and registry mirror
 	P2PListen    string         `yaml:"p2pListen"`    // libp2p multiaddr
 	UploadRate   int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
 	DownloadRate int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
-	Secret       string         `yaml:"secret"`       // cluster pre-shared key for libp2p
+	Secret       string         `yaml:"secret"`       // cluster secret: libp2p private network and supernode API membership
 	Allow        []netip.Prefix `yaml:"allowNetworks"`
 	Deny         []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter  []string       `yaml:"queryFilter"`
@@ -92,5 +96,31 @@ func (c Config) Validate() error {
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
 	}
+	for _, u := range snapi.URLs(c.Supernode) {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("dfdaemon: supernode %q is not an http:// or https:// URL", u)
+		}
+	}
+	if _, err := snapi.LoadCA(c.SupernodeCA); err != nil {
+		return fmt.Errorf("dfdaemon: %w", err)
+	}
 	return nil
+}
+
+// clearText lists the supernodes reached over plain HTTP on another host: registrations carry
+// registry and origin credentials, which would cross the network readable.
+func clearText(list string) []string {
+	var out []string
+	for _, u := range snapi.URLs(list) {
+		p, err := url.Parse(u)
+		if err != nil || p.Scheme != "http" {
+			continue
+		}
+		host := p.Hostname()
+		if ip, err := netip.ParseAddr(host); (err == nil && ip.Unmap().IsLoopback()) || host == "localhost" {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
@@ -74,20 +75,29 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	life.OnClose(node.Close)
+	// Every call to a supernode is signed with this peer's libp2p key, the one its peer ID names.
+	signer, err := peerauth.NewSigner(node.Host.Peerstore().PrivKey(node.Host.ID()), cfg.Secret)
+	if err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
+	roots, err := snapi.LoadCA(cfg.SupernodeCA)
+	if err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	d := &Daemon{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, life: life,
 		origin:    netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		downLimit: ratelimit.New(cfg.DownloadRate),
 		downloads: map[digest.Digest]*download{},
 		inUse:     map[digest.Digest]int{},
-		ring:      snapi.NewRing(cfg.Supernode),
+		ring:      snapi.NewRing(cfg.Supernode, snapi.ClientConfig{Signer: signer, RootCAs: roots, Log: log}),
 		mux:       http.NewServeMux(),
 	}
 	if cfg.Listen != "none" {
 		if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, errors.Join(fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err), life.Close())
 		}
-		life.HTTP(d.ln, d.mux)
+		life.HTTP(d.ln, localOnly(d.mux))
 	}
 	d.metrics = newMetrics(d)
 	d.gate = newGate(d.origin, cfg.QueryFilter, cfg.AuthTTL, d.metrics, log.Named("gate"))
@@ -128,6 +138,10 @@ func (d *Daemon) self() snapi.Peer {
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the daemon.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("serving", zap.String("http", d.Addr()), zap.Strings("p2p", d.P2PAddrs()), zap.String("peer", d.PeerID()))
+	if plain := clearText(d.cfg.Supernode); len(plain) > 0 {
+		d.log.Warn("supernode reached over plain HTTP: registry and origin credentials sent with registrations cross the network in clear text; serve the supernode with --tls-cert/--tls-key and name it https://",
+			zap.Strings("supernodes", plain))
+	}
 	return d.life.Run(ctx, d.heartbeatLoop, d.gcLoop)
 }
 

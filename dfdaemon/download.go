@@ -231,7 +231,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
-		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.shown(), got, want)}
+		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("digest mismatch: content of %s hashes to %s, want %s", dl.shown(), got, want)}
 	}
 	return nil
 }
@@ -627,7 +627,8 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 // serve reads one parent's messages until the stream ends.
 func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	var reason snapi.FailureReason
-	defer func() { dl.dropParent(id, p, reason) }()
+	bad := -1 // the piece that made the parent corrupt
+	defer func() { dl.dropParent(id, p, reason, bad) }()
 	meta := dl.task.Meta()
 	for {
 		ev, err := p.conn.Next()
@@ -656,11 +657,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.poke()
 		case p2p.EventPiece:
 			if ev.Index >= meta.PieceCount() {
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			}
 			if _, n := piece.Bounds(ev.Index, meta.ContentLength, meta.PieceSize); n != ev.Size {
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			}
 			dl.mu.Lock()
@@ -700,7 +701,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				dl.mu.Lock()
 				dl.blocked[id] = true
 				dl.mu.Unlock()
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
 				if ctx.Err() == nil {
@@ -712,8 +713,9 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	}
 }
 
-// dropParent forgets a parent and frees what it was asked for.
-func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason) {
+// dropParent forgets a parent and frees what it was asked for, and queues the report of why it
+// failed, if it did (bad is the piece of a FailCorrupt report).
+func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason, bad int) {
 	p.conn.Close()
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
@@ -731,7 +733,11 @@ func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureR
 			dl.avail[i]--
 		}
 	}
-	if reason != "" {
+	switch reason {
+	case "":
+	case snapi.FailCorrupt:
+		dl.failures = append(dl.failures, snapi.CorruptPiece(id.String(), bad))
+	default:
 		dl.failures = append(dl.failures, snapi.Failure{Parent: id.String(), Reason: reason})
 	}
 	dl.poke()

@@ -29,6 +29,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
@@ -70,7 +71,10 @@ type Options struct {
 	Timeout   time.Duration
 	Progress  bool // draw a progress bar on stderr
 	Log       *zap.Logger
-	// OneShot configures the embedded peer; Supernode and DataDir are filled in.
+	// Networks is the SSRF policy of every fetch dfget makes itself: straight from the origin
+	// when no daemon answers, and the one-shot peer's (a daemon applies its own).
+	Networks netguard.Policy
+	// OneShot configures the embedded peer; Supernode, DataDir and the networks are filled in.
 	OneShot OneShotConfig
 }
 
@@ -180,7 +184,7 @@ func viaDaemon(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	return nil, &Error{Code: ExitFailure, Err: err}
 }
 
-// direct fetches from the origin without P2P.
+// direct fetches from the origin without P2P, under the same SSRF policy as a daemon.
 func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
 	if err != nil {
@@ -189,10 +193,13 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	for k, vs := range opts.Header {
 		req.Header[k] = vs
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := opts.Networks.Client().Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, netguard.ErrForbidden) {
+			return nil, fail(ExitOrigin, "origin not allowed: %w", source.RedactError(err, nil))
 		}
 		return nil, fail(ExitOrigin, "origin unreachable: %w", source.RedactError(err, nil))
 	}

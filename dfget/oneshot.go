@@ -19,6 +19,7 @@ type OneShotConfig = dfdaemon.Config
 func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	cfg := opts.OneShot
 	cfg.Supernode, cfg.Listen = opts.Supernode, "none"
+	cfg.Allow, cfg.Deny = opts.Networks.Allow, opts.Networks.Deny
 	cfg.DataDir = opts.DataDir
 	var tmp string
 	if cfg.DataDir == "" {

@@ -379,6 +379,68 @@ func (t *Task) persistPiece(i int) error {
 	})
 }
 
+// Verify re-reads present piece i and hashes it against its recorded digest, for a holder told
+// that it served bad bytes (its disk may have rotted, or someone wrote to the data file). A piece
+// that no longer matches is dropped: marked absent in memory and in the index, so it is never
+// served again and a source fill (WriteSourcePiece) may fetch it anew; its digest stays known.
+// Readers already streaming the piece may see the bad bytes, as they would have without Verify;
+// every receiver checks the digest.
+//
+// Errors: nil when the piece is intact; ErrDigestMismatch (the piece was dropped); ErrNotFound
+// when the piece is absent; ErrOutOfRange.
+func (t *Task) Verify(i int) error {
+	if i < 0 || i >= t.n {
+		return t.rangeErr(i)
+	}
+	t.mu.Lock()
+	err, has, want := t.goneLocked(), t.bits.Has(i), t.digests[i]
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !has {
+		return fmt.Errorf("task %s piece %d: %w", t.id, i, ErrNotFound)
+	}
+	off, n := Bounds(i, t.length, t.pieceSize)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(t.f, off, n), *bp); err != nil {
+		return fmt.Errorf("task %s piece %d: verify: %w", t.id, i, t.fileErr(err))
+	}
+	var got [sha256.Size]byte
+	h.Sum(got[:0])
+	if got == want {
+		return nil
+	}
+	t.mu.Lock()
+	if t.bits.Has(i) {
+		t.bits.Clear(i)
+		t.have--
+	}
+	t.mu.Unlock()
+	mismatch := fmt.Errorf("%w: task %s piece %d: stored bytes hash to %s, want %s; piece dropped",
+		ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
+	if err := t.persistBits(); err != nil {
+		return errors.Join(mismatch, fmt.Errorf("task %s piece %d: record the drop in the index: %w", t.id, i, err))
+	}
+	return mismatch
+}
+
+// persistBits records the in-memory bitfield in the index.
+func (t *Task) persistBits() error {
+	return t.s.commit(func(tx *bolt.Tx) error {
+		b := t.bucket(tx)
+		if b == nil {
+			return nil
+		}
+		t.mu.Lock()
+		bits := t.bits.Bytes()
+		t.mu.Unlock()
+		return b.Put(keyBits, bits)
+	})
+}
+
 // bucket returns the task's index bucket, or nil if the task was deleted.
 // Writers must use it inside their transaction: Delete retires the task
 // before its own transaction, so an index write cannot resurrect a deleted

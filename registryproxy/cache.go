@@ -12,6 +12,21 @@ import (
 // life of the process: one per Proxy.
 const tagCacheEntries = 1024
 
+// Bounds of the per-upstream state a client can make the mirror create: upstreams (each with
+// an HTTP client and its idle connections) by ?ns=, least recently used out; and per upstream,
+// tokens bought with its static credentials, one per repository scope.
+const (
+	upstreamEntries = 64
+	tokenEntries    = 256
+)
+
+// newUpstreams is the upstream cache; an upstream pushed out closes its idle connections
+// (requests still using it finish normally).
+func newUpstreams() *simplelru.LRU[string, *upstream] {
+	c, _ := simplelru.NewLRU(upstreamEntries, func(_ string, up *upstream) { up.client.CloseIdleConnections() })
+	return c
+}
+
 // manifestCache keeps manifests fetched by digest (immutable), least recently used first out,
 // bounded in bytes. golang-lru bounds entries, not bytes, so the byte count is kept here and
 // the oldest entries go until a new one fits.

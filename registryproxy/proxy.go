@@ -23,6 +23,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -82,7 +83,7 @@ type Proxy struct {
 	allowed map[string]bool
 
 	mu        sync.Mutex
-	upstreams map[string]*upstream
+	upstreams *simplelru.LRU[string, *upstream] // by ns; bounded, since any client names one
 
 	flights   singleflight.Group
 	manifests *manifestCache
@@ -110,7 +111,8 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
-		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
+		allowed:   map[string]bool{},
+		upstreams: newUpstreams(),
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
 		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -287,5 +288,23 @@ func TestAnswersReused(t *testing.T) {
 		if origin.Requests() > before {
 			t.Errorf("%s: a blob served by Blobs went to the upstream", tc.name)
 		}
+	}
+}
+
+// TestUpstreamsBounded: every distinct ?ns= a client names makes an upstream client; the proxy
+// keeps a bounded number of them, the least recently used going first.
+func TestUpstreamsBounded(t *testing.T) {
+	t.Parallel()
+	p, err := registryproxy.New(registryproxy.Config{}, &memBlobs{}, registryproxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * registryproxy.UpstreamBound {
+		if u := registryproxy.UpstreamURL(p, fmt.Sprintf("r%d.example", i), "/v2/a/manifests/1"); u == "" {
+			t.Fatalf("ns r%d.example not resolved", i)
+		}
+	}
+	if n := registryproxy.Upstreams(p); n != registryproxy.UpstreamBound {
+		t.Fatalf("%d upstream clients after %d distinct ns, want the bound %d", n, 3*registryproxy.UpstreamBound, registryproxy.UpstreamBound)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/source"
 )
@@ -37,7 +39,7 @@ type upstream struct {
 	direct *http.Client // does not: a redirect to storage is already an answer
 
 	mu     sync.Mutex
-	tokens map[string]cachedToken // scope → token bought with the static credentials
+	tokens *simplelru.LRU[string, cachedToken] // scope → token bought with the static credentials
 }
 
 type cachedToken struct {
@@ -74,7 +76,7 @@ func (p *Proxy) resolveUpstream(r *http.Request) (*upstream, int, string, string
 func (p *Proxy) upstream(ns string) (*upstream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if up, ok := p.upstreams[ns]; ok {
+	if up, ok := p.upstreams.Get(ns); ok {
 		return up, nil
 	}
 	cfg := p.cfg.Registries[ns]
@@ -109,9 +111,10 @@ func (p *Proxy) upstream(ns string) (*upstream, error) {
 	direct.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	up := &upstream{
 		name: ns, base: scheme + "://" + host, hub: ns == dockerHub, cfg: cfg,
-		client: base, direct: &direct, tokens: map[string]cachedToken{},
+		client: base, direct: &direct,
 	}
-	p.upstreams[ns] = up
+	up.tokens, _ = simplelru.NewLRU[string, cachedToken](tokenEntries, nil)
+	p.upstreams.Add(ns, up)
 	return up, nil
 }
 
@@ -192,7 +195,7 @@ func (up *upstream) authorization(ctx context.Context, repo, clientAuth string) 
 func (up *upstream) cachedToken(scope string) string {
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if t, ok := up.tokens[scope]; ok && time.Now().Before(t.expires) {
+	if t, ok := up.tokens.Get(scope); ok && time.Now().Before(t.expires) {
 		return t.auth
 	}
 	return ""
@@ -205,7 +208,7 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	switch strings.ToLower(scheme) {
 	case "basic":
 		up.mu.Lock()
-		up.tokens[scope] = cachedToken{auth: basic, expires: time.Now().Add(time.Hour)}
+		up.tokens.Add(scope, cachedToken{auth: basic, expires: time.Now().Add(time.Hour)})
 		up.mu.Unlock()
 		return basic, nil
 	case "bearer":
@@ -255,7 +258,7 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	}
 	auth := "Bearer " + t
 	up.mu.Lock()
-	up.tokens[scope] = cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)}
+	up.tokens.Add(scope, cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)})
 	up.mu.Unlock()
 	return auth, nil
 }

@@ -32,7 +32,8 @@ func TestAccessRecordedAndURLsRedacted(t *testing.T) {
 	}))
 	defer origin.Close()
 	s := start(t, Config{Allow: loopback})
-	c := snapi.NewClient(s.URL())
+	p := newPeer(t, "")
+	c := p.client(s.URL())
 	for _, tc := range []struct {
 		name   string
 		task   snapi.TaskRequest
@@ -43,7 +44,7 @@ func TestAccessRecordedAndURLsRedacted(t *testing.T) {
 		{"bearer", snapi.TaskRequest{URL: origin.URL + "/bearer", Header: http.Header{"authorization": {"Bearer X"}}}, piece.AccessPrivate, origin.URL + "/bearer"},
 		{"signed", snapi.TaskRequest{URL: origin.URL + "/signed?X-Amz-Signature=good&v=1"}, piece.AccessPrivate, origin.URL + "/signed?X-Amz-Signature=REDACTED&v=1"},
 	} {
-		resp, err := c.Register(context.Background(), snapi.RegisterRequest{Task: tc.task, Peer: peerFor("a")})
+		resp, err := c.Register(context.Background(), snapi.RegisterRequest{Task: tc.task, Peer: p.info})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -51,7 +52,7 @@ func TestAccessRecordedAndURLsRedacted(t *testing.T) {
 			t.Errorf("%s: access %q origin %q, want %q %q", tc.name, resp.Task.Access, resp.Task.Origin, tc.access, tc.origin)
 		}
 	}
-	_, err := c.Register(context.Background(), snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/other?X-Amz-Signature=bad"}, Peer: peerFor("a")})
+	_, err := c.Register(context.Background(), snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/other?X-Amz-Signature=bad"}, Peer: p.info})
 	if err == nil || !strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "bad") {
 		t.Errorf("refused signed fetch: %v; want a 403 without the signature", err)
 	}
@@ -101,7 +102,8 @@ func TestLegacyTaskIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := start(t, Config{DataDir: dir})
-	resp, err := snapi.NewClient(s.URL()).Register(context.Background(), snapi.RegisterRequest{Task: snapi.TaskRequest{URL: signed}, Peer: peerFor("a")})
+	p := newPeer(t, "")
+	resp, err := p.client(s.URL()).Register(context.Background(), snapi.RegisterRequest{Task: snapi.TaskRequest{URL: signed}, Peer: p.info})
 	if err != nil {
 		t.Fatal(err)
 	}
