@@ -252,11 +252,17 @@ func TestMirrorPrivateBlob(t *testing.T) {
 	}
 }
 
-// fetch GETs u with an Authorization (none when auth is empty); a body cut short (the mirror
-// aborts a response that fails its digest) is what was read before.
+// fetch GETs u with an Authorization (none when auth is empty).
 func fetch(t *testing.T, u, auth string) (int, []byte, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	return request(t, http.MethodGet, u, auth)
+}
+
+// request sends method u with an Authorization (none when auth is empty); a body cut short (the
+// mirror aborts a response that fails its digest) is what was read before.
+func request(t *testing.T, method, u, auth string) (int, []byte, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
