@@ -33,7 +33,10 @@ type Config struct {
 	Pipeline int `yaml:"pipeline"`
 	// Heartbeat is how often the daemon tells the supernode it is alive.
 	Heartbeat time.Duration `yaml:"heartbeat"`
-	GC        GCConfig      `yaml:"gc"`
+	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
+	// reused (see the gate).
+	AuthTTL time.Duration `yaml:"authTTL"`
+	GC      GCConfig      `yaml:"gc"`
 }
 
 // GCConfig bounds the disk the piece store may use.
@@ -67,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
 	}
+	if c.AuthTTL == 0 {
+		c.AuthTTL = 30 * time.Second
+	}
 	if c.GC.Interval == 0 {
 		c.GC.Interval = time.Minute
 	}
@@ -85,6 +91,8 @@ func (c Config) Validate() error {
 		return errors.New("dfdaemon: rates must not be negative")
 	case c.GC.Low > c.GC.High && c.GC.High > 0:
 		return errors.New("dfdaemon: gc low watermark above the high one")
+	case c.AuthTTL < 0:
+		return errors.New("dfdaemon: authTTL must not be negative")
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
 	}

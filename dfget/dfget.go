@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -29,6 +30,8 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
+	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // Exit codes, so scripts can tell failures apart.
@@ -79,7 +82,7 @@ type Options struct {
 func Run(ctx context.Context, opts Options) error {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail(ExitUsage, "%q is not an http or https URL", opts.URL)
+		return fail(ExitUsage, "%q is not an http or https URL", taskid.Redact(opts.URL, taskid.DefaultFilter))
 	}
 	if opts.Digest != "" {
 		if err := opts.Digest.Validate(); err != nil || opts.Digest.Algorithm() != digest.SHA256 {
@@ -97,14 +100,14 @@ func Run(ctx context.Context, opts Options) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	err = run(ctx, opts)
+	err = run(ctx, opts, u)
 	if err != nil && ctx.Err() == context.DeadlineExceeded {
 		return fail(ExitTimeout, "timed out after %v", opts.Timeout)
 	}
 	return err
 }
 
-func run(ctx context.Context, opts Options) error {
+func run(ctx context.Context, opts Options, u *url.URL) error {
 	out, err := createOutput(opts.Output)
 	if err != nil {
 		return &Error{Code: ExitFailure, Err: err}
@@ -130,7 +133,7 @@ func run(ctx context.Context, opts Options) error {
 		w = io.MultiWriter(w, h)
 	}
 	if opts.Progress {
-		bar := progressbar.DefaultBytes(size, filepath.Base(opts.URL))
+		bar := progressbar.DefaultBytes(size, path.Base(u.Path))
 		w = io.MultiWriter(w, bar)
 		defer bar.Finish()
 	}
@@ -196,9 +199,9 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, netguard.ErrForbidden) {
-			return nil, fail(ExitOrigin, "origin not allowed: %w", err)
+			return nil, fail(ExitOrigin, "origin not allowed: %w", source.RedactError(err, nil))
 		}
-		return nil, fail(ExitOrigin, "origin unreachable: %w", err)
+		return nil, fail(ExitOrigin, "origin unreachable: %w", source.RedactError(err, nil))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -206,7 +209,7 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 			code = ExitNotFound
 		}
-		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), opts.URL)
+		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), taskid.Redact(opts.URL, taskid.DefaultFilter))
 	}
 	return &dfapi.Download{Body: resp.Body, Size: resp.ContentLength}, nil
 }

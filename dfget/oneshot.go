@@ -54,6 +54,10 @@ func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, dfdaemon.ErrNotShared) {
+			// Private content of another origin: only the origin named here may answer.
+			return direct(ctx, opts)
+		}
 		var de *dfdaemon.Error
 		if errors.As(err, &de) {
 			_, body := dfdaemon.APIError(de)

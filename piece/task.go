@@ -512,7 +512,7 @@ func (t *Task) Sum() (digest.Digest, error) {
 }
 
 // adopt returns t for Create(m) if m agrees with it, filling in a URL or
-// content digest t lacks.
+// content digest t lacks, and the access of a task that holds no piece yet.
 func (t *Task) adopt(m Meta) (*Task, error) {
 	t.mu.Lock()
 	if err := t.goneLocked(); err != nil {
@@ -533,11 +533,45 @@ func (t *Task) adopt(m Meta) (*Task, error) {
 	if cur.URL == "" && m.URL != "" {
 		t.meta.URL, changed = m.URL, true
 	}
+	if cur.Access == "" && m.Access != "" {
+		// Only for a task that holds nothing yet: pieces stored while the access was unknown
+		// keep it unknown, whatever a later fetch says.
+		if t.have == 0 {
+			t.meta.Access, t.meta.Origin, changed = m.Access, m.Origin, true
+		}
+	}
 	t.mu.Unlock()
 	t.Touch()
 	if !changed {
 		return t, nil
 	}
+	if err := t.saveMeta(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// MakePrivate records that content was fetched into the task with credentials, from origin (a
+// redacted URL): a task that was public, or of unknown access, becomes private, and so do the
+// pieces it already holds. A task already private keeps its origin, which authorized what
+// came first. Access never goes the other way.
+func (t *Task) MakePrivate(origin string) error {
+	t.mu.Lock()
+	if err := t.goneLocked(); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	if t.meta.Access == AccessPrivate {
+		t.mu.Unlock()
+		return nil
+	}
+	t.meta.Access, t.meta.Origin = AccessPrivate, origin
+	t.mu.Unlock()
+	return t.saveMeta()
+}
+
+// saveMeta writes the task's metadata to the index.
+func (t *Task) saveMeta() error {
 	err := t.s.db.Update(func(tx *bolt.Tx) error {
 		b := t.bucket(tx)
 		if b == nil {
@@ -552,9 +586,9 @@ func (t *Task) adopt(m Meta) (*Task, error) {
 		return b.Put(keyMeta, meta)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("task %s: update meta: %w", t.id, err)
+		return fmt.Errorf("task %s: update meta: %w", t.id, err)
 	}
-	return t, nil
+	return nil
 }
 
 func (t *Task) info() TaskInfo {

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/source"
 )
 
 // dockerHub is what containerd sends as ns for Docker Hub, and hubAPI where its API lives.
@@ -158,7 +159,8 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 		}
 		resp, err := c.Do(req)
 		if err != nil {
-			return nil, "", fmt.Errorf("upstream %s: %w", up.name, err)
+			// The URL in err may be a redirect's target: storage signed for this client.
+			return nil, "", fmt.Errorf("upstream %s: %w", up.name, source.RedactError(err, nil))
 		}
 		if resp.StatusCode != http.StatusUnauthorized || !static || attempt > 0 {
 			return resp, auth, nil
@@ -169,6 +171,25 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 			return nil, "", err
 		}
 	}
+}
+
+// authorization is the Authorization the mirror sends upstream for a client's request in
+// repo: the client's own; when it sent none, one made from the configured credentials (a basic
+// header, or a bearer token bought with them, which needs the registry's challenge); "" for an
+// anonymous client of a registry without configured credentials.
+func (up *upstream) authorization(ctx context.Context, repo, clientAuth string) (string, error) {
+	if clientAuth != "" || up.cfg.Username == "" {
+		return clientAuth, nil
+	}
+	if auth := up.cachedToken("repository:" + repo + ":pull"); auth != "" {
+		return auth, nil
+	}
+	resp, auth, err := up.do(ctx, up.direct, http.MethodGet, up.base+"/v2/", repo, nil)
+	if err != nil {
+		return "", err
+	}
+	drain(resp)
+	return auth, nil
 }
 
 func (up *upstream) cachedToken(scope string) string {
@@ -186,6 +207,9 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(up.cfg.Username+":"+up.cfg.Password))
 	switch strings.ToLower(scheme) {
 	case "basic":
+		up.mu.Lock()
+		up.tokens.Add(scope, cachedToken{auth: basic, expires: time.Now().Add(time.Hour)})
+		up.mu.Unlock()
 		return basic, nil
 	case "bearer":
 	default:

@@ -198,12 +198,13 @@ type TaskStatus struct {
 	SeedPieces    int           `json:"seedPieces"`
 	SeedDone      bool          `json:"seedDone"`
 	Peers         int           `json:"peers"`
+	Access        piece.Access  `json:"access,omitempty"` // public, private; empty until the seed has started
 	Error         string        `json:"error,omitempty"`
 }
 
 func (s *Supernode) status(t *task) TaskStatus {
-	st := TaskStatus{ID: t.id, URL: t.req.URL, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
-		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers)}
+	st := TaskStatus{ID: t.id, URL: taskid.Redact(t.req.URL, s.cfg.QueryFilter), ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
+		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers), Access: t.meta.Access}
 	if t.err != nil {
 		st.Error = t.err.Message
 	}

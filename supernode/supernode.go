@@ -152,7 +152,7 @@ func (s *Supernode) loadTasks() {
 		if !info.Complete {
 			continue
 		}
-		t.ptask, t.meta = pt, pt.Meta()
+		t.ptask, t.meta = pt, s.metaOf(pt)
 		s.sched.SetTask(schedTask(t.id), pt.PieceCount())
 		s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.PieceCount())
 		s.sched.Report(time.Now(), schedTask(t.id), s.seedID(), pt.PieceCount(), true)

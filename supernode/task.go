@@ -15,6 +15,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
@@ -54,6 +55,7 @@ func (t *task) info(from int) snapi.TaskInfo {
 	return snapi.TaskInfo{
 		ID: t.id, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize, Digest: t.meta.Digest,
 		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, SeedDone: t.done,
+		Access: string(t.meta.Access), Origin: t.meta.Origin,
 	}
 }
 
@@ -68,6 +70,8 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 		t.err = nil
 		t.ready = make(chan struct{})
 	}
+	// The seed fetches with the request that starts it: a task reloaded after a restart knows
+	// only its redacted URL and no headers, so it resumes with the next registration's.
 	t.req = req
 	t.running = true
 	s.failed.Remove(t.id) // forgetFailed keeps it: it is running
@@ -121,7 +125,9 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	s.mu.Lock()
 	req := t.req
 	s.mu.Unlock()
-	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header}
+	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter}
+	shown := taskid.Redact(req.URL, s.cfg.QueryFilter)
+	private := taskid.Credentialed(req.URL, req.Header, s.cfg.QueryFilter)
 	var first *http.Response
 	pt, err := s.store.Task(t.id)
 	if errors.Is(err, piece.ErrNotFound) {
@@ -132,9 +138,13 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		length, err := source.LengthOrSpool(resp, s.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: %w", req.URL, err)
+			return fmt.Errorf("%s: %w", shown, err)
 		}
-		meta := piece.Meta{ID: t.id, URL: req.URL, ContentLength: length, PieceSize: piece.SizeFor(length), Digest: req.Digest}
+		meta := piece.Meta{ID: t.id, URL: shown, ContentLength: length, PieceSize: piece.SizeFor(length), Digest: req.Digest,
+			Access: piece.AccessPublic, Origin: shown}
+		if private {
+			meta.Access = piece.AccessPrivate
+		}
 		if pt, err = s.store.Create(meta); err != nil {
 			resp.Body.Close()
 			return err
@@ -142,6 +152,12 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		first = resp
 	} else if err != nil {
 		return err
+	} else if private {
+		// Resuming with credentials: what comes now may be private, and the task is served as
+		// a whole, so all of it becomes private.
+		if err := pt.MakePrivate(shown); err != nil {
+			return err
+		}
 	}
 	s.publishMeta(t, pt)
 	err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
@@ -159,7 +175,7 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		}
 		if got != want {
 			_ = s.store.Delete(t.id)
-			return fmt.Errorf("%w: origin content of %s hashes to %s, want %s", errDigest, req.URL, got, want)
+			return fmt.Errorf("%w: origin content of %s hashes to %s, want %s", errDigest, shown, got, want)
 		}
 	}
 	s.mu.Lock()
@@ -172,11 +188,22 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 
 var errDigest = errors.New("content digest mismatch")
 
+// metaOf is pt's metadata as peers are told it. A task stored before access was recorded was
+// fetched by this seed from its URL, so that URL's origin is the one that authorized it; with no
+// record of the credentials the fetch carried, it is taken as private.
+func (s *Supernode) metaOf(pt *piece.Task) piece.Meta {
+	m := pt.Meta()
+	if m.Access == "" {
+		m.Access, m.Origin = piece.AccessPrivate, taskid.Redact(m.URL, s.cfg.QueryFilter)
+	}
+	return m
+}
+
 // publishMeta makes the task schedulable once its length is known.
 func (s *Supernode) publishMeta(t *task, pt *piece.Task) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.ptask, t.meta = pt, pt.Meta()
+	t.ptask, t.meta = pt, s.metaOf(pt)
 	s.sched.SetTask(schedTask(t.id), pt.PieceCount())
 	// The origin answered: a retried seed takes the task out of "back to source".
 	s.sched.SourceRecovered(schedTask(t.id))
@@ -270,7 +297,7 @@ func (s *Supernode) refetch(t *task, pt *piece.Task) {
 		return
 	}
 	t.running = true
-	origin := source.Origin{Client: s.origin, URL: t.req.URL}
+	origin := source.Origin{Client: s.origin, URL: t.req.URL, Filter: s.cfg.QueryFilter}
 	started := s.life.Go(func(ctx context.Context) {
 		err := origin.Fill(ctx, pt, nil, func(i int, _ digest.Digest) {
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)

@@ -70,6 +70,13 @@ type TaskInfo struct {
 	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
 	DigestsFrom   int             `json:"digestsFrom"`
 	SeedDone      bool            `json:"seedDone"` // the seed holds every piece: Digests is complete
+	// Access is "public" when the seed fetched the content without credentials, "private"
+	// when its request carried some (an Authorization, Proxy-Authorization or Cookie header, a
+	// signed query); empty (a supernode that does not say) must be read as private with no
+	// known origin. Origin is the redacted URL the seed fetched: a private task is served only
+	// to requesters that name it and that it accepts.
+	Access string `json:"access,omitempty"`
+	Origin string `json:"origin,omitempty"`
 }
 
 // Schedule is a peer's current parents and whether it must fetch from the origin itself.
