@@ -3,11 +3,13 @@ GO      ?= go
 BIN     := bin
 CMDS    := supernode dfdaemon dfget pouch dfbench
 TIMEOUT ?= 14m
+# The Kubernetes binaries of test-k8s live outside the repository, so a second run reuses them.
+K8S_CACHE ?= /var/cache/pouch-k8s
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
@@ -17,6 +19,12 @@ test: ## vet, unit tests with the race detector, then end-to-end tests with real
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) ./...
+
+test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
+	cd deploy/k8s/k8stest && $(GO) vet ./...
+	@mkdir -p out/k8s
+	bin=$$(POUCH_K8S_CACHE=$(K8S_CACHE) deploy/k8s/build-kube.sh) && cd deploy/k8s/k8stest && \
+		POUCH_K8S_BIN=$$bin $(GO) test -count=1 -v -timeout 20m -artifacts -outputdir $(CURDIR)/out/k8s ./...
 
 demo: build ## a local cluster on loopback: origin, supernode, three dfdaemons, a download on each node
 	$(BIN)/dfbench demo
@@ -32,4 +40,4 @@ lint: ## gofmt and go vet
 clean: ## remove build and bench output
 	rm -rf $(BIN) out
 
-.PHONY: help build test demo bench lint clean
+.PHONY: help build test test-k8s demo bench lint clean

@@ -34,6 +34,9 @@ type Config struct {
 	// Heartbeat is how often the daemon tells the supernode it is alive; the answer carries
 	// new preheat assignments, so it is also how soon a preheat job reaches the node.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
+	// reused (see the gate).
+	AuthTTL time.Duration `yaml:"authTTL"`
 	// PreheatConcurrency is how many preheat downloads run at once, so that warming the
 	// cluster does not starve the node's live pulls.
 	PreheatConcurrency int      `yaml:"preheatConcurrency"`
@@ -74,6 +77,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
 	}
+	if c.AuthTTL == 0 {
+		c.AuthTTL = 30 * time.Second
+	}
 	if c.PreheatConcurrency == 0 {
 		c.PreheatConcurrency = 2
 	}
@@ -95,6 +101,8 @@ func (c Config) Validate() error {
 		return errors.New("dfdaemon: rates must not be negative")
 	case c.GC.Low > c.GC.High && c.GC.High > 0:
 		return errors.New("dfdaemon: gc low watermark above the high one")
+	case c.AuthTTL < 0:
+		return errors.New("dfdaemon: authTTL must not be negative")
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
 	case c.PreheatConcurrency < 1:

@@ -127,11 +127,12 @@ func (p *preheater) run(ctx context.Context, k assignment, a snapi.PreheatAssign
 }
 
 // warm is the preheat's entry point into the download engine: a download this daemon starts on
-// its own behalf, so it goes straight to Download, never through the local API or the mirror
-// (whose requests are a client's and are checked as such). It returns once the content is
-// complete and verified in the store.
+// its own behalf, so it goes through DownloadInternal — no requester, no gate — and never
+// through the local API or the mirror, whose requests are a client's and are checked as such.
+// Nothing of it is handed to anyone: a later client request for the content passes the gate
+// then. It returns once the content is complete and verified in the store.
 func (p *preheater) warm(ctx context.Context, a snapi.PreheatAssignment) error {
-	x, err := p.d.Download(ctx, Request{URL: a.URL, Digest: a.Digest})
+	x, err := p.d.DownloadInternal(ctx, Request{URL: a.URL, Digest: a.Digest})
 	if err != nil {
 		return err
 	}

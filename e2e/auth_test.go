@@ -267,17 +267,8 @@ func nonLoopbackIPv4() string {
 // adminCall sends method url with an Authorization header (if any) and returns the status.
 func adminCall(t *testing.T, method, url, auth string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	status, body, _ := request(t, method, url, auth)
+	return status, string(body)
 }
 
 // registerTask makes the supernode hold a task (a signed registration) and waits until its seed

@@ -9,7 +9,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httpx"
@@ -141,15 +140,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 	s.peers[req.Peer].lastSeen = now
 	st, pid := schedTask(t.id), scheduler.PeerID(req.Peer)
 	for _, f := range req.Failures {
-		why, ok := failureReasons[f.Reason]
-		if !ok {
-			continue
-		}
-		if why == scheduler.FailCorrupt {
-			s.metrics.corruptReports.Inc()
-			s.log.Warn("peer reported a corrupt piece", zap.String("child", req.Peer), zap.String("parent", f.Parent), zapTask(t.id))
-		}
-		s.sched.Failure(now, st, pid, scheduler.PeerID(f.Parent), why)
+		s.failureReport(now, t, req.Peer, f)
 	}
 	for _, tr := range req.Transfers {
 		s.sched.Transfer(now, st, pid, scheduler.PeerID(tr.Parent), tr.Bytes, time.Duration(tr.Millis)*time.Millisecond)
@@ -209,12 +200,13 @@ type TaskStatus struct {
 	SeedPieces    int           `json:"seedPieces"`
 	SeedDone      bool          `json:"seedDone"`
 	Peers         int           `json:"peers"`
+	Access        piece.Access  `json:"access,omitempty"` // public, private; empty until the seed has started
 	Error         string        `json:"error,omitempty"`
 }
 
 func (s *Supernode) status(t *task) TaskStatus {
-	st := TaskStatus{ID: t.id, URL: t.req.URL, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
-		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers)}
+	st := TaskStatus{ID: t.id, URL: taskid.Redact(t.req.URL, s.cfg.QueryFilter), ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
+		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers), Access: t.meta.Access}
 	if t.err != nil {
 		st.Error = t.err.Message
 	}
@@ -269,7 +261,9 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if t.running {
+	// A seed that holds every verified piece is only winding down (t.done is set after the
+	// content's digest check): the task can go.
+	if t.running && !t.done {
 		httpx.WriteError(w, http.StatusConflict, apierr.Error{Message: "the seed is still fetching this task", Code: apierr.CodeBadRequest})
 		return
 	}

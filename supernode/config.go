@@ -29,8 +29,13 @@ type Config struct {
 	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
 	PeerTTL time.Duration `yaml:"peerTTL"`
 	// SyncWaitMax caps how long a sync long-poll is held.
-	SyncWaitMax time.Duration    `yaml:"syncWaitMax"`
-	Scheduler   scheduler.Config `yaml:"scheduler"`
+	SyncWaitMax time.Duration `yaml:"syncWaitMax"`
+	// FailedTaskTTL is how long a task whose seed failed before storing anything (a dead URL,
+	// a refused origin) is remembered; MaxFailedTasks bounds how many are, oldest forgotten
+	// first. Anyone who can register can create such tasks.
+	FailedTaskTTL  time.Duration    `yaml:"failedTaskTTL"`
+	MaxFailedTasks int              `yaml:"maxFailedTasks"`
+	Scheduler      scheduler.Config `yaml:"scheduler"`
 }
 
 // WithDefaults fills the zero fields.
@@ -49,6 +54,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SyncWaitMax == 0 {
 		c.SyncWaitMax = 5 * time.Second
+	}
+	if c.FailedTaskTTL == 0 {
+		c.FailedTaskTTL = 10 * time.Minute
+	}
+	if c.MaxFailedTasks == 0 {
+		c.MaxFailedTasks = 1024
 	}
 	c.Scheduler = c.Scheduler.WithDefaults()
 	return c
@@ -69,6 +80,9 @@ func (c Config) Validate() error {
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
 			return fmt.Errorf("supernode: TLS certificate and key: %w", err)
 		}
+	}
+	if c.FailedTaskTTL < 0 || c.MaxFailedTasks < 0 {
+		return fmt.Errorf("supernode: negative failedTaskTTL %v or maxFailedTasks %d", c.FailedTaskTTL, c.MaxFailedTasks)
 	}
 	return c.Scheduler.Validate()
 }

@@ -143,8 +143,8 @@ func (p *preheats) create(req snapi.PreheatRequest) (*preheat.Job, error) {
 		return nil, err
 	}
 	shown, signed := req.URL, false
-	if req.Type == snapi.PreheatFile {
-		shown, signed = preheat.RedactURL(req.URL, p.s.cfg.QueryFilter)
+	if req.Type == snapi.PreheatFile && taskid.Credentialed(req.URL, nil, p.s.cfg.QueryFilter) {
+		shown, signed = taskid.Redact(req.URL, p.s.cfg.QueryFilter), true
 	}
 	id, err := newJobID()
 	if err != nil {

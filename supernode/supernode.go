@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/host"
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -47,6 +48,9 @@ type Supernode struct {
 	sched *scheduler.Scheduler
 	tasks map[digest.Digest]*task
 	peers map[string]*peerEntry
+	// failed holds the tasks whose seed failed before storing anything, with when it failed:
+	// bounded (oldest forgotten first) and expired by the reap loop.
+	failed *simplelru.LRU[digest.Digest, time.Time]
 }
 
 type peerEntry struct {
@@ -92,6 +96,8 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		tasks:  map[digest.Digest]*task{},
 		peers:  map[string]*peerEntry{},
 	}
+	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
+	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
 	s.metrics = newMetrics(s)
 	s.admin = httpx.Admin{Token: cfg.AdminToken}
 	s.auth = peerauth.NewVerifier(peerauth.VerifierConfig{Secret: cfg.Secret})
@@ -152,7 +158,7 @@ func (s *Supernode) loadTasks() {
 		if !info.Complete {
 			continue
 		}
-		t.ptask, t.meta = pt, pt.Meta()
+		t.ptask, t.meta = pt, s.metaOf(pt)
 		s.sched.SetTask(schedTask(t.id), pt.PieceCount())
 		s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.PieceCount())
 		s.sched.Report(time.Now(), schedTask(t.id), s.seedID(), pt.PieceCount(), true)
@@ -200,8 +206,9 @@ func (s *Supernode) leave(t *task, peerID string) {
 	}
 }
 
-// reapLoop removes peers that stopped syncing and heartbeating: a killed dfdaemon must not stay
-// a parent for long, though its children notice at once and report it.
+// reapLoop removes peers that stopped syncing and heartbeating (a killed dfdaemon must not stay
+// a parent for long, though its children notice at once and report it) and failed tasks past
+// their TTL.
 func (s *Supernode) reapLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.PeerTTL / 4)
 	defer tick.Stop()
@@ -211,6 +218,13 @@ func (s *Supernode) reapLoop(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
+			for {
+				_, at, ok := s.failed.GetOldest()
+				if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
+					break
+				}
+				s.failed.RemoveOldest() // forgetFailed drops the task
+			}
 			for id, p := range s.peers {
 				if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
 					continue

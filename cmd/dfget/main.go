@@ -18,6 +18,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfget"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 func main() {
@@ -95,10 +96,10 @@ func run(c *cli.Context) error {
 		}
 	}
 	opts.OneShot.SupernodeCA, opts.OneShot.Secret = c.String("supernode-ca"), c.String("secret")
-	if opts.OneShot.Allow, opts.OneShot.Deny, err = cliutil.ParseNetworks(c); err != nil {
+	if opts.Networks.Allow, opts.Networks.Deny, err = cliutil.ParseNetworks(c); err != nil {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
 	}
 	opts.Progress = !c.Bool("quiet") && opts.Output != "-" && term.IsTerminal(int(os.Stderr.Fd()))
-	log.Debug("download", zap.String("url", opts.URL))
+	log.Debug("download", zap.String("url", taskid.Redact(opts.URL, taskid.DefaultFilter)))
 	return dfget.Run(c.Context, opts)
 }

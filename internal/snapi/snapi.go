@@ -71,6 +71,13 @@ type TaskInfo struct {
 	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
 	DigestsFrom   int             `json:"digestsFrom"`
 	SeedDone      bool            `json:"seedDone"` // the seed holds every piece: Digests is complete
+	// Access is "public" when the seed fetched the content without credentials, "private"
+	// when its request carried some (an Authorization, Proxy-Authorization or Cookie header, a
+	// signed query); empty (a supernode that does not say) must be read as private with no
+	// known origin. Origin is the redacted URL the seed fetched: a private task is served only
+	// to requesters that name it and that it accepts.
+	Access string `json:"access,omitempty"`
+	Origin string `json:"origin,omitempty"`
 }
 
 // Schedule is a peer's current parents and whether it must fetch from the origin itself.
@@ -99,10 +106,19 @@ type RegisterResponse struct {
 	Schedule Schedule `json:"schedule"`
 }
 
-// Failure reports that a peer could not use a parent.
+// Failure reports that a peer could not use a parent. A report counts only when the supernode
+// scheduled the reporter to that parent (now or recently).
 type Failure struct {
 	Parent string        `json:"parent"`
 	Reason FailureReason `json:"reason"`
+	// Piece is the index of the piece that failed its digest; a FailCorrupt report without
+	// one is ignored. The supernode re-hashes its own copy when the parent is the seed.
+	Piece *int `json:"piece,omitempty"`
+}
+
+// CorruptPiece is the report of a piece from parent that failed its SHA-256.
+func CorruptPiece(parent string, piece int) Failure {
+	return Failure{Parent: parent, Reason: FailCorrupt, Piece: &piece}
 }
 
 // FailureReason says why a peer could not use a parent; the supernode ignores reasons it does

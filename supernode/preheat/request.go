@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -128,26 +127,4 @@ func ParsePlatform(s string) (platforms.Platform, error) {
 		return p, fmt.Errorf("platform %q: unknown architecture %q", s, p.Architecture)
 	}
 	return p, nil
-}
-
-// RedactURL replaces the values of the query parameters in filter (signatures, credentials of
-// pre-signed URLs: the task ID filter) with REDACTED, and says whether it replaced any.
-func RedactURL(raw string, filter []string) (string, bool) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw, false
-	}
-	q := u.Query()
-	secret := false
-	for k := range q {
-		if slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, k) }) {
-			q.Set(k, "REDACTED")
-			secret = true
-		}
-	}
-	if !secret {
-		return raw, false
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), true
 }
