@@ -18,6 +18,7 @@ import (
 	"github.com/pouch-p2p/pouch/bench"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/tlsca"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
@@ -338,5 +339,23 @@ func TestPreheatBadInputCLI(t *testing.T) {
 		if code == 0 || stdout != "" || !strings.Contains(stderr, tc.text) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want a refusal naming %q and no job", tc.args, code, stdout, stderr, tc.text)
 		}
+	}
+}
+
+// The preheat commands reach a supernode that serves https, trusting --supernode-ca.
+func TestPreheatCLIOverTLS(t *testing.T) {
+	files, err := tlsca.Make(filepath.Join(t.TempDir(), "tls"), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--tls-cert", files.Cert, "--tls-key", files.Key)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	server := "https://" + sn.HTTP
+	if code, stdout, stderr := supernodeCLI(ctx, t, "", nil, "preheat", "list", "--server", server, "--supernode-ca", files.CA); code != 0 || !strings.HasPrefix(stdout, "ID") {
+		t.Errorf("list over TLS with the CA: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr := supernodeCLI(ctx, t, "", nil, "preheat", "list", "--server", server); code == 0 || !strings.Contains(stderr, "certificate") {
+		t.Errorf("list over TLS without the CA: exit %d, stderr %q; want a refusal naming the certificate", code, stderr)
 	}
 }

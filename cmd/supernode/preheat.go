@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +28,7 @@ func adminFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "server", Value: "http://127.0.0.1:8002", EnvVars: []string{"POUCH_SUPERNODE"}, Usage: "the supernode's API"},
 		&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "the supernode's admin token (none: only from the supernode's own host)"},
+		&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CAs trusted for an https --server, instead of the system's"},
 	}
 }
 
@@ -66,8 +69,16 @@ With --wait it shows each layer's progress until the job ends, and exits 0 if th
 	}
 }
 
-func adminClient(c *cli.Context) *snapi.AdminClient {
-	return snapi.NewAdminClient(c.String("server"), c.String("admin-token"))
+func adminClient(c *cli.Context) (*snapi.AdminClient, error) {
+	cl := snapi.NewAdminClient(c.String("server"), c.String("admin-token"))
+	pool, err := snapi.LoadCA(c.String("supernode-ca"))
+	if err != nil || pool == nil {
+		return cl, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cl.HTTP.Transport = tr
+	return cl, nil
 }
 
 func preheatCreate(c *cli.Context) error {
@@ -91,7 +102,10 @@ func preheatCreate(c *cli.Context) error {
 	if err := credentials(c, &req); err != nil {
 		return err
 	}
-	cl := adminClient(c)
+	cl, err := adminClient(c)
+	if err != nil {
+		return err
+	}
 	job, err := cl.CreatePreheat(c.Context, req)
 	if err != nil {
 		return err
@@ -199,7 +213,11 @@ func isTerminal(w io.Writer) bool {
 }
 
 func preheatList(c *cli.Context) error {
-	jobs, err := adminClient(c).Preheats(c.Context)
+	cl, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	jobs, err := cl.Preheats(c.Context)
 	if err != nil {
 		return err
 	}
@@ -222,7 +240,11 @@ func preheatCancel(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return errors.New("cancel: name the job id")
 	}
-	job, err := adminClient(c).CancelPreheat(c.Context, c.Args().First())
+	cl, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	job, err := cl.CancelPreheat(c.Context, c.Args().First())
 	if err != nil {
 		return err
 	}
