@@ -56,6 +56,7 @@ type download struct {
 
 	fromPeers  atomic.Int64
 	fromOrigin atomic.Int64
+	started    time.Time // for the download's duration
 
 	mu           sync.Mutex
 	req          Request // whose headers reach the origin: the starter's, then the first authorized one's
@@ -204,10 +205,10 @@ func (dl *download) run(ctx context.Context) {
 	} else if err != nil {
 		err = classify(err)
 		dl.log.Warn("download failed", zap.Error(err))
-		dl.d.metrics.failed.Inc()
 	} else {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 	}
+	dl.d.metrics.downloadEnded(err, time.Since(dl.started))
 	dl.err = err
 	for _, c := range []chan struct{}{dl.ready, dl.created} {
 		select {
@@ -385,10 +386,13 @@ func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 		}
 	}
 	meta := t.Meta()
+	last := time.Now() // pieces stream in order: each one's time is since the previous one
 	return o.Fill(ctx, t, first, func(i int, _ digest.Digest) {
 		_, n := piece.Bounds(i, meta.ContentLength, meta.PieceSize)
 		dl.fromOrigin.Add(n)
-		dl.d.metrics.bytes.WithLabelValues("origin").Add(float64(n))
+		now := time.Now()
+		dl.d.metrics.piece(srcOrigin, n, now.Sub(last))
+		last = now
 	})
 }
 
@@ -667,8 +671,10 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.mu.Lock()
 			f := dl.inflight[ev.Index]
 			mine := f != nil && f.owner == id
+			var requested time.Time
 			if mine {
 				f.receiving = true
+				requested = f.since
 			}
 			delete(p.requested, ev.Index)
 			dl.mu.Unlock()
@@ -693,7 +699,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			switch {
 			case err == nil:
 				dl.fromPeers.Add(ev.Size)
-				dl.d.metrics.bytes.WithLabelValues("peer").Add(float64(ev.Size))
+				from := srcPeer
+				if p.info.Seed {
+					from = srcSeed
+				}
+				dl.d.metrics.piece(from, ev.Size, time.Since(requested))
 				dl.poke()
 			case errors.Is(err, piece.ErrDigestMismatch):
 				dl.log.Warn("parent sent a corrupt piece: blocking it", zap.Stringer("parent", id), zap.Int("piece", ev.Index))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
@@ -24,6 +25,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
+	"github.com/pouch-p2p/pouch/supernode/status"
 )
 
 // Supernode is a running supernode: New binds its listeners, Run serves until ctx ends, Close
@@ -43,6 +45,11 @@ type Supernode struct {
 	tls     bool               // the API serves https
 	life    *lifecycle.Shell   // seeds run under its context
 	preheat *preheats          // preheat jobs (their own lock and bbolt store)
+	ready   health.Checks      // /readyz: see readyChecks
+	// metricsLn is the --metrics-listen listener; nil: metrics on the API listener only.
+	metricsLn net.Listener
+	started   time.Time
+	seedSent  status.Meter // piece bytes peers report receiving from the seed
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -57,6 +64,11 @@ type peerEntry struct {
 	info     snapi.Peer
 	lastSeen time.Time
 	tasks    map[digest.Digest]bool
+	// For the status page: bytes received and sent as reported by the peer and its children,
+	// and the failure reports against it that counted.
+	received, sent status.Meter
+	failures       int
+	lastFailure    time.Time
 }
 
 // New opens the store, starts the seed's libp2p host and binds the HTTP listener.
@@ -91,10 +103,10 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	s := &Supernode{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
-		life:   life,
-		sched:  scheduler.New(cfg.Scheduler),
-		tasks:  map[digest.Digest]*task{},
-		peers:  map[string]*peerEntry{},
+		life:   life, started: time.Now(),
+		sched: scheduler.New(cfg.Scheduler),
+		tasks: map[digest.Digest]*task{},
+		peers: map[string]*peerEntry{},
 	}
 	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
 	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
@@ -109,6 +121,9 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	life.OnClose(s.preheat.store.Close)
 	s.upload.SetBackground(s.preheat.background)
 	life.HTTP(served, s.routes())
+	if err := s.observe(); err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	return s, nil
 }
 

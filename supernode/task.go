@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -37,6 +38,11 @@ type task struct {
 	created time.Time
 	// checking holds the seed's pieces being re-hashed after a corrupt report.
 	checking map[int]bool
+	// Bytes by source, for the status page: fetched by the seed from the origin (atomic: the
+	// seed adds to it without s.mu), and received by peers from the seed or from other peers,
+	// as they report it.
+	originBytes          atomic.Int64
+	seedBytes, peerBytes int64
 }
 
 func newTask(id digest.Digest, req snapi.TaskRequest) *task {
@@ -89,6 +95,7 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 	s.failed.Remove(t.id) // forgetFailed keeps it: it is running
 	started := s.life.Go(func(ctx context.Context) {
 		err := s.seed(ctx, t)
+		s.metrics.seedEnded(err)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.seedEnded(t, err)
@@ -172,9 +179,12 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		}
 	}
 	s.publishMeta(t, pt)
+	last := time.Now() // pieces stream in order: each one's time is since the previous one
 	err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
 		_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
-		s.metrics.originBytes.Add(float64(n))
+		now := time.Now()
+		s.fetchedFromOrigin(t, n, now.Sub(last))
+		last = now
 		s.publishDigests(t)
 	})
 	if err != nil {
@@ -311,9 +321,12 @@ func (s *Supernode) refetch(t *task, pt *piece.Task) {
 	t.running = true
 	origin := source.Origin{Client: s.origin, URL: t.req.URL, Filter: s.cfg.QueryFilter}
 	started := s.life.Go(func(ctx context.Context) {
+		last := time.Now()
 		err := origin.Fill(ctx, pt, nil, func(i int, _ digest.Digest) {
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
-			s.metrics.originBytes.Add(float64(n))
+			now := time.Now()
+			s.fetchedFromOrigin(t, n, now.Sub(last))
+			last = now
 		})
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -341,6 +354,12 @@ func (s *Supernode) failureReport(now time.Time, t *task, reporter string, f sna
 		_, verdict = s.sched.Failure(now, schedTask(t.id), scheduler.PeerID(reporter), scheduler.PeerID(f.Parent), why)
 	}
 	s.metrics.failureReports.WithLabelValues(string(f.Reason), verdict.String()).Inc()
+	if verdict != scheduler.Ignored {
+		if p, ok := s.peers[f.Parent]; ok {
+			p.failures++
+			p.lastFailure = now
+		}
+	}
 	if why != scheduler.FailCorrupt || verdict == scheduler.Ignored {
 		return
 	}

@@ -1,0 +1,108 @@
+package dfdaemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pouch-p2p/pouch/internal/health"
+)
+
+// observe serves the probes and the metrics: /healthz, /readyz and /metrics on the local API,
+// and on the metrics listener when one is configured (--metrics-listen), which serves nothing
+// else. The local API keeps /metrics either way, so a scraper of the old address still works.
+func (d *Daemon) observe() error {
+	d.ready.Add(d.readyChecks()...)
+	metrics := promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})
+	health.Mount(d.mux, &d.ready, metrics)
+	if d.cfg.MetricsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", d.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("dfdaemon: metrics listen on %s: %w", d.cfg.MetricsListen, err)
+	}
+	d.metricsLn = ln
+	mux := http.NewServeMux()
+	health.Mount(mux, &d.ready, metrics)
+	d.life.HTTP(ln, mux)
+	return nil
+}
+
+// readyChecks are the conditions of /readyz: the piece store is open, the local API serves, the
+// libp2p host listens, and at least one supernode answered the latest heartbeat (without
+// supernodes, origin only, there is no such check). This list is the place for more: when the
+// DHT is a fallback for discovery, the supernode check becomes "a supernode answers or the DHT
+// has peers".
+func (d *Daemon) readyChecks() []health.Check {
+	checks := []health.Check{
+		{Name: "store", Run: func(context.Context) error { return d.store.Check() }},
+		{Name: "p2p", Run: func(context.Context) error {
+			if len(d.host.Network().ListenAddresses()) == 0 {
+				return errors.New("the libp2p host listens on no address")
+			}
+			return nil
+		}},
+	}
+	if d.ln != nil {
+		checks = append(checks, health.Check{Name: "api", Run: func(context.Context) error {
+			if !d.life.Serving() {
+				return errors.New("the local API is not serving (starting or shutting down)")
+			}
+			return nil
+		}})
+	}
+	if d.ring.Len() > 0 {
+		checks = append(checks, health.Check{Name: "supernode", Run: func(context.Context) error { return d.beats.check() }})
+	}
+	return checks
+}
+
+// MetricsAddr is the metrics listener's address ("" without --metrics-listen).
+func (d *Daemon) MetricsAddr() string {
+	if d.metricsLn == nil {
+		return ""
+	}
+	return d.metricsLn.Addr().String()
+}
+
+// heartbeats keeps the outcome of the latest heartbeat to each supernode: the daemon is ready
+// for P2P when one of them answered.
+type heartbeats struct {
+	mu   sync.Mutex
+	last map[string]error // by supernode URL
+}
+
+func (h *heartbeats) record(supernode string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil {
+		h.last = map[string]error{}
+	}
+	h.last[supernode] = err
+}
+
+// check passes when the latest heartbeat to some supernode was answered.
+func (h *heartbeats) check() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.last) == 0 {
+		return errors.New("no heartbeat sent yet")
+	}
+	var why []string
+	for url, err := range h.last {
+		if err == nil {
+			return nil
+		}
+		why = append(why, fmt.Sprintf("%s: %v", url, err))
+	}
+	slices.Sort(why)
+	return fmt.Errorf("no supernode answered the latest heartbeat (%s)", strings.Join(why, "; "))
+}
