@@ -1,0 +1,163 @@
+package status_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/supernode"
+	"github.com/pouch-p2p/pouch/supernode/status"
+)
+
+const (
+	adminToken = "status-test-token"
+	// secretSig is the signature of the pre-signed URL the download uses: the page must never
+	// show it.
+	secretSig = "d3adb33fsignature"
+	size      = 4 << 20 // four 1 MiB pieces
+)
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// running is a supernode and a dfdaemon with a download still running: the origin sends the
+// first half of the content and holds the rest until release is called.
+type running struct {
+	sn      *supernode.Supernode
+	daemon  *dfdaemon.Daemon
+	task    digest.Digest
+	url     string // the download's URL, signature included
+	origin  string // the origin's base URL
+	release func()
+	done    chan error // the download's outcome, once released
+}
+
+// stalledOrigin serves data, but a GET sends only its first half until release is called; HEAD
+// (the gate's question) and requests after the release are answered at once.
+func stalledOrigin(t *testing.T, data []byte) (*httptest.Server, func()) {
+	t.Helper()
+	released := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-released:
+		default:
+			if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+				w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+				w.Write(data[:len(data)/2])
+				w.(http.Flusher).Flush()
+				select {
+				case <-released:
+					w.Write(data[len(data)/2:])
+				case <-r.Context().Done():
+				}
+				return
+			}
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	release := func() { once.Do(func() { close(released) }) }
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // before srv.Close: a held request must not keep Close waiting
+	return srv, release
+}
+
+// startRunning starts the cluster and a download through the dfdaemon's local API (what dfget
+// does) of a pre-signed URL, and returns once the supernode schedules the dfdaemon for it.
+func startRunning(t *testing.T, ctx context.Context) *running {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	origin, release := stalledOrigin(t, data)
+	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback, AdminToken: adminToken}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sn.Run(ctx)
+	d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback,
+		StallTimeout: time.Minute, Heartbeat: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go d.Run(ctx)
+	u := origin.URL + "/models/weights.bin?X-Amz-Signature=" + secretSig + "&X-Amz-Expires=300"
+	id, err := taskid.For(u, "", "", taskid.DefaultFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := dfapi.NewClient(d.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{sn: sn, daemon: d, task: id, url: u, origin: origin.URL, release: release, done: make(chan error, 1)}
+	dl, err := c.Download(ctx, dfapi.DownloadRequest{URL: u})
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	go func() {
+		defer dl.Body.Close()
+		got, err := io.ReadAll(dl.Body)
+		if err == nil && !bytes.Equal(got, data) {
+			err = io.ErrUnexpectedEOF
+		}
+		r.done <- err
+	}()
+	return r
+}
+
+// snapshot reads the status JSON with the admin token as a browser sends it: the password of
+// Basic auth.
+func snapshot(t *testing.T, ctx context.Context, base string) status.Status {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+status.PathStatus, nil)
+	req.Header.Set("Authorization", basicAuth())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", status.PathStatus, resp.Status)
+	}
+	var st status.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func basicAuth() string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+adminToken))
+}
+
+// waitTask polls the snapshot until the task satisfies ok.
+func waitTask(t *testing.T, ctx context.Context, r *running, ok func(status.Task) bool) status.Status {
+	t.Helper()
+	for {
+		st := snapshot(t, ctx, r.sn.URL())
+		for _, task := range st.Tasks {
+			if task.ID == r.task.String() && ok(task) {
+				return st
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the task never reached the expected state; last snapshot: %+v", st.Tasks)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
