@@ -72,6 +72,18 @@ func (f Families) Sum(name string, labels Labels) float64 {
 	return total
 }
 
+// Count adds the sample counts of the histogram or summary series named name whose labels
+// include every one of labels (nil: all series): how many observations they made; 0 if none.
+func (f Families) Count(name string, labels Labels) uint64 {
+	var total uint64
+	for _, m := range f[name].GetMetric() {
+		if matches(m, labels) {
+			total += m.GetHistogram().GetSampleCount() + m.GetSummary().GetSampleCount()
+		}
+	}
+	return total
+}
+
 func matches(m *dto.Metric, labels Labels) bool {
 	found := 0
 	for _, lp := range m.GetLabel() {

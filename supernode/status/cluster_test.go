@@ -8,10 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/supernode"
 	"github.com/pouch-p2p/pouch/supernode/status"
@@ -34,8 +32,8 @@ const (
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
-// running is a supernode and a dfdaemon with a download still running: the origin sends the
-// first half of the content and holds the rest until release is called.
+// running is a supernode and a dfdaemon with a download still running: the origin
+// (origin.Held) sends the first half of the content and holds the rest until release is called.
 type running struct {
 	sn      *supernode.Supernode
 	daemon  *dfdaemon.Daemon
@@ -46,43 +44,13 @@ type running struct {
 	done    chan error // the download's outcome, once released
 }
 
-// stalledOrigin serves data, but a GET sends only its first half until release is called; HEAD
-// (the gate's question) and requests after the release are answered at once.
-func stalledOrigin(t *testing.T, data []byte) (*httptest.Server, func()) {
-	t.Helper()
-	released := make(chan struct{})
-	var once sync.Once
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-released:
-		default:
-			if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-				w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-				w.Write(data[:len(data)/2])
-				w.(http.Flusher).Flush()
-				select {
-				case <-released:
-					w.Write(data[len(data)/2:])
-				case <-r.Context().Done():
-				}
-				return
-			}
-		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	release := func() { once.Do(func() { close(released) }) }
-	t.Cleanup(srv.Close)
-	t.Cleanup(release) // before srv.Close: a held request must not keep Close waiting
-	return srv, release
-}
-
 // startRunning starts the cluster and a download through the dfdaemon's local API (what dfget
 // does) of a pre-signed URL, and returns once the supernode schedules the dfdaemon for it.
 func startRunning(t *testing.T, ctx context.Context) *running {
 	t.Helper()
 	data := make([]byte, size)
 	rand.Read(data)
-	origin, release := stalledOrigin(t, data)
+	origin := origin.NewHeld(t, data)
 	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback, AdminToken: adminToken}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +71,7 @@ func startRunning(t *testing.T, ctx context.Context) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{sn: sn, daemon: d, task: id, url: u, origin: origin.URL, release: release, done: make(chan error, 1)}
+	r := &running{sn: sn, daemon: d, task: id, url: u, origin: origin.URL, release: origin.Release, done: make(chan error, 1)}
 	dl, err := c.Download(ctx, dfapi.DownloadRequest{URL: u})
 	if err != nil {
 		t.Fatalf("download: %v", err)
