@@ -65,7 +65,7 @@ func run(c *cli.Context) error {
 	cfg := dfdaemon.Config{
 		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
 		MetricsListen: c.String("metrics-listen"),
-		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
+		P2PListen:     c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
 		Heartbeat: c.Duration("heartbeat"), PreheatConcurrency: c.Int("preheat-concurrency"),
 	}
 	if cfg.UploadRate, err = cliutil.Rate(c, "upload-rate"); err != nil {
