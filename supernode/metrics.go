@@ -76,6 +76,11 @@ func newMetrics(s *Supernode) *metrics {
 	for _, r := range []string{"success", "failed"} {
 		m.seeds.WithLabelValues(r)
 	}
+	for reason := range failureReasons {
+		for _, v := range []scheduler.Verdict{scheduler.Ignored, scheduler.Counted, scheduler.BlockedForAll} {
+			m.failureReports.WithLabelValues(string(reason), v.String())
+		}
+	}
 	m.reported.WithLabelValues("seed")
 	m.reported.WithLabelValues("peer")
 	for _, st := range []snapi.PreheatState{snapi.StateSuccess, snapi.StateFailed} {
