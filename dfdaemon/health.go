@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -25,40 +23,22 @@ func (d *Daemon) observe() error {
 	if d.cfg.MetricsListen == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", d.cfg.MetricsListen)
+	ln, h, err := health.Listen(d.cfg.MetricsListen, &d.ready, metrics)
 	if err != nil {
-		return fmt.Errorf("dfdaemon: metrics listen on %s: %w", d.cfg.MetricsListen, err)
+		return fmt.Errorf("dfdaemon: %w", err)
 	}
 	d.metricsLn = ln
-	mux := http.NewServeMux()
-	health.Mount(mux, &d.ready, metrics)
-	d.life.HTTP(ln, mux)
+	d.life.HTTP(ln, h)
 	return nil
 }
 
-// readyChecks are the conditions of /readyz: the piece store is open, the local API serves, the
+// readyChecks are the conditions of /readyz: the piece store is open, the listeners serve, the
 // libp2p host listens, and at least one supernode answered the latest heartbeat (without
 // supernodes, origin only, there is no such check). This list is the place for more: when the
 // DHT is a fallback for discovery, the supernode check becomes "a supernode answers or the DHT
 // has peers".
 func (d *Daemon) readyChecks() []health.Check {
-	checks := []health.Check{
-		{Name: "store", Run: func(context.Context) error { return d.store.Check() }},
-		{Name: "p2p", Run: func(context.Context) error {
-			if len(d.host.Network().ListenAddresses()) == 0 {
-				return errors.New("the libp2p host listens on no address")
-			}
-			return nil
-		}},
-	}
-	if d.ln != nil {
-		checks = append(checks, health.Check{Name: "api", Run: func(context.Context) error {
-			if !d.life.Serving() {
-				return errors.New("the local API is not serving (starting or shutting down)")
-			}
-			return nil
-		}})
-	}
+	checks := health.Node{Store: d.store, Serving: d.life.Serving, P2P: func() int { return len(d.host.Network().ListenAddresses()) }}.Checks()
 	if d.ring.Len() > 0 {
 		checks = append(checks, health.Check{Name: "supernode", Run: func(context.Context) error { return d.beats.check() }})
 	}

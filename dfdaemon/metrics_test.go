@@ -48,22 +48,13 @@ func until(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Two daemons fetch one file at once, the seed capped so that they trade: each counts one
+// checkDownloadMetrics checks what the daemons of TestTwoPeersTrade count once each fetched
+// the same file of size bytes in pieces of 1 MiB, the seed capped so that they trade: each one
 // successful download, every byte from the seed or the other peer (none from the origin), one
-// piece latency per piece, and the content in its store; what one took from the other, the
-// other uploaded. A download the origin refuses is counted with its error code.
-func TestDownloadMetrics(t *testing.T) {
-	const size, pieces = 32 << 20, 32 // 1 MiB pieces
-	data, src := randomOrigin(t, size)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sn := runSupernode(ctx, t, supernode.Config{UploadRate: 8e6})
-	var ds []*dfdaemon.Daemon
-	for range 2 {
-		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL()}))
-	}
-	downloadAll(ctx, t, ds, src.URL+"/f", data)
-
+// piece time per piece, and the content in its store; what one took from the other, the other
+// uploaded.
+func checkDownloadMetrics(t *testing.T, ds []*dfdaemon.Daemon, size int) {
+	t.Helper()
 	var fromPeers, uploaded float64
 	for i, d := range ds {
 		until(t, "the download ends", func() bool { return gather(t, d.Metrics()).Sum("pouch_dfdaemon_active_downloads", nil) == 0 })
@@ -77,9 +68,9 @@ func TestDownloadMetrics(t *testing.T) {
 			{"pouch_dfdaemon_downloads_finished_total", scrape.Labels{"result": "success"}, 1},
 			{"pouch_dfdaemon_downloads_finished_total", nil, 1},
 			{"pouch_dfdaemon_downloads_failed_total", nil, 0},
-			{"pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}, size},
+			{"pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}, float64(size)},
 			{"pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "origin"}, 0},
-			{"pouch_dfdaemon_store_bytes", nil, size},
+			{"pouch_dfdaemon_store_bytes", nil, float64(size)},
 			{"pouch_dfdaemon_store_tasks", nil, 1},
 			{"pouch_dfdaemon_parents", nil, 0},
 		} {
@@ -88,11 +79,11 @@ func TestDownloadMetrics(t *testing.T) {
 			}
 		}
 		seed, peer := m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "seed"}), m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "peer"})
-		if seed+peer != size || seed == 0 {
+		if seed+peer != float64(size) || seed == 0 {
 			t.Errorf("daemon %d: %v bytes from the seed and %v from the peer, want %d in all, some from the seed", i, seed, peer, size)
 		}
-		if n := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "seed"}) + m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "peer"}); n != pieces {
-			t.Errorf("daemon %d: %d piece latencies, want one per piece (%d)", i, n, pieces)
+		if n := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "seed"}) + m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "peer"}); n != uint64(size>>20) {
+			t.Errorf("daemon %d: %d piece times, want one per piece (%d)", i, n, size>>20)
 		}
 		if n := m.Count("pouch_dfdaemon_download_seconds", nil); n != 1 {
 			t.Errorf("daemon %d: %d download durations, want 1", i, n)
@@ -104,18 +95,29 @@ func TestDownloadMetrics(t *testing.T) {
 	if fromPeers == 0 || fromPeers > uploaded {
 		t.Errorf("the daemons took %v bytes from each other and uploaded %v: want some, no more than uploaded", fromPeers, uploaded)
 	}
+}
 
+// A download the origin refuses is counted with its error code, and as failed.
+func TestFailedDownloadMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sn := runSupernode(ctx, t, supernode.Config{})
+	d := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL()})
 	gone := httptest.NewServer(http.NotFoundHandler())
 	defer gone.Close()
-	if x, err := ds[0].Download(ctx, dfdaemon.Request{URL: gone.URL + "/missing"}); err == nil {
+	if x, err := d.Download(ctx, dfdaemon.Request{URL: gone.URL + "/missing"}); err == nil {
 		x.Close()
 		t.Fatal("a download of a 404 succeeded")
 	}
 	until(t, "the failed download is counted", func() bool {
-		return gather(t, ds[0].Metrics()).Sum("pouch_dfdaemon_downloads_finished_total", scrape.Labels{"result": "origin_status"}) == 1
+		return gather(t, d.Metrics()).Sum("pouch_dfdaemon_downloads_finished_total", scrape.Labels{"result": "origin_status"}) == 1
 	})
-	if got := gather(t, ds[0].Metrics()).Sum("pouch_dfdaemon_downloads_failed_total", nil); got != 1 {
-		t.Errorf("downloads_failed_total = %v after one failure", got)
+	m := gather(t, d.Metrics())
+	if m.Sum("pouch_dfdaemon_downloads_failed_total", nil) != 1 || m.Sum("pouch_dfdaemon_downloads_finished_total", nil) != 1 {
+		t.Errorf("after one failure: %v failed, %v finished", m.Sum("pouch_dfdaemon_downloads_failed_total", nil), m.Sum("pouch_dfdaemon_downloads_finished_total", nil))
+	}
+	if s := scrapeURL(t, ctx, sn.URL()+"/metrics"); s.Sum("pouch_supernode_seeds_total", scrape.Labels{"result": "failed"}) != 1 {
+		t.Errorf("seeds_total{failed} = %v, want 1", s.Sum("pouch_supernode_seeds_total", scrape.Labels{"result": "failed"}))
 	}
 }
 
@@ -213,14 +215,11 @@ func TestOriginAndGCMetrics(t *testing.T) {
 
 func probe(t *testing.T, ctx context.Context, url string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	code, body, err := scrape.Probe(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return code, body
 }
 
 // A dfdaemon is ready once a supernode answers its heartbeat, and not ready, naming the

@@ -3,10 +3,7 @@ package supernode
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"time"
 
@@ -27,39 +24,19 @@ const failingWindow = time.Minute
 // Prometheus scrape needs no certificate; nothing there is secret). The API listener serves
 // them too (routes), so a scraper of the old address still works.
 func (s *Supernode) observe() error {
-	s.ready.Add(s.readyChecks()...)
+	// The seed's store is open, the listeners serve, the seed's libp2p host listens. More
+	// conditions go here.
+	s.ready.Add(health.Node{Store: s.store, Serving: s.life.Serving, P2P: func() int { return len(s.host.Network().ListenAddresses()) }}.Checks()...)
 	if s.cfg.MetricsListen == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.MetricsListen)
+	ln, h, err := health.Listen(s.cfg.MetricsListen, &s.ready, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if err != nil {
-		return fmt.Errorf("supernode: metrics listen on %s: %w", s.cfg.MetricsListen, err)
+		return fmt.Errorf("supernode: %w", err)
 	}
 	s.metricsLn = ln
-	mux := http.NewServeMux()
-	health.Mount(mux, &s.ready, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	s.life.HTTP(ln, mux)
+	s.life.HTTP(ln, h)
 	return nil
-}
-
-// readyChecks are the conditions of /readyz: the seed's piece store is open, the listeners
-// serve, and the seed's libp2p host listens. More conditions go here.
-func (s *Supernode) readyChecks() []health.Check {
-	return []health.Check{
-		{Name: "store", Run: func(context.Context) error { return s.store.Check() }},
-		{Name: "api", Run: func(context.Context) error {
-			if !s.life.Serving() {
-				return errors.New("the API is not serving (starting or shutting down)")
-			}
-			return nil
-		}},
-		{Name: "p2p", Run: func(context.Context) error {
-			if len(s.host.Network().ListenAddresses()) == 0 {
-				return errors.New("the seed's libp2p host listens on no address")
-			}
-			return nil
-		}},
-	}
 }
 
 // MetricsAddr is the metrics listener's address ("" without MetricsListen).

@@ -3,7 +3,6 @@ package supernode
 import (
 	"context"
 	"crypto/rand"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -160,13 +159,11 @@ func TestPreheatAndSeedMetrics(t *testing.T) {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	code, body, err := scrape.Probe(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return code, body
 }
 
 // The supernode is ready once it serves with its store open, not before Run nor after Close,

@@ -7,7 +7,9 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -104,6 +106,46 @@ func Live() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+}
+
+// Node is what both daemons are made of, for the checks they share.
+type Node struct {
+	Store   interface{ Check() error } // the piece store (piece.Store)
+	Serving func() bool                // the HTTP listeners serve (lifecycle.Shell.Serving)
+	P2P     func() int                 // how many addresses the libp2p host listens on
+}
+
+// Checks are the checks every daemon has: "store" (the piece store is open and answers), "api"
+// (its listeners serve: from Run until its shutdown starts) and "p2p" (the libp2p host
+// listens).
+func (n Node) Checks() []Check {
+	return []Check{
+		{Name: "store", Run: func(context.Context) error { return n.Store.Check() }},
+		{Name: "api", Run: func(context.Context) error {
+			if !n.Serving() {
+				return errors.New("the HTTP listeners are not serving (starting or shutting down)")
+			}
+			return nil
+		}},
+		{Name: "p2p", Run: func(context.Context) error {
+			if n.P2P() == 0 {
+				return errors.New("the libp2p host listens on no address")
+			}
+			return nil
+		}},
+	}
+}
+
+// Listen binds a metrics listener on addr: its handler serves /metrics, /healthz and /readyz
+// and nothing else. The daemon serves it beside its API (lifecycle.Shell.HTTP).
+func Listen(addr string, checks *Checks, metrics http.Handler) (net.Listener, http.Handler, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	Mount(mux, checks, metrics)
+	return ln, mux, nil
 }
 
 // Mount serves /healthz, /readyz and, with metrics non-nil, /metrics on mux: what a daemon's
