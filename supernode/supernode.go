@@ -45,7 +45,7 @@ type Supernode struct {
 	tls     bool               // the API serves https
 	life    *lifecycle.Shell   // seeds run under its context
 	preheat *preheats          // preheat jobs (their own lock and bbolt store)
-	ready   health.Checks      // /readyz: see readyChecks
+	ready   health.Checks      // /readyz: see observe
 	// metricsLn is the --metrics-listen listener; nil: metrics on the API listener only.
 	metricsLn net.Listener
 	started   time.Time
@@ -103,11 +103,12 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	s := &Supernode{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
-		life:   life, started: time.Now(),
-		sched: scheduler.New(cfg.Scheduler),
-		tasks: map[digest.Digest]*task{},
-		peers: map[string]*peerEntry{},
+		life:   life,
+		sched:  scheduler.New(cfg.Scheduler),
+		tasks:  map[digest.Digest]*task{},
+		peers:  map[string]*peerEntry{},
 	}
+	s.started = time.Now()
 	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
 	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
 	s.metrics = newMetrics(s)
