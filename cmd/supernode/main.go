@@ -12,6 +12,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -26,8 +27,9 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "supernode",
-		Usage: "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
+		Name:    "supernode",
+		Version: version.Get().String(),
+		Usage:   "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "seed pieces, task index and identity"},
