@@ -1,4 +1,8 @@
-package main
+// Package image builds Pouch's OCI image without Docker: the static binaries of every command,
+// the build host's CA certificates and a non-root user, as layers on an empty base
+// (go-containerregistry), for one or more Linux platforms. deploy/cmd/image is its command
+// line; the chart test reads its constants (name, paths, user) to hold the chart to the image.
+package image
 
 import (
 	"archive/tar"
@@ -21,6 +25,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
+
+// Name is the image's repository name: `make image-push IMAGE_REPO=host:port/pouch`, and
+// the chart's default image.repository.
+const Name = "pouch"
 
 // Binaries are the commands the image carries, all in BinDir.
 var Binaries = []string{"supernode", "dfdaemon", "dfget", "pouch", "dfbench"}
@@ -181,11 +189,11 @@ func baseLayer(caFile string) (v1.Layer, error) {
 	return layer(append(entries, home))
 }
 
-// binLayer holds the binaries from dir.
-func binLayer(dir string) (v1.Layer, error) {
-	entries := []entry{{name: "usr/", mode: 0o755, dir: true}, {name: "usr/local/", mode: 0o755, dir: true}, {name: "usr/local/bin/", mode: 0o755, dir: true}}
+// binLayer holds the binaries found in directory from.
+func binLayer(from string) (v1.Layer, error) {
+	entries := []entry{dir("usr/", 0o755), dir("usr/local/", 0o755), dir("usr/local/bin/", 0o755)}
 	for _, b := range Binaries {
-		data, err := os.ReadFile(filepath.Join(dir, b))
+		data, err := os.ReadFile(filepath.Join(from, b))
 		if err != nil {
 			return nil, fmt.Errorf("image: binary: %w", err)
 		}

@@ -1,26 +1,19 @@
-// Command image builds Pouch's OCI image without Docker: the static binaries of every command,
-// the build host's CA certificates and a non-root user, as layers on an empty base
-// (go-containerregistry), for one or more Linux platforms. It writes an OCI layout directory
-// and, given --push, pushes the image to a registry, tagged with the version. `make image` and
-// `make image-push` run it.
+// Command image builds Pouch's OCI image (package deploy/image) and writes it as an OCI layout
+// directory and, given --push, pushes it to a registry, tagged with the version. `make image`
+// and `make image-push` run it.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/urfave/cli/v2"
+
+	"github.com/pouch-p2p/pouch/deploy/image"
 )
 
 func main() {
@@ -57,7 +50,7 @@ func app() *cli.App {
 }
 
 func run(c *cli.Context) error {
-	o := Options{
+	o := image.Options{
 		ModuleDir: c.String("module-dir"), Platforms: c.StringSlice("platform"),
 		Version: c.String("version"), Revision: c.String("revision"), Source: c.String("source"),
 		Created: time.Now(), CAFile: c.String("ca-file"), WorkDir: c.String("work-dir"),
@@ -65,79 +58,27 @@ func run(c *cli.Context) error {
 	if t := c.Timestamp("created"); t != nil {
 		o.Created = *t
 	}
-	idx, images, err := Build(c.Context, o)
+	idx, images, err := image.Build(c.Context, o)
 	if err != nil {
 		return err
 	}
-	out := Taggable(idx, images)
+	out := image.Taggable(idx, images)
 	d, err := out.Digest()
 	if err != nil {
 		return err
 	}
 	if dir := c.String("out"); dir != "" {
-		if err := WriteLayout(dir, out, Tag(o.Version)); err != nil {
+		if err := image.WriteLayout(dir, out, image.Tag(o.Version)); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "wrote %s: pouch:%s %s\n", dir, Tag(o.Version), d)
+		fmt.Fprintf(c.App.Writer, "wrote %s: %s:%s %s\n", dir, image.Name, image.Tag(o.Version), d)
 	}
 	if repo := c.String("push"); repo != "" {
-		ref, err := Push(c.Context, repo, Tag(o.Version), c.Bool("insecure"), out)
+		ref, err := image.Push(c.Context, repo, image.Tag(o.Version), c.Bool("insecure"), out)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "pushed %s@%s\n", ref, d)
 	}
 	return nil
-}
-
-// Taggable is what gets a tag: the image itself for one platform (simplest for every client),
-// the index for several.
-func Taggable(idx v1.ImageIndex, images []v1.Image) interface {
-	remote.Taggable
-	Digest() (v1.Hash, error)
-} {
-	if len(images) == 1 {
-		return images[0]
-	}
-	return idx
-}
-
-// WriteLayout writes an OCI image layout at dir, its one entry named tag.
-func WriteLayout(dir string, t remote.Taggable, tag string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return fmt.Errorf("image: layout %s: %w", dir, err)
-	}
-	ann := layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})
-	switch v := t.(type) {
-	case v1.Image:
-		err = p.AppendImage(v, ann)
-	case v1.ImageIndex:
-		err = p.AppendIndex(v, ann)
-	default:
-		err = errors.New("neither an image nor an index")
-	}
-	if err != nil {
-		return fmt.Errorf("image: layout %s: %w", dir, err)
-	}
-	return nil
-}
-
-// Push pushes t as repo:tag; insecure allows a plain-HTTP registry.
-func Push(ctx context.Context, repo, tag string, insecure bool, t remote.Taggable) (name.Reference, error) {
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	ref, err := name.NewTag(repo+":"+tag, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --push %q: %v", ErrBadOptions, repo, err)
-	}
-	if err := remote.Push(ref, t, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-		return nil, fmt.Errorf("image: push %s: %w", ref, err)
-	}
-	return ref, nil
 }
