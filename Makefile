@@ -32,11 +32,11 @@ test: ## vet, unit tests with the race detector, then end-to-end tests with real
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout $(TIMEOUT) ./...
 
 image: ## the OCI image (static binaries, CA certificates) for PLATFORMS, as an OCI layout in out/image/oci
-	cd deploy && $(GO) run ./image $(IMAGE_ARGS)
+	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS)
 
 image-push: ## make image, then push it as IMAGE_REPO:VERSION (IMAGE_INSECURE=1: plain-HTTP registry)
 	@test -n "$(IMAGE_REPO)" || { echo "set IMAGE_REPO=host:port/pouch"; exit 1; }
-	cd deploy && $(GO) run ./image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
+	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
 
 demo: build ## a local cluster on loopback: origin, supernode, three dfdaemons, a download on each node
 	$(BIN)/dfbench demo
