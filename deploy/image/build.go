@@ -141,7 +141,11 @@ func buildBinaries(ctx context.Context, o Options, plat v1.Platform) (string, er
 			return "", err
 		}
 	}
-	out := filepath.Join(work, plat.OS+"_"+plat.Architecture+plat.Variant)
+	// Absolute: go build runs in the module directory.
+	out, err := filepath.Abs(filepath.Join(work, plat.OS+"_"+plat.Architecture+plat.Variant))
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
