@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,12 +41,17 @@ func Build(ctx context.Context, dir string, cmds ...string) error {
 // "   --output value, -O value  output file".
 var flagName = regexp.MustCompile(`(?:^|[\s,])--([a-z0-9][a-z0-9-]*)`)
 
-// Flags returns the long flag names that `bin args... --help` lists (args selects a
-// subcommand, e.g. "mirror", "setup").
-func Flags(ctx context.Context, bin string, args ...string) (map[string]bool, error) {
+// Help is what `bin args... --help` says.
+type Help struct {
+	Flags map[string]bool // long flag names
+	Text  string          // the whole help, which also names each flag's environment variable
+}
+
+// GetHelp runs `bin args... --help` (args selects a subcommand, e.g. "mirror", "setup").
+func GetHelp(ctx context.Context, bin string, args ...string) (Help, error) {
 	out, err := exec.CommandContext(ctx, bin, append(args, "--help")...).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s --help: %w\n%s", bin, strings.Join(args, " "), err, out)
+		return Help{}, fmt.Errorf("%s %s --help: %w\n%s", bin, strings.Join(args, " "), err, out)
 	}
 	flags := map[string]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -58,15 +63,27 @@ func Flags(ctx context.Context, bin string, args ...string) (map[string]bool, er
 		}
 	}
 	if len(flags) == 0 {
-		return nil, fmt.Errorf("%s %s --help lists no flags:\n%s", bin, strings.Join(args, " "), out)
+		return Help{}, fmt.Errorf("%s %s --help lists no flags:\n%s", bin, strings.Join(args, " "), out)
 	}
-	return flags, nil
+	return Help{Flags: flags, Text: string(out)}, nil
 }
 
 // Start runs a daemon binary, waits for its ready line and stops it when the test ends,
 // printing its log if the test failed.
 func Start(t testing.TB, name, bin string, args ...string) *daemon.Proc {
 	t.Helper()
+	return StartEnv(t, name, bin, nil, args...)
+}
+
+// StartEnv is Start with variables (NAME=VALUE) added to the daemon's environment, as a pod
+// spec's env sets them.
+func StartEnv(t testing.TB, name, bin string, env []string, args ...string) *daemon.Proc {
+	t.Helper()
+	if len(env) > 0 {
+		// The fixture starts a path with arguments; env(1) puts the variables in between.
+		args = slices.Concat(env, []string{bin}, args)
+		bin = "/usr/bin/env"
+	}
 	var mu sync.Mutex
 	var log bytes.Buffer
 	p, err := daemon.Start(context.Background(), name, bin, args, writerFunc(func(b []byte) (int, error) {
@@ -108,6 +125,3 @@ func BinDir() (string, func()) {
 	}
 	return dir, func() { os.RemoveAll(dir) }
 }
-
-// Bin is the path of command name in dir.
-func Bin(dir, name string) string { return filepath.Join(dir, name) }
