@@ -28,13 +28,7 @@ const dashboard = "pouch.json"
 
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, cleanup := deploytest.BinDir()
-	binDir = dir
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { deploytest.Main(m, &binDir) }
 
 type panel struct {
 	ID         int    `json:"id"`

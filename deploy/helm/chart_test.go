@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
@@ -26,13 +27,7 @@ import (
 // binDir holds the binaries built from this checkout: the chart is held against them.
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, cleanup := deploytest.BinDir()
-	binDir = dir
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { deploytest.Main(m, &binDir) }
 
 // pendingFlags are flags the chart passes that the binaries do not have yet, by binary: the
 // supernode's TLS and the dfdaemon's trust in it come with the trust model (issue 8). The test
@@ -210,6 +205,9 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 					}
 				}
 			}
+			for _, sm := range objectsOf[*monitoringv1.ServiceMonitor](r) {
+				checkServiceMonitor(t, r, sm)
+			}
 			if r.service(sts.Spec.ServiceName) == nil || r.service(sts.Spec.ServiceName).Spec.ClusterIP != "None" {
 				t.Errorf("StatefulSet's serviceName %q is no headless Service of the chart", sts.Spec.ServiceName)
 			}
@@ -243,6 +241,35 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 				t.Errorf("mirror setup writes --hosts-dir=%s, but the node's directory is mounted at %s", args(t, init[0])["hosts-dir"], got)
 			}
 		})
+	}
+}
+
+// checkServiceMonitor checks that a ServiceMonitor selects Services of the chart that have
+// each port it scrapes, and that the daemons behind them serve metrics there (the http port).
+func checkServiceMonitor(t *testing.T, r rendered, sm *monitoringv1.ServiceMonitor) {
+	t.Helper()
+	var selected []*corev1.Service
+	for _, svc := range objectsOf[*corev1.Service](r) {
+		match := true
+		for k, v := range sm.Spec.Selector.MatchLabels {
+			match = match && svc.Labels[k] == v
+		}
+		if match {
+			selected = append(selected, svc)
+		}
+	}
+	if len(selected) == 0 {
+		t.Errorf("ServiceMonitor %s selects no Service of the chart", sm.Name)
+	}
+	for _, svc := range selected {
+		for _, ep := range sm.Spec.Endpoints {
+			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port && p.TargetPort.String() == "http" }) {
+				t.Errorf("ServiceMonitor %s scrapes port %q of Service %s, which has no such port onto the daemon's http port", sm.Name, ep.Port, svc.Name)
+			}
+			if ep.Path != "/metrics" {
+				t.Errorf("ServiceMonitor %s scrapes %q; the daemons serve /metrics", sm.Name, ep.Path)
+			}
+		}
 	}
 }
 
@@ -315,7 +342,8 @@ func multiaddrPort(t *testing.T, addr string) int32 {
 }
 
 // The daemons start with exactly the chart's flags (only the addresses moved to free loopback
-// ports and the data directory to a temporary one) and answer 200 on every probe path; the
+// ports and the data directory to a temporary one) and answer 200 on every probe path and on
+// /metrics; the
 // init container's command writes containerd's hosts.toml pointing at the dfdaemon.
 func TestDaemonsServeTheChart(t *testing.T) {
 	t.Parallel()
@@ -350,15 +378,16 @@ func TestDaemonsServeTheChart(t *testing.T) {
 					a = append(a, arg)
 				}
 				p := deploytest.StartEnv(t, bin, filepath.Join(binDir, bin), env, a...)
-				for _, probe := range []*corev1.Probe{w.c.LivenessProbe, w.c.ReadinessProbe} {
-					u := url.URL{Scheme: "http", Host: p.HTTP, Path: probe.HTTPGet.Path}
+				// The probes' paths, and the path the ServiceMonitors scrape.
+				for _, path := range []string{w.c.LivenessProbe.HTTPGet.Path, w.c.ReadinessProbe.HTTPGet.Path, "/metrics"} {
+					u := url.URL{Scheme: "http", Host: p.HTTP, Path: path}
 					resp, err := http.Get(u.String())
 					if err != nil {
-						t.Fatalf("%s probe %s: %v", bin, u.Path, err)
+						t.Fatalf("%s GET %s: %v", bin, u.Path, err)
 					}
 					resp.Body.Close()
 					if resp.StatusCode != http.StatusOK {
-						t.Errorf("%s probe GET %s: %s, want 200", bin, u.Path, resp.Status)
+						t.Errorf("%s GET %s: %s, want 200", bin, u.Path, resp.Status)
 					}
 				}
 				if bin == "dfdaemon" {

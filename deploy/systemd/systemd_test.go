@@ -22,13 +22,7 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, cleanup := deploytest.BinDir()
-	binDir = dir
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { deploytest.Main(m, &binDir) }
 
 // units are the unit files and, for each, the example environment file it reads.
 var units = map[string]string{

@@ -111,9 +111,9 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-// BinDir builds every command into a temporary directory for a test binary's TestMain and
-// returns it with a function that removes it. It exits the test binary when the build fails.
-func BinDir() (string, func()) {
+// Main is a test binary's TestMain: it builds every command into a temporary directory, sets
+// *binDir to it, runs the tests and removes it. A failed build fails the test binary.
+func Main(m *testing.M, binDir *string) {
 	dir, err := os.MkdirTemp("", "pouch-deploy-bin-")
 	if err != nil {
 		panic(err)
@@ -123,5 +123,8 @@ func BinDir() (string, func()) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	return dir, func() { os.RemoveAll(dir) }
+	*binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
