@@ -21,16 +21,16 @@ import (
 // ModuleDir is the Pouch module's root as seen from a test under deploy/<pkg>/.
 const ModuleDir = "../.."
 
-// Build compiles the named commands (supernode, dfdaemon, ...) into dir, static and without
-// paths like the image's (deploy/image), so the go build cache serves both.
+// Build compiles the named commands (supernode, dfdaemon, ...) into dir with the default
+// settings, as the main module's end-to-end tests do, so that in `make test` the go build
+// cache they filled serves it.
 func Build(ctx context.Context, dir string, cmds ...string) error {
-	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	args := []string{"build", "-o", dir + "/"}
 	for _, c := range cmds {
 		args = append(args, "./cmd/"+c)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = ModuleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", strings.Join(cmds, " "), err, out)
 	}
