@@ -15,11 +15,13 @@ IMAGE_REPO ?=
 IMAGE_INSECURE ?=
 IMAGE_ARGS = --version $(VERSION) --revision $(COMMIT) $(if $(CREATED),--created $(CREATED)) \
 	$(addprefix --platform ,$(PLATFORMS)) --work-dir ../out/image --out ../out/image/oci
+# The Kubernetes binaries of test-k8s live outside the repository, so a second run reuses them.
+K8S_CACHE ?= /var/cache/pouch-k8s
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
@@ -37,6 +39,12 @@ image: ## the OCI image (static binaries, CA certificates) for PLATFORMS, as an 
 image-push: ## make image, then push it as IMAGE_REPO:VERSION (IMAGE_INSECURE=1: plain-HTTP registry)
 	@test -n "$(IMAGE_REPO)" || { echo "set IMAGE_REPO=host:port/pouch"; exit 1; }
 	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
+
+test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
+	cd deploy/k8s/k8stest && $(GO) vet ./...
+	@mkdir -p out/k8s
+	bin=$$(POUCH_K8S_CACHE=$(K8S_CACHE) deploy/k8s/build-kube.sh) && cd deploy/k8s/k8stest && \
+		POUCH_K8S_BIN=$$bin $(GO) test -count=1 -v -timeout 20m -artifacts -outputdir $(CURDIR)/out/k8s ./...
 
 demo: build ## a local cluster on loopback: origin, supernode, three dfdaemons, a download on each node
 	$(BIN)/dfbench demo

@@ -2,21 +2,25 @@ package dfdaemon
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"net/url"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // Config is everything a dfdaemon needs.
 type Config struct {
 	Supernode    string         `yaml:"supernode"`    // supernode URLs, comma-separated; empty = origin only
+	SupernodeCA  string         `yaml:"supernodeCA"`  // PEM bundle trusted for https supernodes instead of the system roots
 	DataDir      string         `yaml:"dataDir"`      // pieces, index, identity
 	Listen       string         `yaml:"listen"`       // local API (dfget) and registry mirror
 	P2PListen    string         `yaml:"p2pListen"`    // libp2p multiaddr
 	UploadRate   int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
 	DownloadRate int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
-	Secret       string         `yaml:"secret"`       // cluster pre-shared key for libp2p
+	Secret       string         `yaml:"secret"`       // cluster secret: libp2p private network and supernode API membership
 	Allow        []netip.Prefix `yaml:"allowNetworks"`
 	Deny         []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter  []string       `yaml:"queryFilter"`
@@ -29,7 +33,10 @@ type Config struct {
 	Pipeline int `yaml:"pipeline"`
 	// Heartbeat is how often the daemon tells the supernode it is alive.
 	Heartbeat time.Duration `yaml:"heartbeat"`
-	GC        GCConfig      `yaml:"gc"`
+	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
+	// reused (see the gate).
+	AuthTTL time.Duration `yaml:"authTTL"`
+	GC      GCConfig      `yaml:"gc"`
 }
 
 // GCConfig bounds the disk the piece store may use.
@@ -63,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
 	}
+	if c.AuthTTL == 0 {
+		c.AuthTTL = 30 * time.Second
+	}
 	if c.GC.Interval == 0 {
 		c.GC.Interval = time.Minute
 	}
@@ -81,8 +91,36 @@ func (c Config) Validate() error {
 		return errors.New("dfdaemon: rates must not be negative")
 	case c.GC.Low > c.GC.High && c.GC.High > 0:
 		return errors.New("dfdaemon: gc low watermark above the high one")
+	case c.AuthTTL < 0:
+		return errors.New("dfdaemon: authTTL must not be negative")
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
 	}
+	for _, u := range snapi.URLs(c.Supernode) {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("dfdaemon: supernode %q is not an http:// or https:// URL", u)
+		}
+	}
+	if _, err := snapi.LoadCA(c.SupernodeCA); err != nil {
+		return fmt.Errorf("dfdaemon: %w", err)
+	}
 	return nil
+}
+
+// clearText lists the supernodes reached over plain HTTP on another host: registrations carry
+// registry and origin credentials, which would cross the network readable.
+func clearText(list string) []string {
+	var out []string
+	for _, u := range snapi.URLs(list) {
+		p, err := url.Parse(u)
+		if err != nil || p.Scheme != "http" {
+			continue
+		}
+		host := p.Hostname()
+		if ip, err := netip.ParseAddr(host); (err == nil && ip.Unmap().IsLoopback()) || host == "localhost" {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }

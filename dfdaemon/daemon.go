@@ -2,7 +2,9 @@
 // parents at once and serves its own to children, a local HTTP API that dfget uses, and the
 // place where the registry mirror is mounted. A download never fails because of P2P: when the
 // supernode is unreachable, or the swarm cannot make progress, the daemon fetches the missing
-// pieces from the origin itself. Every piece is verified before it is stored or served.
+// pieces from the origin itself. Every piece is verified before it is stored or served. Every
+// client request (dfget's, the mirror's) passes one gate (gate.go): content fetched with
+// credentials is served only to requesters its origin accepts.
 package dfdaemon
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
@@ -48,6 +51,7 @@ type Daemon struct {
 	ln        net.Listener
 	mux       *http.ServeMux
 	metrics   *metrics
+	gate      *gate            // who may read what: every client request passes it
 	life      *lifecycle.Shell // downloads run under its context
 
 	mu        sync.Mutex
@@ -71,22 +75,33 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	life.OnClose(node.Close)
+	// Every call to a supernode is signed with this peer's libp2p key, the one its peer ID names.
+	signer, err := peerauth.NewSigner(node.Host.Peerstore().PrivKey(node.Host.ID()), cfg.Secret)
+	if err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
+	roots, err := snapi.LoadCA(cfg.SupernodeCA)
+	if err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	d := &Daemon{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, life: life,
 		origin:    netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		downLimit: ratelimit.New(cfg.DownloadRate),
 		downloads: map[digest.Digest]*download{},
 		inUse:     map[digest.Digest]int{},
-		ring:      snapi.NewRing(cfg.Supernode),
+		ring:      snapi.NewRing(cfg.Supernode, snapi.ClientConfig{Signer: signer, RootCAs: roots, Log: log}),
 		mux:       http.NewServeMux(),
 	}
 	if cfg.Listen != "none" {
 		if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, errors.Join(fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err), life.Close())
 		}
-		life.HTTP(d.ln, d.mux)
+		life.HTTP(d.ln, localOnly(d.mux))
 	}
 	d.metrics = newMetrics(d)
+	d.gate = newGate(d.origin, cfg.QueryFilter, cfg.AuthTTL, d.metrics, log.Named("gate"))
+	d.dropUnknownAccess()
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
@@ -123,6 +138,10 @@ func (d *Daemon) self() snapi.Peer {
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the daemon.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("serving", zap.String("http", d.Addr()), zap.Strings("p2p", d.P2PAddrs()), zap.String("peer", d.PeerID()))
+	if plain := clearText(d.cfg.Supernode); len(plain) > 0 {
+		d.log.Warn("supernode reached over plain HTTP: registry and origin credentials sent with registrations cross the network in clear text; serve the supernode with --tls-cert/--tls-key and name it https://",
+			zap.Strings("supernodes", plain))
+	}
 	return d.life.Run(ctx, d.heartbeatLoop, d.gcLoop)
 }
 
@@ -130,18 +149,79 @@ func (d *Daemon) Run(ctx context.Context) error {
 // store, whether Run ran or not; it is idempotent.
 func (d *Daemon) Close() error { return d.life.Close() }
 
-// Download starts (or joins) the download of req and returns once its size is known.
+// Download starts (or joins) the download of req for a client — dfget's local API, the
+// registry mirror — and returns once the content's size is known and the client passed the gate
+// (gate.check): public content is served to anyone; private content only to a request for the
+// origin it came from that this origin accepts. A request for another origin gets an *Error of
+// kind ErrNotShared and must be served from what it names, directly; a refused one the
+// origin's status (ErrOriginStatus). Content already complete in the store is gated the same
+// way. Nothing private is fetched over P2P until one of its requesters passed.
 func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
+	return d.download(ctx, req, true)
+}
+
+// DownloadInternal is Download for content the daemon fetches on its own behalf (preheat):
+// there is no requester to authorize, so it skips the gate, and what it returns must never be
+// handed to a client. The origin still authorizes req's own headers when it is asked.
+func (d *Daemon) DownloadInternal(ctx context.Context, req Request) (*Download, error) {
+	return d.download(ctx, req, false)
+}
+
+func (d *Daemon) download(ctx context.Context, req Request, gated bool) (*Download, error) {
 	key, err := taskid.For(req.URL, req.Tag, req.Digest, d.cfg.QueryFilter)
 	if err != nil {
 		return nil, &Error{Kind: ErrBadRequest, Msg: err.Error()}
 	}
+	x, err := d.join(key, req)
+	if err != nil {
+		return nil, err
+	}
+	dl := x.dl
+	if err := wait(ctx, dl.ready, dl); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if gated {
+		if err := d.gate.check(ctx, dl.meta, req); err != nil {
+			x.Close()
+			return nil, err
+		}
+	}
+	dl.authorize(req)
+	if err := wait(ctx, dl.created, dl); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if dl.task == nil {
+		x.Close()
+		return nil, dl.err
+	}
+	return x, nil
+}
+
+// wait waits for one of dl's stages, and returns dl's error when it failed before.
+func wait(ctx context.Context, stage <-chan struct{}, dl *download) error {
+	select {
+	case <-stage:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if dl.meta.ID == "" {
+		return dl.err
+	}
+	return nil
+}
+
+// join returns a handle on the download of key, starting it with req when none runs.
+func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	dl, ok := d.downloads[key]
 	if !ok {
 		dl = &download{
 			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String())),
-			ready: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
+			ready: make(chan struct{}), created: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
+			authorized: make(chan struct{}), released: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
 			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
 			rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -150,30 +230,55 @@ func (d *Daemon) Download(ctx context.Context, req Request) (*Download, error) {
 		started := d.life.Go(func(ctx context.Context) {
 			dl.run(ctx)
 			d.mu.Lock()
-			delete(d.downloads, key)
+			if d.downloads[key] == dl {
+				delete(d.downloads, key)
+			}
 			d.mu.Unlock()
 		})
 		if !started {
-			d.mu.Unlock()
-			return nil, fmt.Errorf("dfdaemon: download %s: %w", req.URL, lifecycle.ErrClosed)
+			return nil, fmt.Errorf("dfdaemon: download %s: %w", taskid.Redact(req.URL, d.cfg.QueryFilter), lifecycle.ErrClosed)
 		}
 		d.downloads[key] = dl
 		d.metrics.downloads.Inc()
 	}
 	d.inUse[key]++
-	d.mu.Unlock()
-	x := &Download{d: d, dl: dl}
-	select {
-	case <-dl.ready:
-	case <-ctx.Done():
-		x.Close()
-		return nil, ctx.Err()
+	dl.holders++
+	return &Download{d: d, dl: dl}, nil
+}
+
+// forget drops a download that nobody holds any more and nobody was authorized for, so that
+// nothing is fetched or stored for requesters the gate refused. It reports whether it did.
+func (d *Daemon) forget(dl *download) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dl.holders > 0 || dl.isAuthorized() {
+		return false
 	}
-	if dl.task == nil {
-		x.Close()
-		return nil, dl.err
+	if d.downloads[dl.key] == dl {
+		delete(d.downloads, dl.key)
 	}
-	return x, nil
+	return true
+}
+
+// dropUnknownAccess deletes the tasks stored before access was recorded. Nothing says who may
+// read them: the first requester's URL, the only one they kept, was never checked against an
+// origin, so no origin can be trusted to authorize readers; served to nobody, they would only
+// take space. The cluster still has them: they come back over P2P, with their access.
+func (d *Daemon) dropUnknownAccess() {
+	n := 0
+	for _, info := range d.store.List() {
+		if info.Meta.Access != "" {
+			continue
+		}
+		if err := d.store.Delete(info.Meta.ID); err != nil {
+			d.log.Warn("cannot drop a task of unknown access", zap.String("task", info.Meta.ID.String()), zap.Error(err))
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		d.log.Info("dropped tasks stored before their access was recorded", zap.Int("tasks", n))
+	}
 }
 
 func (d *Daemon) heartbeatLoop(ctx context.Context) {
@@ -230,6 +335,11 @@ type metrics struct {
 	backToSource prometheus.Counter
 	downloads    prometheus.Counter
 	failed       prometheus.Counter
+	// authorization counts the gate's outcomes (result: public, allowed, denied, elsewhere,
+	// error); direct counts requests sent to their origin directly (reason: other-origin,
+	// other-content).
+	authorization *prometheus.CounterVec
+	direct        *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -243,10 +353,20 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Downloads that fetched pieces from the origin themselves."}),
 		downloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_total", Help: "Downloads started."}),
 		failed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_failed_total", Help: "Downloads failed."}),
+		authorization: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_authorization_total",
+			Help: "Client requests checked by the gate, by result: public, allowed (the origin accepted the requester), denied (it refused), elsewhere (another origin: fetched directly), error (no usable answer: refused)."}, []string{"result"}),
+		direct: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_direct_fetches_total",
+			Help: "Requests for private content sent to their origin directly, by reason: other-origin, other-content."}, []string{"reason"}),
 	}
 	m.bytes.WithLabelValues("peer")
 	m.bytes.WithLabelValues("origin")
-	m.reg.MustRegister(m.bytes, m.corrupt, m.backToSource, m.downloads, m.failed,
+	for _, r := range []string{gatePublic, gateAllowed, gateDenied, gateElsewhere, gateError} {
+		m.authorization.WithLabelValues(r)
+	}
+	for _, r := range []string{directOtherOrigin, directOtherContent} {
+		m.direct.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.bytes, m.corrupt, m.backToSource, m.downloads, m.failed, m.authorization, m.direct,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
 			Help: "Piece bytes uploaded to children."}, func() float64 { return float64(d.upload.Uploaded()) }),

@@ -19,6 +19,7 @@ import (
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
@@ -38,17 +39,26 @@ const window = 8
 type download struct {
 	d     *Daemon
 	key   digest.Digest // local task ID (single-flight key)
-	req   Request
 	log   *zap.Logger
-	ready chan struct{} // closed once task is set (size known) or the download failed
-	done  chan struct{} // closed when complete and verified, or failed
-	err   error         // written before ready/done close
-	task  *piece.Task
+	ready chan struct{} // closed once meta is known (the gate can decide) or the download failed
+	meta  piece.Meta    // written before ready closes
+	// created is closed once task is set (after a requester was authorized, so the store holds
+	// nothing for refused ones) or the download failed.
+	created chan struct{}
+	done    chan struct{} // closed when complete and verified, or failed
+	err     error         // written before ready/created/done close
+	task    *piece.Task
+	// authorized is closed once a holder passed the gate (or the daemon fetches for itself):
+	// only then does the download fetch content over P2P or from the origin.
+	authorized chan struct{}
+	released   chan struct{} // poked when the last holder lets go
+	holders    int           // handles not yet closed; guarded by d.mu
 
 	fromPeers  atomic.Int64
 	fromOrigin atomic.Int64
 
 	mu           sync.Mutex
+	req          Request // whose headers reach the origin: the starter's, then the first authorized one's
 	wake         chan struct{}
 	parents      map[peer.ID]*parentState
 	dialing      map[peer.ID]bool
@@ -71,10 +81,65 @@ type download struct {
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
 func (dl *download) client() *snapi.Client { return dl.homes[dl.home] }
 
+// request is the request whose URL and headers the download sends to the supernode and the
+// origin.
+func (dl *download) request() Request {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return dl.req
+}
+
+// authorize lets the download fetch content: req passed the gate (or the daemon fetches for
+// itself). The first authorized request's headers replace the starter's, which the gate may
+// have refused.
+func (dl *download) authorize(req Request) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if !dl.isAuthorized() {
+		dl.req = req
+		close(dl.authorized)
+	}
+}
+
+func (dl *download) isAuthorized() bool {
+	select {
+	case <-dl.authorized:
+		return true
+	default:
+		return false
+	}
+}
+
+// errUnclaimed ends a download whose every requester left without passing the gate.
+var errUnclaimed = errors.New("no requester was authorized")
+
+// awaitAuthorized holds the download until a holder passed the gate; errUnclaimed when all of
+// them left without (nothing is fetched for them).
+func (dl *download) awaitAuthorized(ctx context.Context) error {
+	for {
+		select {
+		case <-dl.authorized:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-dl.released:
+			if dl.d.forget(dl) {
+				return errUnclaimed
+			}
+		}
+	}
+}
+
+// shown is the download's URL as logs and messages show it.
+func (dl *download) shown() string {
+	return taskid.Redact(dl.request().URL, dl.d.cfg.QueryFilter)
+}
+
 // register joins the task at the first supernode that answers, starting from the current one.
 func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error) {
+	r := dl.request()
 	req := snapi.RegisterRequest{
-		Task: snapi.TaskRequest{URL: dl.req.URL, Header: dl.req.Header, Digest: dl.req.Digest, Tag: dl.req.Tag},
+		Task: snapi.TaskRequest{URL: r.URL, Header: r.Header, Digest: r.Digest, Tag: r.Tag},
 		Peer: dl.d.self(), Have: dl.localHave(),
 	}
 	var err error
@@ -112,12 +177,19 @@ func (dl *download) poke() {
 	}
 }
 
+// setMeta publishes what the gate decides on.
+func (dl *download) setMeta(m piece.Meta) {
+	dl.meta = m
+	close(dl.ready)
+}
+
+// setTask publishes the local task; readers may start.
 func (dl *download) setTask(t *piece.Task) {
 	dl.mu.Lock()
 	dl.task = t
 	dl.avail = make([]int, t.PieceCount())
 	dl.mu.Unlock()
-	close(dl.ready)
+	close(dl.created)
 }
 
 // run fetches the task and records the outcome.
@@ -126,7 +198,10 @@ func (dl *download) run(ctx context.Context) {
 	if err == nil {
 		err = dl.verify()
 	}
-	if err != nil {
+	if errors.Is(err, errUnclaimed) {
+		dl.log.Debug("every requester was refused: nothing fetched")
+		dl.leave()
+	} else if err != nil {
 		err = classify(err)
 		dl.log.Warn("download failed", zap.Error(err))
 		dl.d.metrics.failed.Inc()
@@ -134,17 +209,19 @@ func (dl *download) run(ctx context.Context) {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 	}
 	dl.err = err
-	select {
-	case <-dl.ready:
-	default:
-		close(dl.ready)
+	for _, c := range []chan struct{}{dl.ready, dl.created} {
+		select {
+		case <-c:
+		default:
+			close(c)
+		}
 	}
 	close(dl.done)
 }
 
 // verify checks the whole content against the requested digest.
 func (dl *download) verify() error {
-	want := dl.req.Digest
+	want := dl.request().Digest
 	if want == "" {
 		return nil
 	}
@@ -154,7 +231,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
-		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("content of %s hashes to %s, want %s", dl.req.URL, got, want)}
+		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("digest mismatch: content of %s hashes to %s, want %s", dl.shown(), got, want)}
 	}
 	return nil
 }
@@ -162,6 +239,7 @@ func (dl *download) verify() error {
 func (dl *download) fetch(ctx context.Context) error {
 	if t, err := dl.d.store.Task(dl.key); err == nil && t.Complete() {
 		t.Touch()
+		dl.setMeta(t.Meta())
 		dl.setTask(t)
 		return nil
 	}
@@ -176,15 +254,20 @@ func (dl *download) fetch(ctx context.Context) error {
 		}
 		return err
 	}
-	t, err := dl.createTask(reg.Task)
+	meta := dl.metaFor(reg.Task)
+	dl.setMeta(meta)
+	if e := reg.Schedule.Error; e != nil {
+		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
+	}
+	if err := dl.awaitAuthorized(ctx); err != nil {
+		return err
+	}
+	t, err := dl.createTask(meta)
 	if err != nil {
 		return err
 	}
 	dl.setTask(t)
 	dl.applyTask(reg.Task)
-	if e := reg.Schedule.Error; e != nil {
-		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
-	}
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
 		return dl.backToSource(ctx, t)
@@ -204,12 +287,40 @@ func (dl *download) localHave() int {
 	return 0
 }
 
-func (dl *download) createTask(info snapi.TaskInfo) (*piece.Task, error) {
-	meta := piece.Meta{ID: info.ID, URL: dl.req.URL, ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.req.Digest}
+// leave tells the supernode this peer is no longer part of the task.
+func (dl *download) leave() {
+	if len(dl.homes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dl.mu.Lock()
+	c := dl.client()
+	dl.mu.Unlock()
+	_ = c.Leave(ctx, snapi.LeaveRequest{Task: dl.key, Peer: dl.d.host.ID().String()})
+}
+
+// metaFor is the local task's metadata for info: the access the supernode recorded, or, for a
+// task fetched from the origin by this daemon, its own (info then says so); but the access of a
+// local task that already holds pieces, or knows its access, is kept (piece.Store.Create).
+func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
+	meta := piece.Meta{ID: info.ID, URL: dl.shown(), ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.request().Digest,
+		Access: piece.Access(info.Access), Origin: info.Origin}
+	if t, err := dl.d.store.Task(info.ID); err == nil {
+		local := t.Meta()
+		if local.ContentLength == meta.ContentLength && local.PieceSize == meta.PieceSize && (local.Access != "" || t.Bitfield().Count() > 0) {
+			meta.Access, meta.Origin = local.Access, local.Origin
+		}
+	}
+	return meta
+}
+
+// createTask creates (or resumes) the local task.
+func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
 	t, err := dl.d.store.Create(meta)
 	if errors.Is(err, piece.ErrMetaConflict) {
 		// The content changed at the origin since this daemon last held it: start afresh.
-		if err := dl.d.store.Delete(info.ID); err != nil {
+		if err := dl.d.store.Delete(meta.ID); err != nil {
 			return nil, err
 		}
 		t, err = dl.d.store.Create(meta)
@@ -237,7 +348,10 @@ func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 }
 
 func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
-	o := source.Origin{Client: dl.d.origin, URL: dl.req.URL, Header: dl.req.Header, Limiter: dl.d.downLimit}
+	req, filter := dl.request(), dl.d.cfg.QueryFilter
+	o := source.Origin{Client: dl.d.origin, URL: req.URL, Header: req.Header, Limiter: dl.d.downLimit, Filter: filter}
+	shown := taskid.Redact(req.URL, filter)
+	private := taskid.Credentialed(req.URL, req.Header, filter)
 	var first *http.Response
 	if t == nil {
 		resp, err := o.Get(ctx, 0, -1)
@@ -247,15 +361,28 @@ func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 		length, err := source.LengthOrSpool(resp, dl.d.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: %w", dl.req.URL, err)
+			return fmt.Errorf("%s: %w", shown, err)
 		}
-		t, err = dl.createTask(snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length)})
+		info := snapi.TaskInfo{ID: dl.key, ContentLength: length, PieceSize: piece.SizeFor(length), Access: string(piece.AccessPublic), Origin: shown}
+		if private {
+			info.Access = string(piece.AccessPrivate)
+		}
+		t, err = dl.createTask(dl.metaFor(info))
+		if err == nil && private {
+			err = t.MakePrivate(shown) // see below
+		}
 		if err != nil {
 			resp.Body.Close()
 			return err
 		}
+		dl.setMeta(t.Meta())
 		dl.setTask(t)
 		first = resp
+	} else if private {
+		// What comes now needed credentials, and the task is served as a whole.
+		if err := t.MakePrivate(shown); err != nil {
+			return err
+		}
 	}
 	meta := t.Meta()
 	return o.Fill(ctx, t, first, func(i int, _ digest.Digest) {
@@ -500,7 +627,8 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 // serve reads one parent's messages until the stream ends.
 func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	var reason snapi.FailureReason
-	defer func() { dl.dropParent(id, p, reason) }()
+	bad := -1 // the piece that made the parent corrupt
+	defer func() { dl.dropParent(id, p, reason, bad) }()
 	meta := dl.task.Meta()
 	for {
 		ev, err := p.conn.Next()
@@ -529,11 +657,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.poke()
 		case p2p.EventPiece:
 			if ev.Index >= meta.PieceCount() {
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			}
 			if _, n := piece.Bounds(ev.Index, meta.ContentLength, meta.PieceSize); n != ev.Size {
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			}
 			dl.mu.Lock()
@@ -573,7 +701,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				dl.mu.Lock()
 				dl.blocked[id] = true
 				dl.mu.Unlock()
-				reason = snapi.FailCorrupt
+				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
 				if ctx.Err() == nil {
@@ -585,8 +713,9 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	}
 }
 
-// dropParent forgets a parent and frees what it was asked for.
-func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason) {
+// dropParent forgets a parent and frees what it was asked for, and queues the report of why it
+// failed, if it did (bad is the piece of a FailCorrupt report).
+func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason, bad int) {
 	p.conn.Close()
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
@@ -604,7 +733,11 @@ func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureR
 			dl.avail[i]--
 		}
 	}
-	if reason != "" {
+	switch reason {
+	case "":
+	case snapi.FailCorrupt:
+		dl.failures = append(dl.failures, snapi.CorruptPiece(id.String(), bad))
+	default:
 		dl.failures = append(dl.failures, snapi.Failure{Parent: id.String(), Reason: reason})
 	}
 	dl.poke()

@@ -24,6 +24,10 @@ var (
 	ErrOriginUnreachable = errors.New("origin unreachable")
 	ErrDigestMismatch    = errors.New("digest mismatch")
 	ErrForbidden         = errors.New("destination not allowed")
+	// ErrNotShared is a request for private content that names another origin than the one
+	// the content came from: it is not served from the store or the P2P network, and the
+	// caller fetches what the request names directly.
+	ErrNotShared = errors.New("private content of another origin")
 	// ErrLocal is this daemon's own storage failing (disk full, I/O error, the piece store):
 	// retrying elsewhere will not help, and the origin is not to blame.
 	ErrLocal = errors.New("local failure")
@@ -37,8 +41,11 @@ var (
 type Error struct {
 	Kind         error
 	OriginStatus int
-	Msg          string
-	Err          error // the cause, when there is one
+	// Header holds the origin's WWW-Authenticate when it refused the requester's own
+	// credentials at the gate (non-nil then, even when empty), for the registry mirror to relay.
+	Header http.Header
+	Msg    string
+	Err    error // the cause, when there is one
 }
 
 func (e *Error) Error() string { return e.Msg }

@@ -3,6 +3,7 @@ package dfdaemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/pouch-p2p/pouch/internal/netguard"
@@ -10,7 +11,8 @@ import (
 )
 
 // MirrorBlobs adapts the daemon's downloads to the registry mirror: a blob's task is its
-// digest, and the requester's Authorization goes to the seed with the URL.
+// digest, the requester's Authorization goes to the seed with the URL, and every fetch passes
+// the daemon's gate (Download): the mirror has no authorization check of its own.
 func (d *Daemon) MirrorBlobs() registryproxy.Blobs { return mirrorBlobs{d} }
 
 // MountMirror builds the registry mirror on this daemon's downloads, SSRF policy and metrics
@@ -34,8 +36,11 @@ func (m mirrorBlobs) Fetch(ctx context.Context, req registryproxy.BlobRequest) (
 	x, err := m.d.Download(ctx, Request{URL: req.URL, Header: req.Header, Digest: req.Digest})
 	if err != nil {
 		var e *Error
-		if errors.As(err, &e) && errors.Is(err, ErrOriginStatus) {
-			return nil, &registryproxy.StatusError{Status: e.OriginStatus, Msg: e.Msg}
+		switch {
+		case errors.Is(err, ErrNotShared):
+			return nil, fmt.Errorf("%w: %w", registryproxy.ErrNotShared, err)
+		case errors.As(err, &e) && errors.Is(err, ErrOriginStatus):
+			return nil, &registryproxy.StatusError{Status: e.OriginStatus, Msg: e.Msg, Header: e.Header}
 		}
 		return nil, err
 	}

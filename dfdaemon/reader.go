@@ -49,6 +49,12 @@ func (x *Download) Close() {
 	if x.d.inUse[x.dl.key]--; x.d.inUse[x.dl.key] <= 0 {
 		delete(x.d.inUse, x.dl.key)
 	}
+	if x.dl.holders--; x.dl.holders == 0 {
+		select {
+		case x.dl.released <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // NewReader streams the content from off as pieces arrive, in order. It returns the download's

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -28,6 +29,9 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/netguard"
+	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // Exit codes, so scripts can tell failures apart.
@@ -67,7 +71,10 @@ type Options struct {
 	Timeout   time.Duration
 	Progress  bool // draw a progress bar on stderr
 	Log       *zap.Logger
-	// OneShot configures the embedded peer; Supernode and DataDir are filled in.
+	// Networks is the SSRF policy of every fetch dfget makes itself: straight from the origin
+	// when no daemon answers, and the one-shot peer's (a daemon applies its own).
+	Networks netguard.Policy
+	// OneShot configures the embedded peer; Supernode, DataDir and the networks are filled in.
 	OneShot OneShotConfig
 }
 
@@ -75,7 +82,7 @@ type Options struct {
 func Run(ctx context.Context, opts Options) error {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fail(ExitUsage, "%q is not an http or https URL", opts.URL)
+		return fail(ExitUsage, "%q is not an http or https URL", taskid.Redact(opts.URL, taskid.DefaultFilter))
 	}
 	if opts.Digest != "" {
 		if err := opts.Digest.Validate(); err != nil || opts.Digest.Algorithm() != digest.SHA256 {
@@ -93,14 +100,14 @@ func Run(ctx context.Context, opts Options) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	err = run(ctx, opts)
+	err = run(ctx, opts, u)
 	if err != nil && ctx.Err() == context.DeadlineExceeded {
 		return fail(ExitTimeout, "timed out after %v", opts.Timeout)
 	}
 	return err
 }
 
-func run(ctx context.Context, opts Options) error {
+func run(ctx context.Context, opts Options, u *url.URL) error {
 	out, err := createOutput(opts.Output)
 	if err != nil {
 		return &Error{Code: ExitFailure, Err: err}
@@ -126,7 +133,7 @@ func run(ctx context.Context, opts Options) error {
 		w = io.MultiWriter(w, h)
 	}
 	if opts.Progress {
-		bar := progressbar.DefaultBytes(size, filepath.Base(opts.URL))
+		bar := progressbar.DefaultBytes(size, path.Base(u.Path))
 		w = io.MultiWriter(w, bar)
 		defer bar.Finish()
 	}
@@ -177,7 +184,7 @@ func viaDaemon(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	return nil, &Error{Code: ExitFailure, Err: err}
 }
 
-// direct fetches from the origin without P2P.
+// direct fetches from the origin without P2P, under the same SSRF policy as a daemon.
 func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, opts.URL, nil)
 	if err != nil {
@@ -186,12 +193,15 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	for k, vs := range opts.Header {
 		req.Header[k] = vs
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := opts.Networks.Client().Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fail(ExitOrigin, "origin unreachable: %w", err)
+		if errors.Is(err, netguard.ErrForbidden) {
+			return nil, fail(ExitOrigin, "origin not allowed: %w", source.RedactError(err, nil))
+		}
+		return nil, fail(ExitOrigin, "origin unreachable: %w", source.RedactError(err, nil))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -199,7 +209,7 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 			code = ExitNotFound
 		}
-		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), opts.URL)
+		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), taskid.Redact(opts.URL, taskid.DefaultFilter))
 	}
 	return &dfapi.Download{Body: resp.Body, Size: resp.ContentLength}, nil
 }

@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pouch-p2p/pouch/dfget"
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/netguard"
 )
 
 // A daemon's error answers, before or after the first byte, become dfget's exit codes; a local
@@ -63,5 +68,42 @@ func TestDaemonErrorsBecomeExitCodes(t *testing.T) {
 				t.Errorf("failed download left %s behind", left[0].Name())
 			}
 		})
+	}
+}
+
+// Without a daemon dfget fetches straight from the origin under the daemons' SSRF policy: a
+// loopback origin is refused (and receives nothing) unless --allow-networks names it.
+func TestDirectModeAppliesTheSSRFPolicy(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "content")
+	}))
+	defer origin.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noDaemon := "http://" + l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	opts := dfget.Options{URL: origin.URL + "/file", Output: filepath.Join(dir, "out"), Daemon: noDaemon}
+
+	err = dfget.Run(context.Background(), opts)
+	var e *dfget.Error
+	if !errors.As(err, &e) || e.Code != dfget.ExitOrigin || !errors.Is(err, netguard.ErrForbidden) || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("direct fetch of a loopback origin: %v; want exit %d, the SSRF policy naming loopback", err, dfget.ExitOrigin)
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the refused origin received %d requests", hits.Load())
+	}
+
+	opts.Networks.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	if err := dfget.Run(context.Background(), opts); err != nil {
+		t.Fatalf("direct fetch with --allow-networks 127.0.0.0/8: %v", err)
+	}
+	if got, _ := os.ReadFile(opts.Output); string(got) != "content" {
+		t.Fatalf("content %q", got)
 	}
 }

@@ -19,6 +19,7 @@ type OneShotConfig = dfdaemon.Config
 func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	cfg := opts.OneShot
 	cfg.Supernode, cfg.Listen = opts.Supernode, "none"
+	cfg.Allow, cfg.Deny = opts.Networks.Allow, opts.Networks.Deny
 	cfg.DataDir = opts.DataDir
 	var tmp string
 	if cfg.DataDir == "" {
@@ -52,6 +53,10 @@ func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 		stop()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, dfdaemon.ErrNotShared) {
+			// Private content of another origin: only the origin named here may answer.
+			return direct(ctx, opts)
 		}
 		var de *dfdaemon.Error
 		if errors.As(err, &de) {

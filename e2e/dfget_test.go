@@ -134,7 +134,7 @@ func TestDfgetModes(t *testing.T) {
 		nobody := "http://" + l.Addr().String()
 		l.Close()
 		out := filepath.Join(dir, "c")
-		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", nobody)
+		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--daemon", nobody, "--allow-networks", "127.0.0.0/8")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
 		}

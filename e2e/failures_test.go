@@ -136,7 +136,7 @@ func TestSupernodeFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := 0
-	if snapi.NewRing(list).For(id.String())[0].Base != "http://"+sns[0].HTTP {
+	if snapi.NewRing(list, snapi.ClientConfig{}).For(id.String())[0].Base != "http://"+sns[0].HTTP {
 		home = 1
 	}
 	var daemons []*proc

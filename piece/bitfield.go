@@ -58,6 +58,14 @@ func (b *Bitfield) Set(i int) {
 	b.b[i>>3] |= 0x80 >> (i & 7)
 }
 
+// Clear removes piece i from the set; an out-of-range i is ignored.
+func (b *Bitfield) Clear(i int) {
+	if i < 0 || i >= b.n {
+		return
+	}
+	b.b[i>>3] &^= 0x80 >> (i & 7)
+}
+
 // Count is the number of pieces in the set.
 func (b Bitfield) Count() int {
 	c := 0

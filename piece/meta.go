@@ -15,11 +15,33 @@ import (
 // the store ever puts in a file name, and only after Validate.
 type Meta struct {
 	ID            digest.Digest `json:"id"`
-	URL           string        `json:"url,omitempty"`
+	URL           string        `json:"url,omitempty"` // redacted (taskid.Redact): never a signature
 	ContentLength int64         `json:"contentLength"`
 	PieceSize     int64         `json:"pieceSize"`
 	Digest        digest.Digest `json:"digest,omitempty"` // whole-content digest when known
+	// Access says whether the fetch that brought the content from its origin carried
+	// credentials. Empty in an index written before it was recorded: unknown, which readers
+	// must treat as private with no known origin.
+	Access Access `json:"access,omitempty"`
+	// Origin is the redacted URL of that fetch: the only place that may authorize a reader of
+	// private content.
+	Origin string `json:"origin,omitempty"`
 }
+
+// Access is who may read a task's content.
+type Access string
+
+// The values of Meta.Access.
+const (
+	// AccessPublic content was fetched without credentials: anyone may read it.
+	AccessPublic Access = "public"
+	// AccessPrivate content was fetched with credentials (an Authorization or Cookie header, a
+	// signed query): only a reader its origin accepts may read it.
+	AccessPrivate Access = "private"
+)
+
+// Public reports whether anyone may read the task's content; unknown access is not public.
+func (m Meta) Public() bool { return m.Access == AccessPublic }
 
 // Validate reports whether m can be stored: a well-formed sha256 ID, a
 // non-negative length, a piece size that is a power of two in

@@ -347,7 +347,8 @@ func (s *Store) snapshot() []*Task {
 // idempotent: for an existing task with the same ContentLength and PieceSize
 // it returns that task with the pieces it already holds (this is how a
 // download resumes), filling in a URL or whole-content Digest the stored
-// metadata lacked; a different length, piece size or Digest is
+// metadata lacked, and Access and Origin while the task holds no piece (a piece
+// stored under unknown access stays so); a different length, piece size or Digest is
 // ErrMetaConflict. A new task gets a data file of ContentLength bytes (sparse
 // until written).
 func (s *Store) Create(m Meta) (*Task, error) {

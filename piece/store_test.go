@@ -412,6 +412,8 @@ func TestCreate(t *testing.T) {
 		{"adds the content digest", func(m Meta) Meta { m.Digest = digest.FromString("blob"); return m }, nil,
 			func(m Meta) Meta { m.Digest = digest.FromString("blob"); return m }},
 		{"no URL keeps the URL", func(m Meta) Meta { m.URL = ""; return m }, nil, nil},
+		{"adds the access of an empty task", func(m Meta) Meta { m.Access, m.Origin = AccessPrivate, "https://o/a"; return m }, nil,
+			func(m Meta) Meta { m.Access, m.Origin = AccessPrivate, "https://o/a"; return m }},
 		{"other length", func(m Meta) Meta { m.ContentLength++; return m }, ErrMetaConflict, nil},
 		{"other piece size", func(m Meta) Meta { m.PieceSize *= 2; return m }, ErrMetaConflict, nil},
 		{"bad meta", func(m Meta) Meta { m.PieceSize = 3 * MiB; return m }, ErrBadMeta, nil},
@@ -768,5 +770,87 @@ func TestOpenDropsInvalidEntries(t *testing.T) {
 				t.Fatalf("data dir = %v, want the good task's file only", entries)
 			}
 		})
+	}
+}
+
+// TestAccess: a task's access is recorded once and survives a restart; an index entry written
+// before access was recorded loads as unknown (not public); and a task that holds pieces of
+// unknown access does not take one from a later Create.
+func TestAccess(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{NoSync: true})
+	private := Meta{ID: digest.FromString("p"), ContentLength: 10, PieceSize: MiB, Access: AccessPrivate, Origin: "https://o/p"}
+	if _, err := s.Create(private); err != nil {
+		t.Fatal(err)
+	}
+	public := private
+	public.Access, public.Origin = AccessPublic, "https://evil/p"
+	task, err := s.Create(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := task.Meta(); got.Access != AccessPrivate || got.Origin != "https://o/p" || got.Public() {
+		t.Errorf("known access replaced by a later Create: %+v", got)
+	}
+
+	f := newFixture(t, 2*MiB, Options{NoSync: true})
+	f.setDigests(t, f.task)
+	f.write(t, f.task, 0)
+	held := f.meta
+	held.Access, held.Origin = AccessPublic, "https://o/x"
+	task, err = f.store.Create(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := task.Meta(); got.Access != "" || got.Public() {
+		t.Errorf("pieces of unknown access became %q", got.Access)
+	}
+
+	// A credentialed fetch into a public task makes it private, for good.
+	pub, err := s.Create(Meta{ID: digest.FromString("q"), ContentLength: 10, PieceSize: MiB, Access: AccessPublic, Origin: "https://o/q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.MakePrivate("https://o/q?sig=REDACTED"); err != nil {
+		t.Fatal(err)
+	}
+	if err := task.MakePrivate("https://elsewhere/q"); err != nil {
+		t.Fatal(err)
+	}
+	if m := task.Meta(); m.Access != AccessPrivate || m.Origin != "https://elsewhere/q" {
+		t.Errorf("pieces of unknown access made private: %+v", m)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, indexFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := digest.FromString("legacy")
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketTasks).CreateBucket([]byte(legacy.Encoded()))
+		if err != nil {
+			return err
+		}
+		return b.Put(keyMeta, []byte(`{"id":"`+string(legacy)+`","url":"https://o/l","contentLength":1,"pieceSize":1048576}`))
+	})
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, Options{NoSync: true})
+	for _, tc := range []struct {
+		id     digest.Digest
+		access Access
+	}{{private.ID, AccessPrivate}, {pub.Meta().ID, AccessPrivate}, {legacy, ""}} {
+		task, err := s.Task(tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := task.Meta(); m.Access != tc.access || m.Public() {
+			t.Errorf("after reopen, task %s has access %q (public %v), want %q", tc.id, m.Access, m.Public(), tc.access)
+		}
 	}
 }

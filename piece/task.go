@@ -379,6 +379,68 @@ func (t *Task) persistPiece(i int) error {
 	})
 }
 
+// Verify re-reads present piece i and hashes it against its recorded digest, for a holder told
+// that it served bad bytes (its disk may have rotted, or someone wrote to the data file). A piece
+// that no longer matches is dropped: marked absent in memory and in the index, so it is never
+// served again and a source fill (WriteSourcePiece) may fetch it anew; its digest stays known.
+// Readers already streaming the piece may see the bad bytes, as they would have without Verify;
+// every receiver checks the digest.
+//
+// Errors: nil when the piece is intact; ErrDigestMismatch (the piece was dropped); ErrNotFound
+// when the piece is absent; ErrOutOfRange.
+func (t *Task) Verify(i int) error {
+	if i < 0 || i >= t.n {
+		return t.rangeErr(i)
+	}
+	t.mu.Lock()
+	err, has, want := t.goneLocked(), t.bits.Has(i), t.digests[i]
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !has {
+		return fmt.Errorf("task %s piece %d: %w", t.id, i, ErrNotFound)
+	}
+	off, n := Bounds(i, t.length, t.pieceSize)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(t.f, off, n), *bp); err != nil {
+		return fmt.Errorf("task %s piece %d: verify: %w", t.id, i, t.fileErr(err))
+	}
+	var got [sha256.Size]byte
+	h.Sum(got[:0])
+	if got == want {
+		return nil
+	}
+	t.mu.Lock()
+	if t.bits.Has(i) {
+		t.bits.Clear(i)
+		t.have--
+	}
+	t.mu.Unlock()
+	mismatch := fmt.Errorf("%w: task %s piece %d: stored bytes hash to %s, want %s; piece dropped",
+		ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
+	if err := t.persistBits(); err != nil {
+		return errors.Join(mismatch, fmt.Errorf("task %s piece %d: record the drop in the index: %w", t.id, i, err))
+	}
+	return mismatch
+}
+
+// persistBits records the in-memory bitfield in the index.
+func (t *Task) persistBits() error {
+	return t.s.commit(func(tx *bolt.Tx) error {
+		b := t.bucket(tx)
+		if b == nil {
+			return nil
+		}
+		t.mu.Lock()
+		bits := t.bits.Bytes()
+		t.mu.Unlock()
+		return b.Put(keyBits, bits)
+	})
+}
+
 // bucket returns the task's index bucket, or nil if the task was deleted.
 // Writers must use it inside their transaction: Delete retires the task
 // before its own transaction, so an index write cannot resurrect a deleted
@@ -450,7 +512,7 @@ func (t *Task) Sum() (digest.Digest, error) {
 }
 
 // adopt returns t for Create(m) if m agrees with it, filling in a URL or
-// content digest t lacks.
+// content digest t lacks, and the access of a task that holds no piece yet.
 func (t *Task) adopt(m Meta) (*Task, error) {
 	t.mu.Lock()
 	if err := t.goneLocked(); err != nil {
@@ -471,11 +533,45 @@ func (t *Task) adopt(m Meta) (*Task, error) {
 	if cur.URL == "" && m.URL != "" {
 		t.meta.URL, changed = m.URL, true
 	}
+	if cur.Access == "" && m.Access != "" {
+		// Only for a task that holds nothing yet: pieces stored while the access was unknown
+		// keep it unknown, whatever a later fetch says.
+		if t.have == 0 {
+			t.meta.Access, t.meta.Origin, changed = m.Access, m.Origin, true
+		}
+	}
 	t.mu.Unlock()
 	t.Touch()
 	if !changed {
 		return t, nil
 	}
+	if err := t.saveMeta(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// MakePrivate records that content was fetched into the task with credentials, from origin (a
+// redacted URL): a task that was public, or of unknown access, becomes private, and so do the
+// pieces it already holds. A task already private keeps its origin, which authorized what
+// came first. Access never goes the other way.
+func (t *Task) MakePrivate(origin string) error {
+	t.mu.Lock()
+	if err := t.goneLocked(); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	if t.meta.Access == AccessPrivate {
+		t.mu.Unlock()
+		return nil
+	}
+	t.meta.Access, t.meta.Origin = AccessPrivate, origin
+	t.mu.Unlock()
+	return t.saveMeta()
+}
+
+// saveMeta writes the task's metadata to the index.
+func (t *Task) saveMeta() error {
 	err := t.s.db.Update(func(tx *bolt.Tx) error {
 		b := t.bucket(tx)
 		if b == nil {
@@ -490,9 +586,9 @@ func (t *Task) adopt(m Meta) (*Task, error) {
 		return b.Put(keyMeta, meta)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("task %s: update meta: %w", t.id, err)
+		return fmt.Errorf("task %s: update meta: %w", t.id, err)
 	}
-	return t, nil
+	return nil
 }
 
 func (t *Task) info() TaskInfo {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,21 +16,20 @@ import (
 	"github.com/pouch-p2p/pouch/internal/httprange"
 )
 
-// blobAuth is an upstream's "yes" to one client's credentials for one blob.
-type blobAuth struct {
-	size int64  // -1 when the upstream redirected and did not say
-	auth string // the Authorization the mirror sends upstream for this client
-}
-
-// serveBlob answers GET and HEAD of a blob. The upstream must first accept the client's
-// credentials for the blob (a HEAD, cached briefly); then a GET streams from the P2P network,
-// or from the upstream when P2P fails or stalls before the first byte.
+// serveBlob answers GET and HEAD of a blob. A HEAD asks the upstream, which alone decides. A
+// GET goes to the P2P network, whose Blobs decides whether this requester may read the blob:
+// its refusal is relayed as it came from the upstream (WWW-Authenticate included), and a blob
+// it does not share with the upstream and repository named here, like a P2P failure or stall
+// before the first byte, is streamed from that upstream instead.
 func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, rt route) {
 	ctx := r.Context()
 	repo := up.repo(rt.name)
 	dg := digest.Digest(rt.ref)
-	ba, ok := p.authorizeBlob(w, r, up, repo, dg)
-	if !ok {
+	auth, err := up.authorization(ctx, repo, r.Header.Get("Authorization"))
+	if err != nil {
+		if ctx.Err() == nil {
+			p.upstreamDown(w, up, err)
+		}
 		return
 	}
 	h := w.Header()
@@ -40,32 +38,31 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, 
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", "application/octet-stream")
 	if r.Method == http.MethodHead {
-		size := ba.size
-		if size < 0 {
-			var err error
-			if size, err = p.probeSize(ctx, up, repo, dg, ba.auth); err != nil {
-				p.upstreamDown(w, up, err)
-				return
-			}
-		}
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		w.WriteHeader(http.StatusOK)
+		p.headBlob(w, r, up, repo, dg, auth)
 		return
 	}
 
 	blobURL := up.url(repo, "/blobs/"+dg.String())
 	var hdr http.Header
-	if ba.auth != "" {
-		hdr = http.Header{"Authorization": {ba.auth}}
+	if auth != "" {
+		hdr = http.Header{"Authorization": {auth}}
 	}
-	s := &blobStream{p: p, w: w, r: r, up: up, repo: repo, dg: dg, url: blobURL, auth: ba.auth, size: ba.size}
+	s := &blobStream{p: p, w: w, r: r, up: up, repo: repo, dg: dg, url: blobURL, auth: auth, size: -1}
 	b, err := p.fetchP2P(ctx, BlobRequest{URL: blobURL, Header: hdr, Digest: dg})
 	if err != nil {
-		if st := upstreamStatus(err); st != 0 {
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Header != nil:
+			// The upstream's own answer to this requester's credentials.
+			p.relayRefusal(w, r, up, se.Status, se.Header, nil, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", dg, repo))
+			return
+		case errors.Is(err, ErrNotShared):
+			p.log.Info("blob not shared with this upstream or repository: streaming from the upstream", zap.Stringer("digest", dg),
+				zap.String("upstream", up.name), zap.String("repository", repo))
+		case upstreamStatus(err) != 0:
 			// The upstream refused the seed: ask it again directly and relay its answer.
-			p.auth.Remove(authCacheKey(up, repo, dg, r.Header.Get("Authorization")))
-			p.log.Info("upstream refused the P2P fetch", zap.Stringer("digest", dg), zap.Int("status", st))
-		} else if ctx.Err() == nil {
+			p.log.Info("upstream refused the P2P fetch", zap.Stringer("digest", dg), zap.Int("status", upstreamStatus(err)))
+		case ctx.Err() == nil:
 			p.log.Warn("P2P fetch failed: streaming from the upstream", zap.Stringer("digest", dg), zap.Error(err))
 		}
 		s.fromUpstream()
@@ -75,40 +72,35 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, 
 	s.fromP2P(b)
 }
 
-func authCacheKey(up *upstream, repo string, dg digest.Digest, clientAuth string) string {
-	return strings.Join([]string{up.name, repo, dg.String(), authKey(clientAuth)}, "\x00")
-}
-
-// authorizeBlob checks with the upstream that the client may read the blob, answering the
-// client itself when not.
-func (p *Proxy) authorizeBlob(w http.ResponseWriter, r *http.Request, up *upstream, repo string, dg digest.Digest) (blobAuth, bool) {
-	clientAuth := r.Header.Get("Authorization")
-	key := authCacheKey(up, repo, dg, clientAuth)
-	if ba, ok := p.auth.Get(key); ok {
-		return ba, true
+// headBlob answers a HEAD of a blob from the upstream: its size when it has the blob for this
+// client, its refusal otherwise.
+func (p *Proxy) headBlob(w http.ResponseWriter, r *http.Request, up *upstream, repo string, dg digest.Digest, auth string) {
+	var h http.Header
+	if auth != "" {
+		h = http.Header{"Authorization": {auth}}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-	defer cancel()
-	resp, auth, err := up.do(ctx, up.direct, http.MethodHead, up.url(repo, "/blobs/"+dg.String()), repo, r.Header)
+	resp, _, err := up.do(r.Context(), up.direct, http.MethodHead, up.url(repo, "/blobs/"+dg.String()), repo, h)
 	if err != nil {
 		if r.Context().Err() == nil {
 			p.upstreamDown(w, up, err)
 		}
-		return blobAuth{}, false
+		return
 	}
 	drain(resp)
+	size := resp.ContentLength
 	switch {
-	case resp.StatusCode/100 == 2:
-		ba := blobAuth{size: resp.ContentLength, auth: auth}
-		p.auth.Add(key, ba)
-		return ba, true
-	case resp.StatusCode/100 == 3:
-		ba := blobAuth{size: -1, auth: auth}
-		p.auth.Add(key, ba)
-		return ba, true
+	case resp.StatusCode/100 == 3 || resp.StatusCode/100 == 2 && size < 0:
+		// Redirected to storage, which is signed for GET: learn the size with one byte.
+		if size, err = p.probeSize(r.Context(), up, repo, dg, auth); err != nil {
+			p.upstreamDown(w, up, err)
+			return
+		}
+	case resp.StatusCode/100 != 2:
+		p.relayRefusal(w, r, up, resp.StatusCode, resp.Header, nil, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", dg, repo))
+		return
 	}
-	p.relayRefusal(w, r, up, resp.StatusCode, resp.Header, nil, CodeBlobUnknown, fmt.Sprintf("blob %s in %s", dg, repo))
-	return blobAuth{}, false
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
 }
 
 // probeSize learns the size of a blob whose HEAD redirected: a one-byte ranged GET.

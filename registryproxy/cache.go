@@ -7,14 +7,25 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Bounds of the two answer caches (tag → manifest, credentials → blob authorization), in
-// entries. Their TTLs come from Config; both are expirable.LRU, which keeps a goroutine per
-// cache that drops expired entries (every TTL/100) for the life of the process: one Proxy per
-// daemon makes that two goroutines.
+// tagCacheEntries bounds the cache of tag → manifest answers. Its TTL comes from Config; it is
+// an expirable.LRU, which keeps a goroutine that drops expired entries (every TTL/100) for the
+// life of the process: one per Proxy.
+const tagCacheEntries = 1024
+
+// Bounds of the per-upstream state a client can make the mirror create: upstreams (each with
+// an HTTP client and its idle connections) by ?ns=, least recently used out; and per upstream,
+// tokens bought with its static credentials, one per repository scope.
 const (
-	tagCacheEntries  = 1024
-	authCacheEntries = 4096
+	upstreamEntries = 64
+	tokenEntries    = 256
 )
+
+// newUpstreams is the upstream cache; an upstream pushed out closes its idle connections
+// (requests still using it finish normally).
+func newUpstreams() *simplelru.LRU[string, *upstream] {
+	c, _ := simplelru.NewLRU(upstreamEntries, func(_ string, up *upstream) { up.client.CloseIdleConnections() })
+	return c
+}
 
 // manifestCache keeps manifests fetched by digest (immutable), least recently used first out,
 // bounded in bytes. golang-lru bounds entries, not bytes, so the byte count is kept here and

@@ -19,8 +19,6 @@ type Config struct {
 	Registries map[string]RegistryConfig `yaml:"registries"`
 	// TagTTL is how long a manifest fetched by tag is reused; negative disables it.
 	TagTTL time.Duration `yaml:"tagTTL"`
-	// AuthTTL is how long an upstream's "yes" to a client's credentials for a blob is reused.
-	AuthTTL time.Duration `yaml:"authTTL"`
 	// ManifestCacheBytes bounds the memory of manifests cached by digest.
 	ManifestCacheBytes int64 `yaml:"manifestCacheBytes"`
 	// FirstByteTimeout is how long a blob may take to start arriving over P2P before the
@@ -41,7 +39,6 @@ type RegistryConfig struct {
 // Defaults.
 const (
 	DefaultTagTTL             = 5 * time.Second
-	DefaultAuthTTL            = 30 * time.Second
 	DefaultManifestCacheBytes = 16 << 20
 	DefaultFirstByteTimeout   = 10 * time.Second
 )
@@ -50,9 +47,6 @@ const (
 func (c Config) WithDefaults() Config {
 	if c.TagTTL == 0 {
 		c.TagTTL = DefaultTagTTL
-	}
-	if c.AuthTTL == 0 {
-		c.AuthTTL = DefaultAuthTTL
 	}
 	if c.ManifestCacheBytes == 0 {
 		c.ManifestCacheBytes = DefaultManifestCacheBytes
@@ -86,8 +80,8 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.ManifestCacheBytes < 0 || c.AuthTTL < 0 || c.FirstByteTimeout < 0 {
-		errs = append(errs, errors.New("manifestCacheBytes, authTTL and firstByteTimeout may not be negative"))
+	if c.ManifestCacheBytes < 0 || c.FirstByteTimeout < 0 {
+		errs = append(errs, errors.New("manifestCacheBytes and firstByteTimeout may not be negative"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("registryproxy: %w", errors.Join(errs...))

@@ -20,12 +20,22 @@ const (
 	CodeUnsupported     = "UNSUPPORTED"
 )
 
-// StatusError is what Blobs.Fetch returns when the upstream answered the P2P network's fetch
-// with an HTTP error status.
+// StatusError is what Blobs.Fetch returns when the upstream refused: the P2P network's fetch,
+// or the requester's own credentials at the authorization check.
 type StatusError struct {
 	Status int
 	Msg    string
+	// Header is the upstream's answer to the requester's credentials (its WWW-Authenticate),
+	// non-nil when Status is that answer: the mirror relays both unchanged, and the client can
+	// authenticate and retry. Nil when the network's fetch was refused: the mirror then asks
+	// the upstream itself.
+	Header http.Header
 }
+
+// ErrNotShared is what Blobs.Fetch returns for a blob the network holds as private content of
+// another upstream or repository than the one the request names: the mirror streams it from
+// the named upstream itself, which alone decides.
+var ErrNotShared = errors.New("blob not shared with this upstream or repository")
 
 func (e *StatusError) Error() string {
 	if e.Msg != "" {

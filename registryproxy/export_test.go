@@ -15,3 +15,13 @@ func UpstreamURL(p *Proxy, ns, path string) string {
 	}
 	return up.url(up.repo(rt.name), "/manifests/"+rt.ref)
 }
+
+// Upstreams is how many upstream clients the proxy holds.
+func Upstreams(p *Proxy) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.upstreams.Len()
+}
+
+// UpstreamBound is the most upstream clients the proxy holds.
+const UpstreamBound = upstreamEntries

@@ -1,9 +1,11 @@
 // Package registryproxy is the registry mirror containerd points at: the OCI distribution pull
 // API as an http.Handler. Blobs come through the P2P network (the Blobs interface, which the
 // dfdaemon implements); manifests, tags and auth challenges pass through to the upstream
-// registry chosen by containerd's ?ns= parameter. A blob already in the cluster is served only
-// after the upstream accepted the requester's own credentials for it, and a pull never breaks
-// because of P2P: when the network fails or stalls, the mirror streams from the upstream.
+// registry chosen by containerd's ?ns= parameter. Who may read a blob is the Blobs
+// implementation's decision (the dfdaemon's gate: private content only after the upstream it
+// came from accepted the requester's own credentials); the mirror relays its refusals, and a
+// pull never breaks because of P2P: when the network fails or stalls, the mirror streams from
+// the upstream.
 //
 // It must not import dfdaemon, must not accept pushes or deletes, and never takes a filesystem
 // path from the network.
@@ -21,6 +23,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -35,13 +38,16 @@ import (
 
 // Blobs fetches content-addressed blobs through the P2P network.
 type Blobs interface {
-	// Fetch starts or joins the download of req and returns once its size is known. An
-	// upstream that answers the network's fetch with an error status is a *StatusError.
+	// Fetch starts or joins the download of req and returns once its size is known, if the
+	// requester may read the blob: a blob fetched with credentials only when the upstream and
+	// repository it came from are the ones req names and accept req's Authorization. A refusal
+	// is a *StatusError; a blob of another upstream or repository is ErrNotShared.
 	Fetch(ctx context.Context, req BlobRequest) (Blob, error)
 }
 
-// BlobRequest names one blob: its digest is the task, URL where the seed fetches it, Header
-// what it sends there (the requester's Authorization).
+// BlobRequest names one blob: its digest is the task, URL where the seed fetches it and where
+// the requester is authorized, Header what it sends there (the requester's Authorization, or
+// the mirror's configured credentials for a client that sent none).
 type BlobRequest struct {
 	URL    string
 	Header http.Header
@@ -77,12 +83,11 @@ type Proxy struct {
 	allowed map[string]bool
 
 	mu        sync.Mutex
-	upstreams map[string]*upstream
+	upstreams *simplelru.LRU[string, *upstream] // by ns; bounded, since any client names one
 
 	flights   singleflight.Group
 	manifests *manifestCache
 	tags      *expirable.LRU[string, *manifest] // by-tag answers, for TagTTL
-	auth      *expirable.LRU[string, blobAuth]  // the upstream's yes to a client, for AuthTTL
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -106,10 +111,10 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
-		allowed: map[string]bool{}, upstreams: map[string]*upstream{},
+		allowed:   map[string]bool{},
+		upstreams: newUpstreams(),
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
 		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
-		auth:      expirable.NewLRU[string, blobAuth](authCacheEntries, nil, cfg.AuthTTL),
 	}
 	for _, a := range cfg.Allowed {
 		a = strings.ToLower(a)

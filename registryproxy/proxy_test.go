@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -249,8 +250,9 @@ func TestDockerHubNames(t *testing.T) {
 	}
 }
 
-// TestAnswersReused: within their TTLs the mirror answers a tag, the manifest it names and a
-// blob's authorization again without asking the upstream; with TagTTL < 0 every tag goes up.
+// TestAnswersReused: within their TTLs the mirror answers a tag and the manifest it names
+// again without asking the upstream; with TagTTL < 0 every tag goes up. A blob Blobs serves
+// never goes up: whether the client may read it is Blobs' decision.
 func TestAnswersReused(t *testing.T) {
 	t.Parallel()
 	origin, img := originWithImage(t, registry.Options{}, "", "")
@@ -267,7 +269,7 @@ func TestAnswersReused(t *testing.T) {
 		tagTTL time.Duration
 		reused bool
 	}{{"tag TTL 1h", time.Hour, true}, {"tag TTL off", -1, false}} {
-		srv := startProxy(t, registryproxy.Config{Default: origin.Host, TagTTL: tc.tagTTL, AuthTTL: time.Hour,
+		srv := startProxy(t, registryproxy.Config{Default: origin.Host, TagTTL: tc.tagTTL,
 			Registries: map[string]registryproxy.RegistryConfig{origin.Host: {Insecure: true}}}, blobs, nil)
 		get(srv.URL, "/v2/demo/app/manifests/latest")
 		before := origin.Requests()
@@ -281,12 +283,28 @@ func TestAnswersReused(t *testing.T) {
 				t.Errorf("%s: the manifest named by the cached tag was fetched again by digest", tc.name)
 			}
 		}
-		blob := "/v2/demo/app/blobs/" + layer.Digest.String()
-		get(srv.URL, blob)
 		before = origin.Requests()
-		get(srv.URL, blob)
+		get(srv.URL, "/v2/demo/app/blobs/"+layer.Digest.String())
 		if origin.Requests() > before {
-			t.Errorf("%s: the upstream was asked again to authorize the blob within AuthTTL", tc.name)
+			t.Errorf("%s: a blob served by Blobs went to the upstream", tc.name)
 		}
+	}
+}
+
+// TestUpstreamsBounded: every distinct ?ns= a client names makes an upstream client; the proxy
+// keeps a bounded number of them, the least recently used going first.
+func TestUpstreamsBounded(t *testing.T) {
+	t.Parallel()
+	p, err := registryproxy.New(registryproxy.Config{}, &memBlobs{}, registryproxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * registryproxy.UpstreamBound {
+		if u := registryproxy.UpstreamURL(p, fmt.Sprintf("r%d.example", i), "/v2/a/manifests/1"); u == "" {
+			t.Fatalf("ns r%d.example not resolved", i)
+		}
+	}
+	if n := registryproxy.Upstreams(p); n != registryproxy.UpstreamBound {
+		t.Fatalf("%d upstream clients after %d distinct ns, want the bound %d", n, 3*registryproxy.UpstreamBound, registryproxy.UpstreamBound)
 	}
 }

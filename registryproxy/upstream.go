@@ -17,7 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/source"
 )
 
 // dockerHub is what containerd sends as ns for Docker Hub, and hubAPI where its API lives.
@@ -36,7 +39,7 @@ type upstream struct {
 	direct *http.Client // does not: a redirect to storage is already an answer
 
 	mu     sync.Mutex
-	tokens map[string]cachedToken // scope → token bought with the static credentials
+	tokens *simplelru.LRU[string, cachedToken] // scope → token bought with the static credentials
 }
 
 type cachedToken struct {
@@ -73,7 +76,7 @@ func (p *Proxy) resolveUpstream(r *http.Request) (*upstream, int, string, string
 func (p *Proxy) upstream(ns string) (*upstream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if up, ok := p.upstreams[ns]; ok {
+	if up, ok := p.upstreams.Get(ns); ok {
 		return up, nil
 	}
 	cfg := p.cfg.Registries[ns]
@@ -108,9 +111,10 @@ func (p *Proxy) upstream(ns string) (*upstream, error) {
 	direct.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	up := &upstream{
 		name: ns, base: scheme + "://" + host, hub: ns == dockerHub, cfg: cfg,
-		client: base, direct: &direct, tokens: map[string]cachedToken{},
+		client: base, direct: &direct,
 	}
-	p.upstreams[ns] = up
+	up.tokens, _ = simplelru.NewLRU[string, cachedToken](tokenEntries, nil)
+	p.upstreams.Add(ns, up)
 	return up, nil
 }
 
@@ -155,7 +159,8 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 		}
 		resp, err := c.Do(req)
 		if err != nil {
-			return nil, "", fmt.Errorf("upstream %s: %w", up.name, err)
+			// The URL in err may be a redirect's target: storage signed for this client.
+			return nil, "", fmt.Errorf("upstream %s: %w", up.name, source.RedactError(err, nil))
 		}
 		if resp.StatusCode != http.StatusUnauthorized || !static || attempt > 0 {
 			return resp, auth, nil
@@ -168,10 +173,29 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 	}
 }
 
+// authorization is the Authorization the mirror sends upstream for a client's request in
+// repo: the client's own; when it sent none, one made from the configured credentials (a basic
+// header, or a bearer token bought with them, which needs the registry's challenge); "" for an
+// anonymous client of a registry without configured credentials.
+func (up *upstream) authorization(ctx context.Context, repo, clientAuth string) (string, error) {
+	if clientAuth != "" || up.cfg.Username == "" {
+		return clientAuth, nil
+	}
+	if auth := up.cachedToken("repository:" + repo + ":pull"); auth != "" {
+		return auth, nil
+	}
+	resp, auth, err := up.do(ctx, up.direct, http.MethodGet, up.base+"/v2/", repo, nil)
+	if err != nil {
+		return "", err
+	}
+	drain(resp)
+	return auth, nil
+}
+
 func (up *upstream) cachedToken(scope string) string {
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if t, ok := up.tokens[scope]; ok && time.Now().Before(t.expires) {
+	if t, ok := up.tokens.Get(scope); ok && time.Now().Before(t.expires) {
 		return t.auth
 	}
 	return ""
@@ -183,6 +207,9 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(up.cfg.Username+":"+up.cfg.Password))
 	switch strings.ToLower(scheme) {
 	case "basic":
+		up.mu.Lock()
+		up.tokens.Add(scope, cachedToken{auth: basic, expires: time.Now().Add(time.Hour)})
+		up.mu.Unlock()
 		return basic, nil
 	case "bearer":
 	default:
@@ -231,7 +258,7 @@ func (up *upstream) answer(ctx context.Context, challenge, scope string) (string
 	}
 	auth := "Bearer " + t
 	up.mu.Lock()
-	up.tokens[scope] = cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)}
+	up.tokens.Add(scope, cachedToken{auth: auth, expires: time.Now().Add(ttl * 9 / 10)})
 	up.mu.Unlock()
 	return auth, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Defaults applied by [Config.WithDefaults] to zero fields.
@@ -15,6 +16,13 @@ const (
 	DefaultSeed          = 1
 	DefaultSwapRatio     = 2.0
 	DefaultSourceSamples = 8
+	// DefaultCorruptReporters is how many distinct children must report a parent corrupt
+	// before it is blocked for everyone: one liar must not cut a parent off.
+	DefaultCorruptReporters = 2
+	// DefaultReportWindow is how long after a parent was taken from a child that child's
+	// reports about it still count: reports travel in batches, and the parent set may change
+	// between a transfer and its report.
+	DefaultReportWindow = time.Minute
 )
 
 // Config tunes the scheduler. The zero value is usable: [New] fills zero
@@ -43,6 +51,15 @@ type Config struct {
 	// capacity) are evaluated per decision, on top of the random sample.
 	// Default 8. (Addition to the original API.)
 	SourceSamples int `yaml:"sourceSamples"`
+
+	// CorruptReporters is how many distinct children must report a parent FailCorrupt before
+	// it is blocked for the whole task; below that, a report blocks the parent for its
+	// reporter only. The seed is never blocked by reports. Default 2.
+	CorruptReporters int `yaml:"corruptReporters"`
+	// ReportWindow is how long after a parent was taken out of a child's set the child's
+	// failure reports about it still count; reports about a parent the child was never
+	// scheduled to are ignored. Default 1 minute.
+	ReportWindow time.Duration `yaml:"reportWindow"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -67,6 +84,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SourceSamples == 0 {
 		c.SourceSamples = DefaultSourceSamples
+	}
+	if c.CorruptReporters == 0 {
+		c.CorruptReporters = DefaultCorruptReporters
+	}
+	if c.ReportWindow == 0 {
+		c.ReportWindow = DefaultReportWindow
 	}
 	return c
 }
@@ -93,6 +116,12 @@ func (c Config) Validate() error {
 	if c.SourceSamples < 0 {
 		errs = append(errs, fmt.Errorf("scheduler: sourceSamples %d < 0", c.SourceSamples))
 	}
+	if c.CorruptReporters < 0 {
+		errs = append(errs, fmt.Errorf("scheduler: corruptReporters %d < 0", c.CorruptReporters))
+	}
+	if c.ReportWindow < 0 {
+		errs = append(errs, fmt.Errorf("scheduler: reportWindow %v < 0", c.ReportWindow))
+	}
 	return errors.Join(errs...)
 }
 
@@ -118,6 +147,12 @@ func (c Config) sanitized() Config {
 	}
 	if c.SourceSamples < 1 {
 		c.SourceSamples = d.SourceSamples
+	}
+	if c.CorruptReporters < 1 {
+		c.CorruptReporters = d.CorruptReporters
+	}
+	if c.ReportWindow < 0 {
+		c.ReportWindow = d.ReportWindow
 	}
 	return c
 }

@@ -38,10 +38,18 @@
 //	score    = share · progress · rate · penalty
 //
 // After Config.MaxFailures consecutive failures (any bytes received reset
-// the count) c drops q and does not take it again in the task. A peer
-// reported FailCorrupt is blocked for the whole task: it is removed from
-// every parent set at once and is never anyone's parent again. Ties go to
+// the count) c drops q and does not take it again in the task. Ties go to
 // a peer that is not the seed, then to the earlier joiner.
+//
+// Failure reports are claims by peers, so they steer only what the
+// reporter itself was given. A report counts only when q is c's parent or
+// was within Config.ReportWindow (reports travel in batches); any other is
+// ignored. A FailCorrupt report takes q out of c's set for good; q is
+// blocked for the whole task — removed from every parent set at once,
+// never anyone's parent again — only when Config.CorruptReporters (default
+// 2) distinct children it served agree, so one liar cannot cut a parent
+// off. The seed is never blocked by reports: its pieces come from the
+// origin, and the supernode re-hashes a reported piece itself.
 //
 // Backbone and lateral parents. Every downloading peer gets up to
 // Config.MaxParents parents. The first is its backbone parent: the seed, a
@@ -66,7 +74,8 @@
 // Reports also refill vacant slots. Parent sets improve without churn.
 //
 // Back to source. A decision has BackToSource=true when:
-//   - SourceFailed was called for the task (every peer, from then on);
+//   - SourceFailed was called for the task (every peer, until a retried
+//     seed reaches the origin and SourceRecovered is called);
 //   - the peer is the seed (fetching from the origin is its job);
 //   - the peer is an orphan: a downloading peer for which no valid backbone
 //     parent exists — no seed alive, no complete peer, and no earlier

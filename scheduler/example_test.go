@@ -28,10 +28,14 @@ func Example() {
 	s.Report(now, task, "a", 8, true)
 	s.Transfer(now, task, "b", "seed", 50e6, time.Second)
 
-	// b got a piece from c that failed its SHA-256: c is blocked for the task.
-	d := s.Failure(now, task, "b", "c", scheduler.FailCorrupt)
-	fmt.Println("b after corrupt c:", d.Parents)
+	// c got a piece from b that failed its SHA-256: b is never c's parent again. One
+	// reporter is not enough to block b for everyone (a second one would be).
+	d, verdict := s.Failure(now, task, "c", "b", scheduler.FailCorrupt)
+	fmt.Println("c after corrupt b:", d.Parents, verdict)
 	fmt.Println("also changed:", s.TakeChanged(task))
+	// A report about a peer that was never c's parent is ignored.
+	_, verdict = s.Failure(now, task, "c", "nobody", scheduler.FailCorrupt)
+	fmt.Println("report about a stranger:", verdict)
 
 	// The seed dies: its children get new parents.
 	fmt.Println("changed by leave:", s.Leave(now, task, "seed"))
@@ -48,10 +52,11 @@ func Example() {
 	// a: [seed]
 	// b: [seed a]
 	// c: [seed b]
-	// b after corrupt c: [seed a]
+	// c after corrupt b: [seed a] counted
 	// also changed: []
+	// report about a stranger: ignored
 	// changed by leave: [b c]
-	// b: [a]
+	// b: [a c]
 	// c back to source: true
-	// peers: 3 sources: 1 blocked: 1
+	// peers: 3 sources: 1 blocked: 0
 }

@@ -12,8 +12,9 @@ import (
 // simulate drives the scheduler with a random event sequence over up to
 // maxPeers peers (joins, reports, completions, transfers, failures,
 // corruption, leaves of any peer including the seed, seed re-joins and,
-// optionally, a source failure), checks every invariant after every step
-// (if check), and returns a digest of every decision handed out.
+// optionally, source failures and recoveries), checks every invariant
+// after every step (if check), and returns a digest of every decision
+// handed out.
 func simulate(t *testing.T, cfg Config, events uint64, maxPeers, steps int, sourceFail, check bool) uint64 {
 	t.Helper()
 	r := rand.New(rand.NewPCG(events, 99))
@@ -84,12 +85,19 @@ func simulate(t *testing.T, cfg Config, events uint64, maxPeers, steps int, sour
 				why = FailCorrupt
 			}
 			had := holders(s, task, alive, p)
-			record(step, "fail", victim, s.Failure(now, task, victim, p, why))
+			d, verdict := s.Failure(now, task, victim, p, why)
+			record(step, "fail", victim, d)
+			if verdict == Ignored {
+				t.Fatalf("step %d: %s's %v report about its parent %s was ignored", step, victim, why, p)
+			}
+			if why == FailCorrupt && slices.Contains(d.Parents, p) {
+				t.Fatalf("step %d: %s keeps %s after reporting it corrupt", step, victim, p)
+			}
 			changed := s.TakeChanged(task)
 			for _, c := range changed {
 				record(step, "changed", c, s.Decision(task, c))
 			}
-			if why == FailCorrupt {
+			if verdict == BlockedForAll {
 				for _, c := range had {
 					if c != victim && !slices.Contains(changed, c) {
 						t.Fatalf("step %d: %s had corrupt %s but is not in TakeChanged", step, c, p)
@@ -130,7 +138,11 @@ func simulate(t *testing.T, cfg Config, events uint64, maxPeers, steps int, sour
 				record(step, "changed", c, s.Decision(task, c))
 			}
 		case k < 98 && sourceFail && r.IntN(20) == 0:
-			s.SourceFailed(task)
+			if r.IntN(2) == 0 {
+				s.SourceFailed(task)
+			} else {
+				s.SourceRecovered(task) // a retried seed reached the origin
+			}
 			for _, c := range s.TakeChanged(task) {
 				record(step, "changed", c, s.Decision(task, c))
 			}

@@ -25,7 +25,7 @@ type FailureReason int
 const (
 	FailUnreachable FailureReason = iota // could not connect / stream reset
 	FailTimeout                          // no data within the child's deadline
-	FailCorrupt                          // the parent sent a piece that failed its SHA-256: the parent is blocked for this task for every peer
+	FailCorrupt                          // the parent sent a piece that failed its SHA-256: blocked for the reporter; for everyone once Config.CorruptReporters children agree
 )
 
 func (r FailureReason) String() string {
@@ -38,6 +38,33 @@ func (r FailureReason) String() string {
 		return "corrupt"
 	}
 	return "FailureReason(?)"
+}
+
+// Verdict says what [Scheduler.Failure] made of a report.
+type Verdict int
+
+const (
+	// Ignored: the reporter is unknown, reported itself, was never (or not recently)
+	// scheduled to that parent, or had already reported it corrupt.
+	Ignored Verdict = iota
+	// Counted: the report was recorded against the parent for this reporter (a failure
+	// count, or for FailCorrupt the parent blocked for the reporter alone).
+	Counted
+	// BlockedForAll: Config.CorruptReporters distinct children have now reported the parent
+	// corrupt: it is blocked for the whole task.
+	BlockedForAll
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Ignored:
+		return "ignored"
+	case Counted:
+		return "counted"
+	case BlockedForAll:
+		return "blocked"
+	}
+	return "Verdict(?)"
 }
 
 // Decision is what a peer is told.
@@ -94,8 +121,30 @@ func (s *Scheduler) SetTask(task TaskID, pieces int) {
 	}
 }
 
+// SourceRecovered undoes [Scheduler.SourceFailed]: a retried seed reached the origin again. The
+// seed is a source again, orphans are re-attached, and every peer of the task is reported by
+// [Scheduler.TakeChanged] (their BackToSource is cleared unless they are orphans).
+func (s *Scheduler) SourceRecovered(task TaskID) {
+	t := s.tasks[task]
+	if t == nil || !t.sourceFailed {
+		return
+	}
+	t.sourceFailed = false
+	for _, p := range t.order {
+		if p != nil && p.seed {
+			t.syncSource(p)
+		}
+	}
+	t.reattachOrphans(nil)
+	for _, p := range t.order {
+		if p != nil {
+			t.dirty[p.id] = struct{}{}
+		}
+	}
+}
+
 // SourceFailed marks that the seed cannot fetch the task from the origin:
-// from now on every Decision for the task has BackToSource=true. A seed that
+// until [Scheduler.SourceRecovered], every Decision for the task has BackToSource=true. A seed that
 // is not complete stops being a parent; its children are reassigned. Every
 // peer of the task is reported by [Scheduler.TakeChanged].
 func (s *Scheduler) SourceFailed(task TaskID) {
@@ -128,6 +177,7 @@ func (s *Scheduler) SourceFailed(task TaskID) {
 func (s *Scheduler) Join(now time.Time, task TaskID, info PeerInfo, have int) Decision {
 	s.counters.Joins++
 	t := s.task(task)
+	t.at(now)
 	p := t.join(now, info, have)
 	return t.decision(p)
 }
@@ -136,6 +186,9 @@ func (t *task) join(now time.Time, info PeerInfo, have int) *peer {
 	up := info.UploadRate
 	if !(up > 0) || math.IsInf(up, 0) {
 		up = t.s.cfg.DefaultUpload
+	}
+	if info.Seed {
+		t.seeds[info.ID] = true
 	}
 	have = max(have, 0)
 	complete := t.pieces > 0 && have >= t.pieces
@@ -206,6 +259,7 @@ func (t *task) becomeSource(p *peer) {
 func (s *Scheduler) Report(now time.Time, task TaskID, peerID PeerID, have int, complete bool) Decision {
 	s.counters.Reports++
 	t := s.task(task)
+	t.at(now)
 	p := t.peers[peerID]
 	if p == nil {
 		p = t.join(now, PeerInfo{ID: peerID}, have)
@@ -233,6 +287,7 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 	if t == nil {
 		return
 	}
+	t.at(now)
 	c, q := t.peers[child], t.peers[parent]
 	if c == nil || q == nil || c == q {
 		return
@@ -257,52 +312,88 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 
 const ewmaTau = 5 * time.Second
 
-// Failure records that child could not use parent. After MaxFailures
-// consecutive failures (or at once for FailCorrupt) the parent is replaced
-// in child's set. FailCorrupt blocks parent for the whole task: it is taken
-// out of every peer's set (those other peers are reported by
-// [Scheduler.TakeChanged]) and is never a parent again in this task. Returns
-// child's new decision.
-func (s *Scheduler) Failure(now time.Time, task TaskID, child, parent PeerID, why FailureReason) Decision {
+// Failure records that child could not use parent, and says what it made of the report. A
+// report counts only when parent is child's parent, or was within Config.ReportWindow; other
+// reports are Ignored (a peer cannot steer the scheduler about parents it was never given).
+//
+// FailUnreachable and FailTimeout: after MaxFailures consecutive ones the parent is replaced
+// in child's set. FailCorrupt: the parent is at once taken out of child's set and never given
+// to child again in this task; once Config.CorruptReporters distinct children reported it, it
+// is blocked for the whole task (BlockedForAll): taken out of every peer's set (those other
+// peers are reported by [Scheduler.TakeChanged]) and never a parent again in this task. A seed
+// is never blocked for all by reports: its pieces come from the origin, and the supernode
+// checks them itself. Returns child's new decision.
+func (s *Scheduler) Failure(now time.Time, task TaskID, child, parent PeerID, why FailureReason) (Decision, Verdict) {
 	s.counters.Failures++
 	t := s.tasks[task]
 	if t == nil {
-		return Decision{}
+		return Decision{}, Ignored
 	}
+	t.at(now)
 	c := t.peers[child]
-	if child == parent {
-		if c == nil {
-			return Decision{}
-		}
-		return t.decision(c)
+	if c == nil {
+		return Decision{}, Ignored
+	}
+	if child == parent || !t.scheduled(c, parent) {
+		return t.decision(c), Ignored
 	}
 	if why == FailCorrupt {
-		changed := t.block(parent)
-		for _, id := range changed {
-			if id != child {
-				t.dirty[id] = struct{}{}
-			}
-		}
-	} else if q := t.peers[parent]; c != nil && q != nil {
-		st := c.stat(parent)
-		st.failures++
-		st.last = now
-		if st.failures >= s.cfg.MaxFailures && c.parentEdge(q) != nil {
-			t.repair([]*peer{c}, nil, false)
-		}
+		v := t.corruptReport(c, parent)
+		return t.decision(c), v
 	}
-	if c == nil {
-		return Decision{}
+	q := t.peers[parent]
+	if q == nil {
+		return t.decision(c), Ignored // it left: Leave already took it out of every set
 	}
-	return t.decision(c)
+	st := c.stat(parent)
+	st.failures++
+	st.last = now
+	if st.failures >= s.cfg.MaxFailures && c.parentEdge(q) != nil {
+		t.repair([]*peer{c}, nil, false)
+	}
+	return t.decision(c), Counted
 }
 
-// Block blocks a peer for the whole task (as a FailCorrupt report does): it
-// is never a parent again in this task, even if it leaves and joins again.
+// corruptReport records that c, scheduled to parent, received a piece from it that failed its
+// digest.
+func (t *task) corruptReport(c *peer, parent PeerID) Verdict {
+	st := c.stat(parent)
+	if st.corrupt {
+		return Ignored
+	}
+	st.corrupt = true
+	if q := t.peers[parent]; q != nil && c.parentEdge(q) != nil {
+		t.repair([]*peer{c}, nil, false)
+	}
+	if t.seeds[parent] || t.blocked[parent] {
+		return Counted
+	}
+	reporters := t.corrupt[parent]
+	if reporters == nil {
+		reporters = make(map[PeerID]struct{})
+		t.corrupt[parent] = reporters
+	}
+	reporters[c.id] = struct{}{}
+	if len(reporters) < t.s.cfg.CorruptReporters {
+		return Counted
+	}
+	delete(t.corrupt, parent)
+	for _, id := range t.block(parent) {
+		if id != c.id {
+			t.dirty[id] = struct{}{}
+		}
+	}
+	return BlockedForAll
+}
+
+// Block blocks a peer for the whole task (as agreeing FailCorrupt reports do):
+// it is never a parent again in this task, even if it leaves and joins again.
 // It returns the peers whose parent sets changed. (Addition to the
 // original API, for integrity failures detected outside a transfer.)
 func (s *Scheduler) Block(now time.Time, task TaskID, peerID PeerID) []PeerID {
-	return s.task(task).block(peerID)
+	t := s.task(task)
+	t.at(now)
+	return t.block(peerID)
 }
 
 func (t *task) block(id PeerID) []PeerID {
@@ -328,6 +419,7 @@ func (s *Scheduler) Leave(now time.Time, task TaskID, peerID PeerID) []PeerID {
 	if t == nil {
 		return nil
 	}
+	t.at(now)
 	p := t.peers[peerID]
 	if p == nil {
 		return nil
@@ -336,9 +428,9 @@ func (s *Scheduler) Leave(now time.Time, task TaskID, peerID PeerID) []PeerID {
 }
 
 func (t *task) remove(p *peer) []PeerID {
+	p.alive = false // first: what p measured of its parents goes with it
 	t.dropParents(p)
 	kids := t.detachChildren(p)
-	p.alive = false
 	t.syncSource(p)
 	t.setOrphan(p, false)
 	t.removeOrder(p)
@@ -377,7 +469,7 @@ func (t *task) decision(p *peer) Decision {
 
 // TakeChanged returns, sorted, and forgets the peers of the task whose
 // decision changed as a side effect of a call that did not return their
-// decision: other children of a parent blocked by FailCorrupt, orphans
+// decision: other children of a parent blocked for all by FailCorrupt, orphans
 // re-attached when a source appeared, the children of a peer replaced by a
 // re-Join, every peer after SourceFailed. The supernode pushes their new
 // decisions (from [Scheduler.Decision]) to them. Leave and Block return

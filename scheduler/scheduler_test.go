@@ -121,7 +121,7 @@ func TestScoreRules(t *testing.T) {
 			expect c has=a
 			fail c from=a timeout
 			expect c lacks=a n=2`},
-		{"corrupt blocks for every peer at once", `
+		{"corrupt: one reporter blocks for itself, two agreeing for everyone", `
 			config maxParents=3
 			task pieces=10
 			join seed seed
@@ -132,12 +132,79 @@ func TestScoreRules(t *testing.T) {
 			expect b has=bad
 			fail a from=bad corrupt
 			expect a lacks=bad
+			expect b has=bad
+			expect stats blocked=0
+			# the same reporter again changes nothing
+			fail a from=bad corrupt
+			expect verdict ignored
+			expect b has=bad
+			fail b from=bad corrupt
 			expect b lacks=bad
+			expect stats blocked=1
 			leave bad
 			join bad up=1GB have=10
 			expect stats sources=1
 			join c
 			expect c lacks=bad`},
+		{"reports about parents never given are ignored", `
+			config maxParents=1 corruptReporters=1
+			task pieces=10
+			join seed seed up=1GB
+			join a
+			join b
+			join c
+			expect b parents=seed
+			expect c parents=seed
+			fail b from=a corrupt
+			expect verdict ignored
+			fail c from=a unreachable
+			fail c from=a unreachable
+			fail c from=a unreachable
+			expect verdict ignored
+			expect stats blocked=0
+			leave seed
+			expect b parents=a
+			expect c parents=a`},
+		{"the seed is blocked by a report for the reporter only", `
+			config maxParents=2 corruptReporters=1
+			task pieces=10
+			join seed seed
+			join a
+			join b
+			join c
+			expect a first=seed
+			expect b has=seed
+			fail a from=seed corrupt
+			expect verdict counted
+			fail b from=seed corrupt
+			expect verdict counted
+			expect a lacks=seed
+			expect b lacks=seed
+			expect c has=seed
+			expect stats blocked=0
+			join d
+			expect d has=seed`},
+		{"a dropped parent can be reported within the report window", `
+			config maxParents=1 corruptReporters=1 reportWindow=10s
+			task pieces=10
+			join seed seed
+			join a
+			join b
+			expect b parents=seed
+			leave seed
+			expect b parents=a
+			tick 5s
+			join seed seed
+			fail b from=seed timeout
+			expect verdict counted
+			expect b parents=a
+			fail b from=a corrupt
+			expect verdict blocked
+			expect b parents=seed
+			expect stats blocked=1
+			tick 11s
+			fail b from=a unreachable
+			expect verdict ignored`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -398,11 +465,23 @@ func TestReassign(t *testing.T) {
 					break
 				}
 			}
-			d := s.Failure(t0, "t", kid, "p0", FailCorrupt)
-			if slices.Contains(d.Parents, "p0") {
-				panic("child kept the corrupt parent")
+			var changed []PeerID
+			for _, id := range []PeerID{"p1", "p2", "p3", "p4", "p5"} {
+				if id == kid || !slices.Contains(s.Decision("t", id).Parents, "p0") {
+					continue
+				}
+				// A second reporter: two agree, p0 is blocked for everyone.
+				d, v := s.Failure(t0, "t", kid, "p0", FailCorrupt)
+				if slices.Contains(d.Parents, "p0") || v != Counted {
+					panic("first reporter kept the corrupt parent, or it was blocked for all at once")
+				}
+				if d, v = s.Failure(t0, "t", id, "p0", FailCorrupt); slices.Contains(d.Parents, "p0") || v != BlockedForAll {
+					panic("second reporter did not block the parent for all")
+				}
+				changed = append(s.TakeChanged("t"), kid, id)
+				break
 			}
-			return append(s.TakeChanged("t"), kid)
+			return changed
 		}, "p0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -491,8 +570,8 @@ func TestTakeChangedAndMisc(t *testing.T) {
 		t.Fatal(ch)
 	}
 	s.Transfer(t0, "nope", "a", "b", 1, time.Second)
-	if d := s.Failure(t0, "nope", "a", "b", FailTimeout); d.Parents != nil {
-		t.Fatal(d)
+	if d, v := s.Failure(t0, "nope", "a", "b", FailTimeout); d.Parents != nil || v != Ignored {
+		t.Fatal(d, v)
 	}
 	s.SetTask("t", 4)
 	s.SetTask("t", 4) // idempotent

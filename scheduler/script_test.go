@@ -12,19 +12,21 @@ import (
 
 // A tiny scenario language, one command a line ('#' starts a comment):
 //
-//	config maxParents=3 candidates=8 maxFailures=2 seed=7 swapRatio=2
+//	config maxParents=3 candidates=8 maxFailures=2 seed=7 swapRatio=2 corruptReporters=2 reportWindow=1m
 //	task pieces=100                       SetTask (task "t" unless task=NAME)
 //	join ID [seed] [up=10MB] [have=N]     Join
 //	report ID have=N [complete]           Report
 //	transfer ID from=P bytes=4MB dur=1s   Transfer
-//	fail ID from=P unreachable|timeout|corrupt
+//	fail ID from=P unreachable|timeout|corrupt   Failure; the transcript shows its Verdict
 //	leave ID
 //	block ID
 //	sourcefailed
+//	sourcerecovered
 //	tick 1s                               advance the clock
 //	expect ID COND...                     assert on ID's current decision:
 //	    parents=a,b  first=a  has=a  lacks=a  n=3  bts  nobts  none  children>=N
-//	expect stats COND...                  seedchildren<=N  orphans=N  maxchildren<=N
+//	expect verdict ignored|counted|blocked   the Verdict of the latest fail
+//	expect stats COND...                  seedchildren<=N  orphans=N  maxchildren<=N  bts=N  sources=N  blocked=N
 //
 // After every command but expect, the runner checks the invariants and
 // appends to the transcript the returned decision or changed peers, the
@@ -34,6 +36,7 @@ type script struct {
 	task TaskID
 	now  time.Time
 	out  strings.Builder
+	last Verdict // of the latest fail command
 }
 
 func newScript(cfg Config) *script {
@@ -114,6 +117,10 @@ func (sc *script) exec(line string) error {
 				c.SwapRatio, err = strconv.ParseFloat(v, 64)
 			case "defaultUpload":
 				c.DefaultUpload, err = parseSize(v)
+			case "corruptReporters":
+				c.CorruptReporters, err = strconv.Atoi(v)
+			case "reportWindow":
+				c.ReportWindow, err = time.ParseDuration(v)
 			default:
 				err = fmt.Errorf("unknown config %s", k)
 			}
@@ -168,13 +175,17 @@ func (sc *script) exec(line string) error {
 		case slices.Contains(flags, "corrupt"):
 			why = FailCorrupt
 		}
-		sc.decision(id(), sc.s.Failure(sc.now, sc.task, id(), PeerID(m["from"]), why))
+		d, v := sc.s.Failure(sc.now, sc.task, id(), PeerID(m["from"]), why)
+		sc.last = v
+		fmt.Fprintf(&sc.out, "= %s %s (%s)\n", id(), fmtDecision(d), v)
 	case "leave":
 		fmt.Fprintf(&sc.out, "= changed %v\n", sc.s.Leave(sc.now, sc.task, id()))
 	case "block":
 		fmt.Fprintf(&sc.out, "= changed %v\n", sc.s.Block(sc.now, sc.task, id()))
 	case "sourcefailed":
 		sc.s.SourceFailed(sc.task)
+	case "sourcerecovered":
+		sc.s.SourceRecovered(sc.task)
 	case "tick":
 		d, err := time.ParseDuration(flags[0])
 		if err != nil {
@@ -242,6 +253,12 @@ func (sc *script) expect(args []string) error {
 	if len(args) < 2 {
 		return fmt.Errorf("expect needs a subject and a condition")
 	}
+	if args[0] == "verdict" {
+		if got := sc.last.String(); got != args[1] {
+			return fmt.Errorf("last failure report was %s, want %s", got, args[1])
+		}
+		return nil
+	}
 	if args[0] == "stats" {
 		st := sc.s.TaskStats(sc.task)
 		for _, c := range args[1:] {
@@ -270,6 +287,8 @@ func (sc *script) expect(args []string) error {
 				got = st.BackToSource
 			case "sources":
 				got = st.Sources
+			case "blocked":
+				got = st.Blocked
 			default:
 				return fmt.Errorf("unknown stat %q", k)
 			}

@@ -26,6 +26,12 @@ type task struct {
 	pieces       int
 	sourceFailed bool
 	rng          *rand.Rand
+	now          time.Time // the latest time passed in for this task
+
+	// corrupt holds, per parent, the children whose FailCorrupt reports about it counted;
+	// seeds, the IDs that joined as a seed (never blocked by reports, even after leaving).
+	corrupt map[PeerID]map[PeerID]struct{}
+	seeds   map[PeerID]bool
 
 	peers    map[PeerID]*peer
 	blocked  map[PeerID]bool
@@ -73,6 +79,8 @@ type stat struct {
 	ewma     float64 // bytes/s, 0 = unknown
 	failures int     // consecutive failures
 	last     time.Time
+	corrupt  bool      // the child reported the parent corrupt: never its parent again
+	dropped  time.Time // when the parent was last taken out of the child's set
 }
 
 func newTask(s *Scheduler, id TaskID) *task {
@@ -85,7 +93,28 @@ func newTask(s *Scheduler, id TaskID) *task {
 		peers:   make(map[PeerID]*peer),
 		blocked: make(map[PeerID]bool),
 		dirty:   make(map[PeerID]struct{}),
+		corrupt: make(map[PeerID]map[PeerID]struct{}),
+		seeds:   make(map[PeerID]bool),
 	}
+}
+
+// at moves the task's clock to now (never backwards).
+func (t *task) at(now time.Time) {
+	if now.After(t.now) {
+		t.now = now
+	}
+}
+
+// scheduled reports whether parent is c's parent, or was taken out of c's set within the
+// report window: only then do c's failure reports about it count.
+func (t *task) scheduled(c *peer, parent PeerID) bool {
+	for _, e := range c.parents {
+		if e.parent.id == parent {
+			return true
+		}
+	}
+	st := c.hist[parent]
+	return st != nil && !st.dropped.IsZero() && t.now.Sub(st.dropped) <= t.s.cfg.ReportWindow
 }
 
 func (t *task) alive() int { return len(t.order) - t.dead }
@@ -111,7 +140,7 @@ func (t *task) usable(c, q *peer) bool {
 	if q.seed && !q.complete && t.sourceFailed {
 		return false // a seed that cannot reach the origin has nothing to give
 	}
-	if st := c.hist[q.id]; st != nil && st.failures >= t.s.cfg.MaxFailures {
+	if st := c.hist[q.id]; st != nil && (st.failures >= t.s.cfg.MaxFailures || st.corrupt) {
 		return false
 	}
 	return true
@@ -289,6 +318,9 @@ func (t *task) unlink(e *edge) {
 	}
 	if c.backbone == q {
 		c.backbone = nil
+	}
+	if c.alive {
+		c.stat(q.id).dropped = t.now
 	}
 	t.fixSource(q)
 }

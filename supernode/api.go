@@ -2,17 +2,17 @@ package supernode
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
@@ -21,16 +21,41 @@ import (
 
 func (s *Supernode) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+snapi.PathRegister, s.handleRegister)
-	mux.HandleFunc("POST "+snapi.PathSync, s.handleSync)
-	mux.HandleFunc("POST "+snapi.PathLeave, s.handleLeave)
-	mux.HandleFunc("POST "+snapi.PathHeartbeat, s.handleHeartbeat)
+	peerRoute(s, mux, "POST "+snapi.PathRegister, s.handleRegister)
+	peerRoute(s, mux, "POST "+snapi.PathSync, s.handleSync)
+	peerRoute(s, mux, "POST "+snapi.PathLeave, s.handleLeave)
+	peerRoute(s, mux, "POST "+snapi.PathHeartbeat, s.handleHeartbeat)
 	mux.HandleFunc("GET "+snapi.PathTasks, s.handleListTasks)
 	mux.HandleFunc("GET "+snapi.PathTasks+"/{id}", s.handleGetTask)
 	mux.HandleFunc("DELETE "+snapi.PathTasks+"/{id}", s.handleDeleteTask)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// peerRoute registers an endpoint of the peer API, where a peer calls for itself. The call must
+// pass peerauth (the caller's libp2p signature, the membership MAC with a secret, a fresh date
+// and nonce); its body is decoded and validated by snapi into a T; and it is refused unless the
+// peer the body speaks for is the one that signed it — so nobody registers, reports or leaves
+// as another peer, or as the seed. Every peer endpoint, including later ones, is registered
+// here; operator endpoints use s.admin instead.
+func peerRoute[T any, P interface {
+	*T
+	snapi.PeerRequest
+}](s *Supernode, mux *http.ServeMux, pattern string, handle func(http.ResponseWriter, *http.Request, *T)) {
+	mux.Handle(pattern, s.auth.Middleware(snapi.MaxBody, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := P(new(T))
+		if err := snapi.Decode(r.Body, req); err != nil {
+			badRequest(w, err.Error())
+			return
+		}
+		if body, signer := req.Caller(), peerauth.Caller(r.Context()); body != signer {
+			httpx.WriteError(w, http.StatusUnauthorized, apierr.Error{Code: apierr.CodeUnauthorized,
+				Message: fmt.Sprintf("%v: the body speaks for peer %s, the call is signed by %s; a peer may only speak for itself", peerauth.ErrCallerMismatch, body, signer)})
+			return
+		}
+		handle(w, r, (*T)(req))
+	})))
 }
 
 func badRequest(w http.ResponseWriter, msg string) {
@@ -41,21 +66,7 @@ func notFound(w http.ResponseWriter, msg string) {
 	httpx.WriteError(w, http.StatusNotFound, apierr.Error{Message: msg, Code: apierr.CodeNotFound})
 }
 
-func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request) {
-	var req snapi.RegisterRequest
-	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
-		badRequest(w, err.Error())
-		return
-	}
-	u, err := url.Parse(req.Task.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		badRequest(w, "task url must be an absolute http or https URL")
-		return
-	}
-	if req.Peer.ID == "" || len(req.Peer.Addrs) == 0 {
-		badRequest(w, "peer id and addrs are required")
-		return
-	}
+func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *snapi.RegisterRequest) {
 	id, err := taskid.For(req.Task.URL, req.Task.Tag, req.Task.Digest, s.cfg.QueryFilter)
 	if err != nil {
 		badRequest(w, err.Error())
@@ -118,12 +129,7 @@ var failureReasons = map[snapi.FailureReason]scheduler.FailureReason{
 	snapi.FailCorrupt:     scheduler.FailCorrupt,
 }
 
-func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request) {
-	var req snapi.SyncRequest
-	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
-		badRequest(w, err.Error())
-		return
-	}
+func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snapi.SyncRequest) {
 	s.mu.Lock()
 	t, ok := s.tasks[req.Task]
 	if !ok || !t.peers[req.Peer] {
@@ -135,15 +141,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request) {
 	s.peers[req.Peer].lastSeen = now
 	st, pid := schedTask(t.id), scheduler.PeerID(req.Peer)
 	for _, f := range req.Failures {
-		why, ok := failureReasons[f.Reason]
-		if !ok {
-			continue
-		}
-		if why == scheduler.FailCorrupt {
-			s.metrics.corruptReports.Inc()
-			s.log.Warn("peer reported a corrupt piece", zap.String("child", req.Peer), zap.String("parent", f.Parent), zapTask(t.id))
-		}
-		s.sched.Failure(now, st, pid, scheduler.PeerID(f.Parent), why)
+		s.failureReport(now, t, req.Peer, f)
 	}
 	for _, tr := range req.Transfers {
 		s.sched.Transfer(now, st, pid, scheduler.PeerID(tr.Parent), tr.Bytes, time.Duration(tr.Millis)*time.Millisecond)
@@ -170,12 +168,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)})
 }
 
-func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request) {
-	var req snapi.LeaveRequest
-	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
-		badRequest(w, err.Error())
-		return
-	}
+func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request, req *snapi.LeaveRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.tasks[req.Task]; ok {
@@ -184,12 +177,7 @@ func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	var req snapi.HeartbeatRequest
-	if err := httpx.DecodeJSON(r, snapi.MaxBody, &req); err != nil {
-		badRequest(w, err.Error())
-		return
-	}
+func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request, req *snapi.HeartbeatRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.peers[req.Peer.ID]; !ok {
@@ -210,12 +198,13 @@ type TaskStatus struct {
 	SeedPieces    int           `json:"seedPieces"`
 	SeedDone      bool          `json:"seedDone"`
 	Peers         int           `json:"peers"`
+	Access        piece.Access  `json:"access,omitempty"` // public, private; empty until the seed has started
 	Error         string        `json:"error,omitempty"`
 }
 
 func (s *Supernode) status(t *task) TaskStatus {
-	st := TaskStatus{ID: t.id, URL: t.req.URL, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
-		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers)}
+	st := TaskStatus{ID: t.id, URL: taskid.Redact(t.req.URL, s.cfg.QueryFilter), ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
+		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers), Access: t.meta.Access}
 	if t.err != nil {
 		st.Error = t.err.Message
 	}
@@ -270,7 +259,9 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if t.running {
+	// A seed that holds every verified piece is only winding down (t.done is set after the
+	// content's digest check): the task can go.
+	if t.running && !t.done {
 		httpx.WriteError(w, http.StatusConflict, apierr.Error{Message: "the seed is still fetching this task", Code: apierr.CodeBadRequest})
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
@@ -37,7 +38,27 @@ func start(t *testing.T, cfg Config) *Supernode {
 	return s
 }
 
-func post(t *testing.T, url string, body any, header ...string) (int, apierr.Error, []byte) {
+// testPeer is a peer with a real libp2p identity, as the supernode requires of every caller.
+type testPeer struct {
+	signer *peerauth.Signer
+	info   snapi.Peer
+}
+
+func newPeer(t *testing.T, secret string) testPeer {
+	t.Helper()
+	s, err := peerauth.GenerateSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testPeer{signer: s, info: snapi.Peer{ID: s.Peer(), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}}
+}
+
+func (p testPeer) client(base string) *snapi.Client {
+	return snapi.NewClient(base, snapi.ClientConfig{Signer: p.signer})
+}
+
+// post sends body (a string is sent as is) signed by signer (nil: unsigned).
+func post(t *testing.T, url string, body any, signer *peerauth.Signer) (int, apierr.Error, []byte) {
 	t.Helper()
 	var data []byte
 	if s, ok := body.(string); ok {
@@ -46,8 +67,10 @@ func post(t *testing.T, url string, body any, header ...string) (int, apierr.Err
 		data, _ = json.Marshal(body)
 	}
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+	if signer != nil {
+		if _, err := signer.Sign(req, data); err != nil {
+			t.Fatal(err)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -61,14 +84,11 @@ func post(t *testing.T, url string, body any, header ...string) (int, apierr.Err
 	return resp.StatusCode, e, buf.Bytes()
 }
 
-func peerFor(name string) snapi.Peer {
-	return snapi.Peer{ID: "12D3KooW" + name, Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}
-}
-
 func TestRegisterRejectsBadInput(t *testing.T) {
 	s := start(t, Config{Allow: loopback})
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }))
 	defer origin.Close()
+	a := newPeer(t, "")
 	cases := []struct {
 		name   string
 		body   any
@@ -76,22 +96,23 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		code   apierr.Code
 	}{
 		{"malformed json", `{"task": `, 400, apierr.CodeBadRequest},
-		{"unknown field", `{"task": {"url": "http://x/y"}, "peer": {"id": "a", "addrs": ["/ip4/1.2.3.4/tcp/1"]}, "evil": 1}`, 400, apierr.CodeBadRequest},
-		{"file url", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: "file:///etc/passwd"}, Peer: peerFor("a")}, 400, apierr.CodeBadRequest},
+		{"unknown field", `{"task": {"url": "http://x/y"}, "peer": {"id": "` + a.info.ID + `", "addrs": ["/ip4/1.2.3.4/tcp/1"]}, "evil": 1}`, 400, apierr.CodeBadRequest},
+		{"file url", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: "file:///etc/passwd"}, Peer: a.info}, 400, apierr.CodeBadRequest},
 		{"no peer", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}}, 400, apierr.CodeBadRequest},
-		{"bad digest", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x", Digest: "sha256:../../etc"}, Peer: peerFor("a")}, 400, apierr.CodeBadRequest},
-		{"origin 404", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")}, 502, apierr.CodeOriginStatus},
+		{"bad digest", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x", Digest: "sha256:../../etc"}, Peer: a.info}, 400, apierr.CodeBadRequest},
+		{"claims to be a seed", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: snapi.Peer{ID: a.info.ID, Addrs: a.info.Addrs, Seed: true}}, 400, apierr.CodeBadRequest},
+		{"origin 404", snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: a.info}, 502, apierr.CodeOriginStatus},
 	}
 	for _, c := range cases {
-		status, e, raw := post(t, s.URL()+snapi.PathRegister, c.body)
+		status, e, raw := post(t, s.URL()+snapi.PathRegister, c.body, a.signer)
 		if status != c.status || e.Code != c.code {
 			t.Errorf("%s: %d %s (%s), want %d %s", c.name, status, e.Code, raw, c.status, c.code)
 		}
 	}
-	if _, e, _ := post(t, s.URL()+snapi.PathRegister, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")}); e.OriginStatus != 404 {
+	if _, e, _ := post(t, s.URL()+snapi.PathRegister, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: a.info}, a.signer); e.OriginStatus != 404 {
 		t.Errorf("origin 404 reported as originStatus %d", e.OriginStatus)
 	}
-	status, e, _ := post(t, s.URL()+snapi.PathSync, snapi.SyncRequest{Task: digest.FromString("x"), Peer: "nobody"})
+	status, e, _ := post(t, s.URL()+snapi.PathSync, snapi.SyncRequest{Task: digest.FromString("x"), Peer: a.info.ID}, a.signer)
 	if status != 404 || e.Code != apierr.CodeNotFound {
 		t.Errorf("sync of an unknown task: %d %s, want 404 not_found", status, e.Code)
 	}
@@ -101,7 +122,8 @@ func TestLoopbackOriginIsRefusedByDefault(t *testing.T) {
 	s := start(t, Config{})
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret")) }))
 	defer origin.Close()
-	status, e, _ := post(t, s.URL()+snapi.PathRegister, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: peerFor("a")})
+	a := newPeer(t, "")
+	status, e, _ := post(t, s.URL()+snapi.PathRegister, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/x"}, Peer: a.info}, a.signer)
 	if status != http.StatusForbidden || e.Code != apierr.CodeForbidden || !strings.Contains(e.Message, "loopback") {
 		t.Fatalf("register of a loopback origin: %d %s %q, want 403 forbidden naming loopback", status, e.Code, e.Message)
 	}
@@ -116,10 +138,11 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 	}))
 	defer origin.Close()
 	dir := t.TempDir()
-	req := snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/f", Digest: digest.FromBytes(data)}, Peer: peerFor("a")}
+	a := newPeer(t, "")
+	req := snapi.RegisterRequest{Task: snapi.TaskRequest{URL: origin.URL + "/f", Digest: digest.FromBytes(data)}, Peer: a.info}
 
 	register := func(s *Supernode) snapi.RegisterResponse {
-		c := snapi.NewClient(s.URL())
+		c := a.client(s.URL())
 		resp, err := c.Register(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +155,7 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 		t.Fatalf("task info %+v", resp.Task)
 	}
 	// Long-poll until the seed has every digest.
-	c := snapi.NewClient(s.URL())
+	c := a.client(s.URL())
 	var known []digest.Digest
 	for deadline := time.Now().Add(10 * time.Second); len(known) < 4 && time.Now().Before(deadline); {
 		sr, err := c.Sync(context.Background(), snapi.SyncRequest{Task: resp.Task.ID, Peer: req.Peer.ID, DigestsFrom: len(known), WaitMillis: 1000})

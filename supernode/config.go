@@ -1,6 +1,7 @@
 package supernode
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,16 +17,23 @@ type Config struct {
 	DataDir     string         `yaml:"dataDir"`       // seed pieces, task index, identity
 	P2PListen   string         `yaml:"p2pListen"`     // the seed's libp2p address
 	UploadRate  int64          `yaml:"uploadRate"`    // the seed's upload cap in bytes/s; 0 = none
-	Secret      string         `yaml:"secret"`        // cluster pre-shared key for libp2p
+	Secret      string         `yaml:"secret"`        // cluster secret: libp2p private network and API membership; empty = open
 	AdminToken  string         `yaml:"adminToken"`    // bearer token for admin views; empty = loopback clients only
+	TLSCert     string         `yaml:"tlsCert"`       // PEM certificate (chain) of the API; with TLSKey it serves https
+	TLSKey      string         `yaml:"tlsKey"`        // PEM private key of TLSCert
 	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
 	Deny        []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task
 	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
 	PeerTTL time.Duration `yaml:"peerTTL"`
 	// SyncWaitMax caps how long a sync long-poll is held.
-	SyncWaitMax time.Duration    `yaml:"syncWaitMax"`
-	Scheduler   scheduler.Config `yaml:"scheduler"`
+	SyncWaitMax time.Duration `yaml:"syncWaitMax"`
+	// FailedTaskTTL is how long a task whose seed failed before storing anything (a dead URL,
+	// a refused origin) is remembered; MaxFailedTasks bounds how many are, oldest forgotten
+	// first. Anyone who can register can create such tasks.
+	FailedTaskTTL  time.Duration    `yaml:"failedTaskTTL"`
+	MaxFailedTasks int              `yaml:"maxFailedTasks"`
+	Scheduler      scheduler.Config `yaml:"scheduler"`
 }
 
 // WithDefaults fills the zero fields.
@@ -45,6 +53,12 @@ func (c Config) WithDefaults() Config {
 	if c.SyncWaitMax == 0 {
 		c.SyncWaitMax = 5 * time.Second
 	}
+	if c.FailedTaskTTL == 0 {
+		c.FailedTaskTTL = 10 * time.Minute
+	}
+	if c.MaxFailedTasks == 0 {
+		c.MaxFailedTasks = 1024
+	}
 	c.Scheduler = c.Scheduler.WithDefaults()
 	return c
 }
@@ -56,6 +70,17 @@ func (c Config) Validate() error {
 	}
 	if c.UploadRate < 0 {
 		return fmt.Errorf("supernode: negative upload rate %d", c.UploadRate)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("supernode: TLS needs both a certificate and its key (--tls-cert, --tls-key)")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("supernode: TLS certificate and key: %w", err)
+		}
+	}
+	if c.FailedTaskTTL < 0 || c.MaxFailedTasks < 0 {
+		return fmt.Errorf("supernode: negative failedTaskTTL %v or maxFailedTasks %d", c.FailedTaskTTL, c.MaxFailedTasks)
 	}
 	return c.Scheduler.Validate()
 }

@@ -2,6 +2,7 @@ package supernode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/host"
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -18,6 +20,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/peer"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
@@ -35,13 +38,18 @@ type Supernode struct {
 	origin  *http.Client
 	ln      net.Listener
 	metrics *metrics
-	admin   httpx.Admin      // guards task listing and deletion
-	life    *lifecycle.Shell // seeds run under its context
+	admin   httpx.Admin        // guards task listing and deletion
+	auth    *peerauth.Verifier // guards the peer API
+	tls     bool               // the API serves https
+	life    *lifecycle.Shell   // seeds run under its context
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
 	tasks map[digest.Digest]*task
 	peers map[string]*peerEntry
+	// failed holds the tasks whose seed failed before storing anything, with when it failed:
+	// bounded (oldest forgotten first) and expired by the reap loop.
+	failed *simplelru.LRU[digest.Digest, time.Time]
 }
 
 type peerEntry struct {
@@ -71,6 +79,14 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err), life.Close())
 	}
+	served := ln
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("supernode: TLS certificate: %w", err), ln.Close(), life.Close())
+		}
+		served = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	s := &Supernode{
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
@@ -79,10 +95,14 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		tasks:  map[digest.Digest]*task{},
 		peers:  map[string]*peerEntry{},
 	}
+	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
+	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
 	s.metrics = newMetrics(s)
 	s.admin = httpx.Admin{Token: cfg.AdminToken}
+	s.auth = peerauth.NewVerifier(peerauth.VerifierConfig{Secret: cfg.Secret})
+	s.tls = served != ln
 	s.loadTasks()
-	life.HTTP(ln, s.routes())
+	life.HTTP(served, s.routes())
 	return s, nil
 }
 
@@ -90,7 +110,12 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 func (s *Supernode) Addr() string { return s.ln.Addr().String() }
 
 // URL is the base URL of the HTTP API.
-func (s *Supernode) URL() string { return "http://" + s.Addr() }
+func (s *Supernode) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
 
 // P2PAddrs are the seed's libp2p addresses.
 func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
@@ -98,6 +123,14 @@ func (s *Supernode) P2PAddrs() []string { return peer.Addrs(s.host) }
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the supernode.
 func (s *Supernode) Run(ctx context.Context) error {
 	s.log.Info(s.admin.Describe())
+	if s.auth.Open() {
+		s.log.Warn("open cluster: no cluster secret (--secret, POUCH_SECRET) is configured, so anyone who can reach this API or the P2P port may join as a peer and read the content nodes hold; calls are still signed by each peer's key, so nobody can speak for another peer")
+	} else {
+		s.log.Info("closed cluster: peers prove membership with the cluster secret on every call and check it on every answer")
+	}
+	if !s.tls {
+		s.log.Info("the API is plain HTTP: registry and origin credentials in registrations cross the network in clear text unless it serves TLS (--tls-cert, --tls-key)")
+	}
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
 	return s.life.Run(ctx, s.reapLoop)
 }
@@ -119,7 +152,7 @@ func (s *Supernode) loadTasks() {
 		if !info.Complete {
 			continue
 		}
-		t.ptask, t.meta = pt, pt.Meta()
+		t.ptask, t.meta = pt, s.metaOf(pt)
 		s.sched.SetTask(schedTask(t.id), pt.PieceCount())
 		s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.PieceCount())
 		s.sched.Report(time.Now(), schedTask(t.id), s.seedID(), pt.PieceCount(), true)
@@ -167,8 +200,9 @@ func (s *Supernode) leave(t *task, peerID string) {
 	}
 }
 
-// reapLoop removes peers that stopped syncing and heartbeating: a killed dfdaemon must not stay
-// a parent for long, though its children notice at once and report it.
+// reapLoop removes peers that stopped syncing and heartbeating (a killed dfdaemon must not stay
+// a parent for long, though its children notice at once and report it) and failed tasks past
+// their TTL.
 func (s *Supernode) reapLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.PeerTTL / 4)
 	defer tick.Stop()
@@ -178,6 +212,13 @@ func (s *Supernode) reapLoop(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
+			for {
+				_, at, ok := s.failed.GetOldest()
+				if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
+					break
+				}
+				s.failed.RemoveOldest() // forgetFailed drops the task
+			}
 			for id, p := range s.peers {
 				if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
 					continue

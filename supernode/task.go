@@ -8,13 +8,16 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler"
 )
 
 // task is one piece of content the seed fetches and the peers share. Its fields are guarded by
@@ -27,15 +30,18 @@ type task struct {
 	digests []digest.Digest // known piece digests; the seed fetches in order, so a prefix
 	done    bool            // the seed holds every piece
 	err     *apierr.Error   // why the seed failed; a later registration retries
-	running bool            // a seed fetch is in progress
+	running bool            // a seed fetch (or the refetch of a dropped piece) is in progress
 	ready   chan struct{}   // closed when meta is known or the seed failed
 	changed chan struct{}   // closed and replaced at every new digest or state change
 	peers   map[string]bool
 	created time.Time
+	// checking holds the seed's pieces being re-hashed after a corrupt report.
+	checking map[int]bool
 }
 
 func newTask(id digest.Digest, req snapi.TaskRequest) *task {
-	return &task{id: id, req: req, ready: make(chan struct{}), changed: make(chan struct{}), peers: map[string]bool{}, created: time.Now()}
+	return &task{id: id, req: req, ready: make(chan struct{}), changed: make(chan struct{}), peers: map[string]bool{},
+		created: time.Now(), checking: map[int]bool{}}
 }
 
 // notify wakes long-polling syncs; the caller holds the supernode's mutex.
@@ -49,22 +55,26 @@ func (t *task) info(from int) snapi.TaskInfo {
 	return snapi.TaskInfo{
 		ID: t.id, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize, Digest: t.meta.Digest,
 		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, SeedDone: t.done,
+		Access: string(t.meta.Access), Origin: t.meta.Origin,
 	}
 }
 
-// startSeed begins the single fetch of a task from its origin unless it runs or is done.
-// The caller holds s.mu.
+// startSeed begins the single fetch of a task from its origin unless it runs or is done. A seed
+// that failed, or an incomplete task left by a restart, is (re)started by the next registration
+// with that request's URL and headers. The caller holds s.mu.
 func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 	if t.running || t.done {
 		return
 	}
 	if t.err != nil {
-		// A failed task is retried by the next registration, with that request's headers.
 		t.err = nil
 		t.ready = make(chan struct{})
-		t.req = req
 	}
+	// The seed fetches with the request that starts it: a task reloaded after a restart knows
+	// only its redacted URL and no headers, so it resumes with the next registration's.
+	t.req = req
 	t.running = true
+	s.failed.Remove(t.id) // forgetFailed keeps it: it is running
 	started := s.life.Go(func(ctx context.Context) {
 		err := s.seed(ctx, t)
 		s.mu.Lock()
@@ -76,9 +86,11 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 	}
 }
 
-// seedEnded records how the seed of t ended; the caller holds s.mu.
+// seedEnded records how the seed of t ended; the caller holds s.mu. The request's headers
+// (credentials) are dropped either way: a retry brings its own.
 func (s *Supernode) seedEnded(t *task, err error) {
 	t.running = false
+	t.req.Header = nil
 	if err != nil {
 		t.err = originError(err)
 		s.log.Warn("seed failed", zapTask(t.id), zapErr(err))
@@ -88,8 +100,24 @@ func (s *Supernode) seedEnded(t *task, err error) {
 		default:
 			close(t.ready)
 		}
+		if t.ptask == nil {
+			s.failed.Add(t.id, time.Now())
+		}
 	}
 	t.notify()
+}
+
+// forgetFailed drops a task whose seed failed before storing anything, when it leaves the
+// failed list (expired, or pushed out by newer failures), unless it is in use again. The
+// caller holds s.mu.
+func (s *Supernode) forgetFailed(id digest.Digest, _ time.Time) {
+	t, ok := s.tasks[id]
+	if !ok || t.err == nil || t.running || t.ptask != nil || len(t.peers) > 0 {
+		return
+	}
+	delete(s.tasks, id)
+	s.sched.RemoveTask(schedTask(id))
+	s.log.Debug("failed task forgotten", zapTask(id))
 }
 
 // seed fetches the task from the origin into the seed's store, publishing each piece.
@@ -97,7 +125,9 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	s.mu.Lock()
 	req := t.req
 	s.mu.Unlock()
-	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header}
+	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter}
+	shown := taskid.Redact(req.URL, s.cfg.QueryFilter)
+	private := taskid.Credentialed(req.URL, req.Header, s.cfg.QueryFilter)
 	var first *http.Response
 	pt, err := s.store.Task(t.id)
 	if errors.Is(err, piece.ErrNotFound) {
@@ -108,9 +138,13 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		length, err := source.LengthOrSpool(resp, s.cfg.DataDir)
 		if err != nil {
 			resp.Body.Close()
-			return fmt.Errorf("%s: %w", req.URL, err)
+			return fmt.Errorf("%s: %w", shown, err)
 		}
-		meta := piece.Meta{ID: t.id, URL: req.URL, ContentLength: length, PieceSize: piece.SizeFor(length), Digest: req.Digest}
+		meta := piece.Meta{ID: t.id, URL: shown, ContentLength: length, PieceSize: piece.SizeFor(length), Digest: req.Digest,
+			Access: piece.AccessPublic, Origin: shown}
+		if private {
+			meta.Access = piece.AccessPrivate
+		}
 		if pt, err = s.store.Create(meta); err != nil {
 			resp.Body.Close()
 			return err
@@ -118,6 +152,12 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		first = resp
 	} else if err != nil {
 		return err
+	} else if private {
+		// Resuming with credentials: what comes now may be private, and the task is served as
+		// a whole, so all of it becomes private.
+		if err := pt.MakePrivate(shown); err != nil {
+			return err
+		}
 	}
 	s.publishMeta(t, pt)
 	err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
@@ -135,7 +175,7 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		}
 		if got != want {
 			_ = s.store.Delete(t.id)
-			return fmt.Errorf("%w: origin content of %s hashes to %s, want %s", errDigest, req.URL, got, want)
+			return fmt.Errorf("%w: origin content of %s hashes to %s, want %s", errDigest, shown, got, want)
 		}
 	}
 	s.mu.Lock()
@@ -148,12 +188,25 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 
 var errDigest = errors.New("content digest mismatch")
 
+// metaOf is pt's metadata as peers are told it. A task stored before access was recorded was
+// fetched by this seed from its URL, so that URL's origin is the one that authorized it; with no
+// record of the credentials the fetch carried, it is taken as private.
+func (s *Supernode) metaOf(pt *piece.Task) piece.Meta {
+	m := pt.Meta()
+	if m.Access == "" {
+		m.Access, m.Origin = piece.AccessPrivate, taskid.Redact(m.URL, s.cfg.QueryFilter)
+	}
+	return m
+}
+
 // publishMeta makes the task schedulable once its length is known.
 func (s *Supernode) publishMeta(t *task, pt *piece.Task) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.ptask, t.meta = pt, pt.Meta()
+	t.ptask, t.meta = pt, s.metaOf(pt)
 	s.sched.SetTask(schedTask(t.id), pt.PieceCount())
+	// The origin answered: a retried seed takes the task out of "back to source".
+	s.sched.SourceRecovered(schedTask(t.id))
 	s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.Bitfield().Count())
 	s.extendDigests(t)
 	select {
@@ -202,4 +255,91 @@ func originError(err error) *apierr.Error {
 	default:
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeOriginUnreachable}
 	}
+}
+
+// checkSeedPiece re-hashes piece i of the seed's own copy after a peer scheduled to the seed
+// reported it corrupt. The seed is never blocked by reports; a piece that really rotted on the
+// seed's disk is dropped, so it is never served again, and fetched anew from the origin when
+// the origin needs no credentials (the request's headers are gone once the seed is done). The
+// caller holds s.mu.
+func (s *Supernode) checkSeedPiece(t *task, i int, reporter string) {
+	pt := t.ptask
+	if pt == nil || t.checking[i] {
+		return
+	}
+	t.checking[i] = true
+	s.life.Go(func(ctx context.Context) {
+		err := pt.Verify(i)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(t.checking, i)
+		switch {
+		case err == nil:
+			s.log.Warn("a peer reported a piece of the seed corrupt, but the seed's copy is intact",
+				zapTask(t.id), zap.Int("piece", i), zap.String("reporter", reporter))
+		case errors.Is(err, piece.ErrDigestMismatch):
+			s.metrics.seedPiecesDropped.Inc()
+			s.log.Error("SEED PIECE CORRUPT: the seed's own stored copy fails its digest (disk damage?); the piece was dropped and is no longer served",
+				zapTask(t.id), zap.Int("piece", i), zap.String("reporter", reporter), zapErr(err))
+			s.refetch(t, pt)
+		case !errors.Is(err, piece.ErrNotFound):
+			s.log.Error("cannot re-hash a piece of the seed", zapTask(t.id), zap.Int("piece", i), zapErr(err))
+		}
+	})
+}
+
+// refetch fetches the pieces the seed lost back from the origin, unless a seed fetch runs (it
+// will not revisit pieces behind it: the task then lacks the piece until the next registration
+// after the seed ends). The caller holds s.mu.
+func (s *Supernode) refetch(t *task, pt *piece.Task) {
+	if t.running {
+		s.log.Warn("the seed is still fetching this task; the dropped piece stays missing", zapTask(t.id))
+		return
+	}
+	t.running = true
+	origin := source.Origin{Client: s.origin, URL: t.req.URL, Filter: s.cfg.QueryFilter}
+	started := s.life.Go(func(ctx context.Context) {
+		err := origin.Fill(ctx, pt, nil, func(i int, _ digest.Digest) {
+			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
+			s.metrics.originBytes.Add(float64(n))
+		})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t.running = false
+		if err != nil {
+			s.log.Warn("cannot refetch the seed's dropped pieces from the origin; peers fetch them from others or the origin",
+				zapTask(t.id), zapErr(err))
+			return
+		}
+		s.log.Info("seed refetched its dropped pieces", zapTask(t.id))
+	})
+	if !started {
+		t.running = false
+	}
+}
+
+// failureReport applies one failure report of a sync from reporter; the caller holds s.mu.
+func (s *Supernode) failureReport(now time.Time, t *task, reporter string, f snapi.Failure) {
+	why, ok := failureReasons[f.Reason]
+	if !ok {
+		return
+	}
+	verdict := scheduler.Ignored
+	if why != scheduler.FailCorrupt || validPiece(t, f.Piece) {
+		_, verdict = s.sched.Failure(now, schedTask(t.id), scheduler.PeerID(reporter), scheduler.PeerID(f.Parent), why)
+	}
+	s.metrics.failureReports.WithLabelValues(string(f.Reason), verdict.String()).Inc()
+	if why != scheduler.FailCorrupt || verdict == scheduler.Ignored {
+		return
+	}
+	s.metrics.corruptReports.Inc()
+	s.log.Warn("peer reported a corrupt piece", zap.String("child", reporter), zap.String("parent", f.Parent),
+		zapTask(t.id), zap.Int("piece", *f.Piece), zap.Stringer("verdict", verdict))
+	if f.Parent == string(s.seedID()) {
+		s.checkSeedPiece(t, *f.Piece, reporter)
+	}
+}
+
+func validPiece(t *task, i *int) bool {
+	return i != nil && t.ptask != nil && *i >= 0 && *i < t.ptask.PieceCount()
 }

@@ -33,13 +33,14 @@ func app() *cli.App {
 		Version: version.Get().String(),
 		Usage:   "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. http://10.0.0.1:8002,http://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
+			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. https://10.0.0.1:8002,https://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
+			&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children in bytes/s, e.g. 50MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents in bytes/s, e.g. 50MB; empty = none"},
-			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
+			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the supernode's API"},
 			&cli.StringFlag{Name: "gc-high", Usage: "disk quota: evict least recently used tasks above this size, e.g. 50GiB (" + cliutil.Units + ")"},
 			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
@@ -61,7 +62,7 @@ func run(c *cli.Context) error {
 	}
 	defer log.Sync()
 	cfg := dfdaemon.Config{
-		Supernode: c.String("supernode"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
+		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
 		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
 	}
 	if cfg.UploadRate, err = cliutil.Rate(c, "upload-rate"); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfget"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/internal/version"
 )
 
@@ -59,6 +60,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "output", Aliases: []string{"O"}, Usage: "output file, or - for stdout"},
 			&cli.StringFlag{Name: "daemon", Value: "http://127.0.0.1:65001", Usage: "the local dfdaemon"},
 			&cli.StringFlag{Name: "supernode", Usage: "without a local dfdaemon: join these supernodes (comma-separated) as a one-shot peer"},
+			&cli.StringFlag{Name: "supernode-ca", Usage: "the one-shot peer: PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
+			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "the one-shot peer: the cluster secret, when the cluster has one"},
 			&cli.StringFlag{Name: "data-dir", Usage: "the one-shot peer's store (default: a temporary directory)"},
 			&cli.StringFlag{Name: "digest", Usage: "expected sha256:HEX of the whole file"},
 			&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "header sent to the origin, 'Name: value' (repeatable)"},
@@ -94,10 +97,11 @@ func run(c *cli.Context) error {
 			return err
 		}
 	}
-	if opts.OneShot.Allow, opts.OneShot.Deny, err = cliutil.ParseNetworks(c); err != nil {
+	opts.OneShot.SupernodeCA, opts.OneShot.Secret = c.String("supernode-ca"), c.String("secret")
+	if opts.Networks.Allow, opts.Networks.Deny, err = cliutil.ParseNetworks(c); err != nil {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
 	}
 	opts.Progress = !c.Bool("quiet") && opts.Output != "-" && term.IsTerminal(int(os.Stderr.Fd()))
-	log.Debug("download", zap.String("url", opts.URL))
+	log.Debug("download", zap.String("url", taskid.Redact(opts.URL, taskid.DefaultFilter)))
 	return dfget.Run(c.Context, opts)
 }

@@ -35,7 +35,9 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "seed pieces, task index and identity"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
-			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster pre-shared key for libp2p"},
+			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) for the API: serve https (with --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by the admin views (task listing and deletion); without one they answer only loopback clients"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
 		}, cliutil.Networks()...),
@@ -60,6 +62,7 @@ func run(c *cli.Context) error {
 	s, err := supernode.New(supernode.Config{
 		Listen: c.String("listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
 		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
+		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
 	}, log)
 	if err != nil {
 		return err

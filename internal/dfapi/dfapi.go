@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/httpx"
 )
 
 // PathDownload is the download call: POST a DownloadRequest, get the content back.
@@ -32,6 +35,40 @@ type DownloadRequest struct {
 	Header http.Header   `json:"header,omitempty"` // sent to the origin (credentials)
 	Digest digest.Digest `json:"digest,omitempty"` // expected content digest; makes the task digest-based
 	Tag    string        `json:"tag,omitempty"`    // separates tasks for the same URL
+}
+
+// ContentType is the only body type the download call takes. A web page can make a browser
+// send a cross-site POST without asking first only with a form or text/plain body; with
+// application/json the browser asks first (CORS preflight), and the daemon never says yes.
+const ContentType = "application/json"
+
+// ErrMediaType is a download call whose body is not declared ContentType (answered 415).
+var ErrMediaType = errors.New("dfapi: the request body must be " + ContentType)
+
+// ErrBadRequest is a download call whose body is not a valid DownloadRequest (answered 400).
+var ErrBadRequest = errors.New("dfapi: bad download request")
+
+// DecodeRequest reads a download call's body: declared ContentType, at most MaxBody bytes of
+// JSON without unknown fields, an absolute http or https URL, and a sha256 digest if any.
+// Errors wrap ErrMediaType or ErrBadRequest.
+func DecodeRequest(r *http.Request) (DownloadRequest, error) {
+	var req DownloadRequest
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != ContentType {
+		return req, fmt.Errorf("%w (got %q)", ErrMediaType, ct)
+	}
+	if err := httpx.DecodeJSON(r, MaxBody, &req); err != nil {
+		return req, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if u, err := url.Parse(req.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return req, fmt.Errorf("%w: url %q is not an absolute http or https URL", ErrBadRequest, req.URL)
+	}
+	if req.Digest != "" {
+		if err := req.Digest.Validate(); err != nil || req.Digest.Algorithm() != digest.SHA256 {
+			return req, fmt.Errorf("%w: digest %q is not sha256:<64 hex>", ErrBadRequest, req.Digest)
+		}
+	}
+	return req, nil
 }
 
 // Headers of a download answer. The body is chunked, so that a failure after the first byte
@@ -101,7 +138,7 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest) (*Download, 
 	if err != nil {
 		return nil, fmt.Errorf("dfdaemon at %s: %w", c.Base, err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Content-Type", ContentType)
 	resp, err := c.HTTP.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("dfdaemon at %s: %w", c.Base, err)

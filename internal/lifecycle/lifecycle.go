@@ -27,6 +27,10 @@ var ErrClosed = errors.New("daemon closed")
 const (
 	// readHeaderTimeout bounds a client that opens a connection and sends nothing.
 	readHeaderTimeout = 10 * time.Second
+	// idleTimeout bounds a kept-alive connection waiting for its next request, so idle
+	// connections cannot pile up. It is longer than Go clients' own idle timeout (90 s), so a
+	// client closes first and never sends a POST on a connection the server is closing.
+	idleTimeout = 2 * time.Minute
 	// shutdownTimeout is how long in-flight requests get to finish once Run's context ends;
 	// those still running are then cut by the lifetime context's end.
 	shutdownTimeout = 5 * time.Second
@@ -119,7 +123,7 @@ func (s *Shell) Run(ctx context.Context, loops ...func(ctx context.Context)) err
 	defer context.AfterFunc(s.ctx, stop)() // Close stops Run
 	g, gctx := errgroup.WithContext(ctx)
 	if s.ln != nil {
-		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: readHeaderTimeout}
+		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 		g.Go(func() error {
 			if err := srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve HTTP on %s: %w", s.ln.Addr(), err)

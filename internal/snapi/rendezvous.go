@@ -15,14 +15,24 @@ type Ring struct {
 }
 
 // NewRing parses a comma-separated list of supernode URLs; an empty list gives an empty ring.
-func NewRing(list string) *Ring {
+// Every client shares cfg.
+func NewRing(list string, cfg ClientConfig) *Ring {
 	r := &Ring{}
-	for _, u := range strings.Split(list, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			r.clients = append(r.clients, NewClient(u))
-		}
+	for _, u := range URLs(list) {
+		r.clients = append(r.clients, NewClient(u, cfg))
 	}
 	return r
+}
+
+// URLs splits a comma-separated list of supernode URLs, dropping blanks.
+func URLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Len is the number of supernodes.

@@ -7,7 +7,7 @@ import (
 
 func TestRingSpreadsAndAgrees(t *testing.T) {
 	t.Parallel()
-	r := NewRing("http://a:8002, http://b:8002,http://c:8002,")
+	r := NewRing("http://a:8002, http://b:8002,http://c:8002,", ClientConfig{})
 	if r.Len() != 3 {
 		t.Fatalf("ring of %d, want 3", r.Len())
 	}
@@ -19,7 +19,7 @@ func TestRingSpreadsAndAgrees(t *testing.T) {
 			t.Fatal("For must return every supernode")
 		}
 		// Another peer with the list in another order agrees.
-		if other := NewRing("http://c:8002,http://a:8002,http://b:8002").For(key); other[0].Base != order[0].Base || other[1].Base != order[1].Base {
+		if other := NewRing("http://c:8002,http://a:8002,http://b:8002", ClientConfig{}).For(key); other[0].Base != order[0].Base || other[1].Base != order[1].Base {
 			t.Fatalf("peers disagree on the home of %s", key)
 		}
 		first[order[0].Base]++
@@ -30,7 +30,7 @@ func TestRingSpreadsAndAgrees(t *testing.T) {
 		}
 	}
 	// Removing a supernode moves only the tasks it was home to.
-	two := NewRing("http://a:8002,http://b:8002")
+	two := NewRing("http://a:8002,http://b:8002", ClientConfig{})
 	for i := range 300 {
 		key := fmt.Sprintf("k%d", i)
 		if h := r.For(key)[0].Base; h != "http://c:8002" && two.For(key)[0].Base != h {

@@ -1,22 +1,28 @@
-// Package snapi is the supernode's HTTP API as seen from both ends: the JSON messages, and a
-// client for dfdaemons. It lives in internal so that dfdaemon need not import supernode: both
-// import this. Error answers are internal/apierr's.
+// Package snapi is the supernode's HTTP API as seen from both ends: the JSON messages, their
+// decoding and validation, and a client for dfdaemons that signs every call
+// (internal/peerauth) and speaks TLS to https:// supernodes. It lives in internal so that
+// dfdaemon need not import supernode: both import this. Error answers are internal/apierr's.
 package snapi
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/peerauth"
 )
 
 // Paths of the peer API.
@@ -64,6 +70,13 @@ type TaskInfo struct {
 	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
 	DigestsFrom   int             `json:"digestsFrom"`
 	SeedDone      bool            `json:"seedDone"` // the seed holds every piece: Digests is complete
+	// Access is "public" when the seed fetched the content without credentials, "private"
+	// when its request carried some (an Authorization, Proxy-Authorization or Cookie header, a
+	// signed query); empty (a supernode that does not say) must be read as private with no
+	// known origin. Origin is the redacted URL the seed fetched: a private task is served only
+	// to requesters that name it and that it accepts.
+	Access string `json:"access,omitempty"`
+	Origin string `json:"origin,omitempty"`
 }
 
 // Schedule is a peer's current parents and whether it must fetch from the origin itself.
@@ -76,16 +89,35 @@ type Schedule struct {
 	Error *apierr.Error `json:"error,omitempty"`
 }
 
+// Seed is the supernode's seed among the parents, if it is one.
+func (s Schedule) Seed() (Peer, bool) {
+	for _, p := range s.Parents {
+		if p.Seed {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
 // RegisterResponse answers a registration.
 type RegisterResponse struct {
 	Task     TaskInfo `json:"task"`
 	Schedule Schedule `json:"schedule"`
 }
 
-// Failure reports that a peer could not use a parent.
+// Failure reports that a peer could not use a parent. A report counts only when the supernode
+// scheduled the reporter to that parent (now or recently).
 type Failure struct {
 	Parent string        `json:"parent"`
 	Reason FailureReason `json:"reason"`
+	// Piece is the index of the piece that failed its digest; a FailCorrupt report without
+	// one is ignored. The supernode re-hashes its own copy when the parent is the seed.
+	Piece *int `json:"piece,omitempty"`
+}
+
+// CorruptPiece is the report of a piece from parent that failed its SHA-256.
+func CorruptPiece(parent string, piece int) Failure {
+	return Failure{Parent: parent, Reason: FailCorrupt, Piece: &piece}
 }
 
 // FailureReason says why a peer could not use a parent; the supernode ignores reasons it does
@@ -151,15 +183,55 @@ func (e *StatusError) Unwrap() error { return &e.Err }
 // ErrUnavailable wraps every failure to reach the supernode at all (as opposed to an answer).
 var ErrUnavailable = errors.New("supernode unavailable")
 
+// ClientConfig is what every client of one peer shares.
+type ClientConfig struct {
+	// Signer signs every call with the peer's libp2p key (and the cluster secret's MAC) and
+	// checks the MAC of every answer. Supernodes refuse unsigned calls; nil sends them unsigned
+	// (tests of that refusal only).
+	Signer *peerauth.Signer
+	// RootCAs, when set, are the only authorities trusted for https:// supernodes (a private
+	// CA, --supernode-ca) instead of the system's.
+	RootCAs *x509.CertPool
+	// Log says when an answer fails its membership check.
+	Log *zap.Logger
+}
+
 // Client talks to one supernode.
 type Client struct {
-	Base string // e.g. http://127.0.0.1:8002
-	HTTP *http.Client
+	Base   string // e.g. https://10.0.0.1:8002
+	HTTP   *http.Client
+	signer *peerauth.Signer
+	log    *zap.Logger
 }
 
 // NewClient returns a client for base with sensible timeouts.
-func NewClient(base string) *Client {
-	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 2 * time.Minute}}
+func NewClient(base string, cfg ClientConfig) *Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.RootCAs != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 2 * time.Minute, Transport: transport},
+		signer: cfg.Signer, log: cfg.Log}
+}
+
+// LoadCA reads a PEM bundle of certificate authorities (--supernode-ca); "" gives nil, the
+// system's roots.
+func LoadCA(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("supernode CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("supernode CA: no PEM certificate in %s", file)
+	}
+	return pool, nil
 }
 
 // Register joins a task; it waits until the seed knows the content length.
@@ -184,6 +256,12 @@ func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
 	return c.post(ctx, PathHeartbeat, req, nil)
 }
 
+// maxAnswer bounds an answer the client reads (a registration carries every piece digest).
+const maxAnswer = 64 << 20
+
+// post makes one signed call. An answer that fails its membership check, and a refusal of this
+// peer (401), make the supernode unavailable to this peer, as a network failure does: the
+// peer moves on to the next supernode or the origin rather than fail.
 func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -194,23 +272,44 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	var nonce string
+	if c.signer != nil {
+		if nonce, err = c.signer.Sign(req, body); err != nil {
+			return err
+		}
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("%w: read the answer to %s: %w", ErrUnavailable, path, err)
+	}
+	if c.signer != nil {
+		if err := c.signer.CheckAnswer(nonce, resp.StatusCode, resp.Header, answer); err != nil {
+			c.log.Warn("supernode answer failed its membership check: treating the supernode as unavailable",
+				zap.String("supernode", c.Base), zap.String("call", path), zap.Error(err))
+			return fmt.Errorf("%w: %s: %w", ErrUnavailable, c.Base, err)
+		}
+	}
 	if resp.StatusCode/100 != 2 {
+		resp.Body = io.NopCloser(bytes.NewReader(answer))
 		body, ours := apierr.Read(resp)
-		if !ours {
+		switch {
+		case !ours:
 			// Not our API answering (a proxy, a restarting server): treat as unreachable.
 			return fmt.Errorf("%w: supernode: %d: %s", ErrUnavailable, resp.StatusCode, body.Message)
+		case body.Code == apierr.CodeUnauthorized:
+			return fmt.Errorf("%w: %s refused this peer: %s", ErrUnavailable, c.Base, body.Message)
 		}
 		return &StatusError{Status: resp.StatusCode, Err: body}
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return fmt.Errorf("%w: bad answer from %s: %w", ErrUnavailable, path, err)
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Package source fetches content from its origin into a piece task: in order, piece by piece,
 // each hashed as it is written, resuming with an HTTP Range request after a broken stream. The
 // supernode's seed uses it for every task, and a dfdaemon uses it when it must go back to the
-// origin itself. It trusts the origin; it never fetches a piece that is already present.
+// origin itself. It trusts the origin; it never fetches a piece that is already present. The URLs
+// in its errors are redacted (taskid.Redact): an error reaches logs, peers and dfget's messages.
 package source
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -17,12 +19,13 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/httprange"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
 // StatusError is an origin that answered with an unexpected HTTP status.
 type StatusError struct {
-	URL    string
+	URL    string // redacted
 	Status int
 }
 
@@ -43,6 +46,35 @@ type Origin struct {
 	// Limiter caps the bytes per second read from the origin (a dfdaemon's --download-rate);
 	// nil = none.
 	Limiter *ratelimit.Limiter
+	// Filter names the query parameters blanked in errors (taskid.Redact); nil means
+	// taskid.DefaultFilter.
+	Filter []string
+}
+
+// shown is the URL as errors name it.
+func (o Origin) shown() string { return o.redact(o.URL) }
+
+func (o Origin) redact(rawURL string) string {
+	if o.Filter == nil {
+		return taskid.Redact(rawURL, taskid.DefaultFilter)
+	}
+	return taskid.Redact(rawURL, o.Filter)
+}
+
+// redactErr blanks the URL inside an HTTP client's error and names the origin, redacted.
+func (o Origin) redactErr(err error) error {
+	return fmt.Errorf("origin %s: %w", o.shown(), RedactError(err, o.Filter))
+}
+
+// RedactError blanks the URL inside an HTTP client's error (*url.Error), which may be a
+// redirect's target such as a pre-signed storage URL, with taskid.Redact; a nil filter means
+// taskid.DefaultFilter. It returns err.
+func RedactError(err error, filter []string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = Origin{Filter: filter}.redact(ue.URL)
+	}
+	return err
 }
 
 // Get requests bytes [off, end] of the content (end < 0: to the end). It returns the response
@@ -50,7 +82,7 @@ type Origin struct {
 func (o Origin) Get(ctx context.Context, off, end int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("origin request for %s: %w", o.URL, err)
+		return nil, o.redactErr(err)
 	}
 	for k, vs := range o.Header {
 		for _, v := range vs {
@@ -62,11 +94,11 @@ func (o Origin) Get(ctx context.Context, off, end int64) (*http.Response, error)
 	}
 	resp, err := o.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("origin %s: %w", o.URL, err)
+		return nil, o.redactErr(err)
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		resp.Body.Close()
-		return nil, &StatusError{URL: o.URL, Status: resp.StatusCode}
+		return nil, &StatusError{URL: o.shown(), Status: resp.StatusCode}
 	}
 	return resp, nil
 }
@@ -162,7 +194,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 			}
 			if total, err := Length(resp); err == nil && total != meta.ContentLength {
 				resp.Body.Close()
-				return fmt.Errorf("origin %s: content length changed from %d to %d", o.URL, meta.ContentLength, total)
+				return fmt.Errorf("origin %s: content length changed from %d to %d", o.shown(), meta.ContentLength, total)
 			}
 			body, pos = resp.Body, off
 			if resp.StatusCode == http.StatusOK && off > 0 {
@@ -182,7 +214,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 				return ctx.Err()
 			}
 			if failures++; failures > retries {
-				return fmt.Errorf("origin %s: piece %d: %w", o.URL, i, err)
+				return fmt.Errorf("origin %s: piece %d: %w", o.shown(), i, err)
 			}
 			if !sleep(ctx, backoff(failures)) {
 				return ctx.Err()

@@ -1,7 +1,9 @@
 // Package taskid names a download. An OCI blob's task is its digest, so the same layer from any
 // repository or registry is one task. A URL's task is the SHA-256 of the URL with volatile query
 // parameters (signatures, expiry) removed, plus an optional tag; a known content digest wins over
-// both. It owns naming only.
+// both. The same filter says what a URL must not show: Redact blanks those parameters' values
+// wherever a URL is stored, logged or shown, and Credentialed tells a fetch that proved who made
+// it (credentials, a signed query) from an anonymous one. It owns naming only, and does no I/O.
 package taskid
 
 import (
@@ -40,11 +42,16 @@ func For(rawURL, tag string, content digest.Digest, filter []string) (digest.Dig
 	}
 	q := u.Query()
 	for k := range q {
-		if slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, k) }) {
+		if filtered(k, filter) {
 			q.Del(k)
 		}
 	}
 	u.RawQuery = q.Encode() // Encode sorts keys, so parameter order does not split a task.
 	u.Fragment = ""
 	return digest.FromString(u.String() + "\x00" + tag), nil
+}
+
+// filtered says whether the query parameter k is one the filter removes (case-insensitively).
+func filtered(k string, filter []string) bool {
+	return slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, k) })
 }

@@ -1,0 +1,72 @@
+package dfdaemon
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pouch-p2p/pouch/internal/fixture/tlsca"
+)
+
+func TestConfigValidatesSupernodesAndCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files, err := tlsca.Make(dir, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, supernode, ca string
+		ok                  bool
+	}{
+		{"none", "", "", true},
+		{"http and https", "http://127.0.0.1:8002, https://sn.example:8002", files.CA, true},
+		{"no scheme", "10.0.0.1:8002", "", false},
+		{"another scheme", "ftp://10.0.0.1", "", false},
+		{"CA file missing", "https://sn:8002", filepath.Join(dir, "nope.pem"), false},
+		{"CA file not PEM", "https://sn:8002", files.NotPEM, false},
+	} {
+		err := Config{DataDir: dir, Supernode: c.supernode, SupernodeCA: c.ca}.WithDefaults().Validate()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: Validate = %v, want ok %v", c.name, err, c.ok)
+		}
+	}
+}
+
+func TestClearTextNamesRemotePlainSupernodes(t *testing.T) {
+	t.Parallel()
+	got := clearText("http://127.0.0.1:8002,http://localhost:8002,http://[::1]:8002,https://10.0.0.1:8002,http://10.0.0.2:8002,http://sn.example")
+	if want := []string{"http://10.0.0.2:8002", "http://sn.example"}; !slices.Equal(got, want) {
+		t.Fatalf("clearText = %v, want %v", got, want)
+	}
+}
+
+// A daemon whose supernodes include a plain-HTTP one on another host says so once at start.
+func TestStartWarnsOfClearTextSupernodes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		supernode string
+		warnings  int
+	}{
+		{"http://127.0.0.1:8002", 0},
+		{"https://192.0.2.1:8002", 0},
+		{"http://192.0.2.1:8002,http://192.0.2.2:8002", 1},
+	} {
+		core, logs := observer.New(zapcore.WarnLevel)
+		d, err := New(Config{Supernode: c.supernode, DataDir: t.TempDir(), Listen: "none"}, zap.New(core))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.Run(ctx)
+		if n := logs.FilterMessageSnippet("clear text").Len(); n != c.warnings {
+			t.Errorf("supernode %s: %d warnings about clear text, want %d", c.supernode, n, c.warnings)
+		}
+	}
+}
