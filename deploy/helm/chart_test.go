@@ -2,6 +2,8 @@ package helm
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,20 +24,13 @@ import (
 
 	"github.com/pouch-p2p/pouch/deploy/image"
 	"github.com/pouch-p2p/pouch/deploy/internal/deploytest"
+	"github.com/pouch-p2p/pouch/internal/fixture/tlsca"
 )
 
 // binDir holds the binaries built from this checkout: the chart is held against them.
 var binDir string
 
 func TestMain(m *testing.M) { deploytest.Main(m, &binDir) }
-
-// pendingFlags are flags the chart passes that the binaries do not have yet, by binary: the
-// supernode's TLS and the dfdaemon's trust in it come with the trust model (issue 8). The test
-// fails once a binary has one, so the list shrinks as they arrive.
-var pendingFlags = map[string][]string{
-	"supernode": {"tls-cert", "tls-key"},
-	"dfdaemon":  {"supernode-ca"},
-}
 
 // workload is a rendered container and what runs it.
 type workload struct {
@@ -99,13 +94,12 @@ func (h helps) get(t *testing.T, bin string, sub []string) deploytest.Help {
 	return got
 }
 
-// Every flag the chart passes, in every variant, is one the binary lists in --help (or is
-// pending, see pendingFlags), and every POUCH_* variable it sets is one the binary reads.
+// Every flag the chart passes, in every variant, is one the binary lists in --help, and every
+// POUCH_* variable it sets is one the binary reads.
 func TestFlagsExistInBinaries(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
 	h := helps{}
-	used := map[string]bool{}
 	for _, v := range variants(t) {
 		for _, w := range workloads(t, render(t, c, v.values)) {
 			bin, sub := program(w.c)
@@ -114,8 +108,7 @@ func TestFlagsExistInBinaries(t *testing.T) {
 			}
 			help := h.get(t, bin, sub)
 			for name := range args(t, w.c) {
-				used[bin+" "+name] = true
-				if !help.Flags[name] && !slices.Contains(pendingFlags[bin], name) {
+				if !help.Flags[name] {
 					t.Errorf("%s: container %s passes --%s, which `%s --help` does not list", v.name, w.c.Name, name, strings.Join(w.c.Command, " "))
 				}
 			}
@@ -123,17 +116,6 @@ func TestFlagsExistInBinaries(t *testing.T) {
 				if strings.HasPrefix(e.Name, "POUCH_") && !strings.Contains(help.Text, "$"+e.Name) {
 					t.Errorf("%s: container %s sets %s, which `%s --help` names for no flag", v.name, w.c.Name, e.Name, bin)
 				}
-			}
-		}
-	}
-	for bin, flags := range pendingFlags {
-		help := h.get(t, bin, nil)
-		for _, f := range flags {
-			if !used[bin+" "+f] {
-				t.Errorf("pending flag %s --%s is used by no variant: remove it from pendingFlags", bin, f)
-			}
-			if help.Flags[f] {
-				t.Errorf("%s --%s exists now: remove it from pendingFlags", bin, f)
 			}
 		}
 	}
@@ -244,6 +226,19 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 	}
 }
 
+// httpsClient trusts the CA in caFile (and speaks plain HTTP too).
+func httpsClient(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate", caFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
+}
+
 // checkServiceMonitor checks that a ServiceMonitor selects Services of the chart that have
 // each port it scrapes, and that the daemons behind them serve metrics there (the http port).
 func checkServiceMonitor(t *testing.T, r rendered, sm *monitoringv1.ServiceMonitor) {
@@ -342,13 +337,13 @@ func multiaddrPort(t *testing.T, addr string) int32 {
 }
 
 // The daemons start with exactly the chart's flags (only the addresses moved to free loopback
-// ports and the data directory to a temporary one) and answer 200 on every probe path and on
-// /metrics; the
+// ports, the data directory to a temporary one and the TLS Secret's files to generated ones)
+// and answer 200 on every probe path, with the probe's scheme, and on /metrics; the
 // init container's command writes containerd's hosts.toml pointing at the dfdaemon.
 func TestDaemonsServeTheChart(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
-	for _, name := range []string{"default", "registries", "two-supernodes"} {
+	for _, name := range []string{"default", "registries", "two-supernodes", "tls"} {
 		t.Run(name, func(t *testing.T) {
 			var vals map[string]any
 			for _, v := range variants(t) {
@@ -358,6 +353,15 @@ func TestDaemonsServeTheChart(t *testing.T) {
 			}
 			r := render(t, c, vals)
 			env := []string{"POUCH_SECRET=chart-test-secret", "POUCH_ADMIN_TOKEN=chart-test-token"}
+			// The TLS Secret's files, for a supernode reached at 127.0.0.1.
+			tlsFiles, err := tlsca.Make(t.TempDir(), "127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := httpsClient(tlsFiles.CA)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var dfHTTP string
 			for _, w := range workloads(t, r) {
 				bin, sub := program(w.c)
@@ -374,14 +378,21 @@ func TestDaemonsServeTheChart(t *testing.T) {
 						arg = "--p2p-listen=/ip4/127.0.0.1/tcp/0"
 					case "data-dir":
 						arg = "--data-dir=" + t.TempDir()
+					case "tls-cert":
+						arg = "--tls-cert=" + tlsFiles.Cert
+					case "tls-key":
+						arg = "--tls-key=" + tlsFiles.Key
+					case "supernode-ca":
+						arg = "--supernode-ca=" + tlsFiles.CA
 					}
 					a = append(a, arg)
 				}
 				p := deploytest.StartEnv(t, bin, filepath.Join(binDir, bin), env, a...)
-				// The probes' paths, and the path the ServiceMonitors scrape.
+				// The probes' paths and schemes, and the path the ServiceMonitors scrape.
+				scheme := strings.ToLower(string(w.c.LivenessProbe.HTTPGet.Scheme))
 				for _, path := range []string{w.c.LivenessProbe.HTTPGet.Path, w.c.ReadinessProbe.HTTPGet.Path, "/metrics"} {
-					u := url.URL{Scheme: "http", Host: p.HTTP, Path: path}
-					resp, err := http.Get(u.String())
+					u := url.URL{Scheme: scheme, Host: p.HTTP, Path: path}
+					resp, err := client.Get(u.String())
 					if err != nil {
 						t.Fatalf("%s GET %s: %v", bin, u.Path, err)
 					}
