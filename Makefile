@@ -40,11 +40,11 @@ image-push: ## make image, then push it as IMAGE_REPO:VERSION (IMAGE_INSECURE=1:
 	@test -n "$(IMAGE_REPO)" || { echo "set IMAGE_REPO=host:port/pouch"; exit 1; }
 	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
 
-test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
+test-k8s: image ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
 	@mkdir -p out/k8s
 	bin=$$(POUCH_K8S_CACHE=$(K8S_CACHE) deploy/k8s/build-kube.sh) && cd deploy/k8s/k8stest && \
-		POUCH_K8S_BIN=$$bin $(GO) test -count=1 -v -timeout 20m -artifacts -outputdir $(CURDIR)/out/k8s ./...
+		POUCH_K8S_BIN=$$bin POUCH_IMAGE_LAYOUT=$(CURDIR)/out/image/oci $(GO) test -count=1 -v -timeout 20m -artifacts -outputdir $(CURDIR)/out/k8s ./...
 
 demo: build ## a local cluster on loopback: origin, supernode, three dfdaemons, a download on each node
 	$(BIN)/dfbench demo

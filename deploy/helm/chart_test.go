@@ -203,8 +203,14 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 			for i := range *sts.Spec.Replicas {
 				want = append(want, fmt.Sprintf("%s://%s-%d.%s.%s.svc.cluster.local:%d", scheme, sts.Name, i, sts.Spec.ServiceName, namespace, ports["supernode"]["http"]))
 			}
+			if df, ok := v.values["dfdaemon"].(map[string]any); ok && df["supernodes"] != nil {
+				want = nil // the values name them
+				for _, u := range df["supernodes"].([]any) {
+					want = append(want, u.(string))
+				}
+			}
 			if got := dfArgs["supernode"]; got != strings.Join(want, ",") {
-				t.Errorf("dfdaemon --supernode=%s, want every supernode pod: %s", got, strings.Join(want, ","))
+				t.Errorf("dfdaemon --supernode=%s, want every supernode: %s", got, strings.Join(want, ","))
 			}
 			if !ds.Spec.Template.Spec.HostNetwork || ds.Spec.Template.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
 				t.Errorf("dfdaemon: hostNetwork %v, dnsPolicy %s; want the node's network with cluster DNS", ds.Spec.Template.Spec.HostNetwork, ds.Spec.Template.Spec.DNSPolicy)
