@@ -14,6 +14,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
@@ -28,8 +29,9 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "dfdaemon",
-		Usage: "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
+		Name:    "dfdaemon",
+		Version: version.Get().String(),
+		Usage:   "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. https://10.0.0.1:8002,https://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
 			&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},

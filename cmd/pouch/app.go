@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/runtime"
 )
 
@@ -32,6 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func app(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "pouch",
+		Version:   version.Get().String(),
 		Usage:     "pull images through the P2P registry mirror and run them on containerd",
 		UsageText: "pouch [--address SOCKET] [--namespace NS] [--hosts-dir DIR] COMMAND [ARGS...]",
 		Writer:    stdout,

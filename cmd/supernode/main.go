@@ -12,6 +12,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -26,8 +27,9 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "supernode",
-		Usage: "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
+		Name:    "supernode",
+		Version: version.Get().String(),
+		Usage:   "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
 		UsageText: "supernode --data-dir DIR [--listen ADDR] [flags]     run the supernode\n" +
 			"supernode preheat [flags] REF|URL                    warm an image or a file (see supernode preheat --help)",
 		Flags: append([]cli.Flag{
