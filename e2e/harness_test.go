@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -99,7 +101,14 @@ type origin struct {
 }
 
 func newOrigin(t *testing.T, files map[string][]byte) *origin {
+	return newOriginRate(t, files, 0)
+}
+
+// newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
+// registry behind a WAN link; 0 = no cap).
+func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
 	o := &origin{files: files}
+	limit := ratelimit.New(rate)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.requests.Add(1)
 		data, ok := o.files[r.URL.Path]
@@ -107,7 +116,7 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 			http.NotFound(w, r)
 			return
 		}
-		http.ServeContent(countingWriter{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
+		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(o.Close)
 	return o
@@ -115,11 +124,12 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n   *atomic.Int64
+	out io.Writer // the body's way out: the ResponseWriter, through the origin's rate cap
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
+	n, err := c.out.Write(p)
 	c.n.Add(int64(n))
 	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/url"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -64,7 +65,49 @@ func (r *RegisterRequest) Validate() error {
 	if len(r.Peer.Addrs) == 0 {
 		return errors.New("peer id and addrs are required")
 	}
+	if r.Holding != nil {
+		if err := r.Holding.validate(); err != nil {
+			return err
+		}
+	}
 	return r.Peer.validate()
+}
+
+// Bounds of a holding: a peer announces the digests of at most MaxHeldDigests pieces (about
+// 600 KiB of JSON, inside MaxBody), and a bitfield of at most maxBitfield bytes (2^20 pieces,
+// the most a task may have).
+const (
+	MaxHeldDigests = 8192
+	maxBitfield    = 1 << 17
+	maxOrigin      = 8 << 10
+)
+
+func (h *Holding) validate() error {
+	if h.ContentLength < 0 || h.PieceSize <= 0 {
+		return errors.New("holding: content length must not be negative and the piece size must be positive")
+	}
+	if len(h.Bitfield) > maxBitfield || len(h.Digests) > MaxHeldDigests {
+		return fmt.Errorf("holding: at most %d digests and a %d-byte bitfield", MaxHeldDigests, maxBitfield)
+	}
+	held := 0
+	for _, b := range h.Bitfield {
+		held += bits.OnesCount8(b)
+	}
+	if held != len(h.Digests) {
+		return fmt.Errorf("holding: %d pieces held, %d digests", held, len(h.Digests))
+	}
+	for _, d := range h.Digests {
+		if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+			return fmt.Errorf("holding: piece digest %q is not sha256:<64 hex>", d)
+		}
+	}
+	if h.Access != "" && h.Access != "public" && h.Access != "private" {
+		return fmt.Errorf("holding: access %q is neither public nor private", h.Access)
+	}
+	if len(h.Origin) > maxOrigin {
+		return fmt.Errorf("holding: origin longer than %d bytes", maxOrigin)
+	}
+	return nil
 }
 
 // Caller is the syncing peer.

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/internal/scrape"
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/taskid"
+)
+
+// failover is a burst over two supernodes in which the task's home supernode and some
+// dfdaemons are killed while the burst runs.
+type failover struct {
+	nodes        int           // dfdaemons pulling at once
+	kill         int           // of them killed with the home supernode
+	size         int           // bytes of the file
+	rate         string        // every cap: the origin, the seeds' upload, the dfdaemons' up and down
+	uncapped     bool          // the origin sends as fast as it can
+	topUploaders bool          // kill the dfdaemons that uploaded most, rather than the last ones started
+	killAfter    time.Duration // from the start of the burst
+	maxCopies    float64       // what the origin may send, in copies of the file
+}
+
+// run starts the cluster, runs the burst, kills, and checks every survivor's copy and what
+// reached the origin. It returns the copies the origin sent.
+func (f failover) run(t *testing.T) float64 {
+	data := randomBytes(t, f.size)
+	rate := map[string]int64{"4MB": 4e6, "10MB": 10e6}[f.rate]
+	if f.uncapped {
+		rate = 0
+	}
+	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, rate)
+	root := t.TempDir()
+	var sns []*proc
+	for i := range 2 {
+		sns = append(sns, start(t, fmt.Sprintf("supernode %d", i), "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, fmt.Sprint("sn", i)),
+			"--allow-networks", "127.0.0.0/8", "--upload-rate", f.rate, "--log-level", "debug"))
+	}
+	list := "http://" + sns[0].HTTP + ",http://" + sns[1].HTTP
+	id, err := taskid.For(o.URL+"/big.bin", "", digest.Digest(sha(data)), taskid.DefaultFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := 0
+	if snapi.NewRing(list, snapi.ClientConfig{}).For(id.String())[0].Base != "http://"+sns[0].HTTP {
+		home = 1
+	}
+	var daemons []*proc
+	for i := range f.nodes {
+		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
+			"--upload-rate", f.rate, "--download-rate", f.rate, "--log-level", "debug"))
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	wait := burst(ctx, daemons, o.URL+"/big.bin", out, "--digest", sha(data))
+	time.Sleep(f.killAfter)
+	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n != 0 {
+		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
+	}
+	// Kill the dfdaemons that uploaded most: they hold pieces others may have from them only.
+	victims := make([]int, f.nodes)
+	up := make([]float64, f.nodes)
+	for i := range daemons {
+		victims[i], up[i] = i, metric(t, daemons[i], "pouch_dfdaemon_upload_bytes_total", nil)
+	}
+	if f.topUploaders {
+		sort.SliceStable(victims, func(a, b int) bool { return up[victims[a]] > up[victims[b]] })
+	} else {
+		slices.Reverse(victims)
+	}
+	victims = victims[:f.kill]
+	t.Logf("uploaded so far: %v", up)
+	before := float64(o.sent.Load()) / float64(f.size)
+	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
+	for _, v := range victims {
+		daemons[v].Cmd.Process.Signal(syscall.SIGKILL)
+	}
+	t.Logf("killed supernode %d and dfdaemons %v after %v; the origin had sent %.2f copies", home, victims, f.killAfter, before)
+	codes, msgs := wait()
+	checkCopies(t, codes, msgs, out, data, victims...)
+	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n < 1 {
+		t.Errorf("no peer re-registered with the surviving supernode (%v registrations)", n)
+	}
+	copies := float64(o.sent.Load()) / float64(f.size)
+	var fromOrigin float64
+	for i, d := range daemons {
+		if !slices.Contains(victims, i) {
+			fromOrigin += metric(t, d, "pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})
+		}
+	}
+	t.Logf("origin sent %.2f copies of the file (%.2f by the survivors themselves)", copies, fromOrigin/float64(f.size))
+	if copies > f.maxCopies {
+		t.Errorf("origin sent %.2f copies of the file, want at most %.2f", copies, f.maxCopies)
+	}
+	return copies
+}
+
+// Two supernodes: each task is homed on one by rendezvous hashing. When the home dies in the
+// middle of a burst, with two dfdaemons, the survivors move to the other supernode, announce
+// what they hold, and finish; the new home fetches from the origin only what no survivor holds.
+func TestSupernodeFailover(t *testing.T) {
+	failover{nodes: 8, kill: 2, size: 48 << 20, rate: "4MB", killAfter: 4 * time.Second, maxCopies: 1.10}.run(t)
+}
