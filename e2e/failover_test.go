@@ -34,11 +34,7 @@ type failover struct {
 // reached the origin. It returns the copies the origin sent.
 func (f failover) run(t *testing.T) float64 {
 	data := randomBytes(t, f.size)
-	rate := map[string]int64{"4MB": 4e6, "10MB": 10e6}[f.rate]
-	if f.uncapped {
-		rate = 0
-	}
-	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, rate)
+	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, parseRate(t, f.rate))
 	root := t.TempDir()
 	var sns []*proc
 	for i := range 2 {

@@ -182,6 +182,9 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 			return err
 		}
 		length, err := s.spool.LengthOrSpool(resp)
+		if errors.Is(err, source.ErrSpoolFull) {
+			err = fmt.Errorf("%w (--spool-max)", err)
+		}
 		if err != nil {
 			resp.Body.Close()
 			return fmt.Errorf("%s: %w", shown, err)
@@ -374,9 +377,9 @@ func (s *Supernode) publishDigest(t *task, i int, d digest.Digest) {
 		for _, p := range liars {
 			s.sched.Block(time.Now(), schedTask(t.id), p)
 		}
-		if i < len(t.digests) {
-			t.digests[i] = d
-		}
+	}
+	if i < len(t.digests) {
+		t.digests[i] = d // it may replace an adopted digest
 	}
 	if s.extendDigests(t) {
 		t.notify()
@@ -409,7 +412,7 @@ func originError(err error) *apierr.Error {
 	case errors.Is(err, errDigest):
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeDigestMismatch}
 	case errors.Is(err, source.ErrSpoolFull):
-		return &apierr.Error{Message: err.Error() + " (--spool-max)", Code: apierr.CodeLocal}
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeLocal}
 	default:
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeOriginUnreachable}
 	}

@@ -171,7 +171,8 @@ func (s *Spool) LengthOrSpool(resp *http.Response) (int64, error) {
 	if err != nil {
 		body.Close()
 		if errors.Is(err, ErrSpoolFull) {
-			return 0, fmt.Errorf("%w: the origin sent no Content-Length, and its response passed the cap of %d bytes on spooled responses after %d bytes", ErrSpoolFull, s.Max, n)
+			return 0, fmt.Errorf("%w: the origin sent no Content-Length and its response does not fit the spool: cap %d bytes, %d of them taken by other responses",
+				ErrSpoolFull, s.Max, s.Used())
 		}
 		return 0, fmt.Errorf("spool a response without Content-Length: %w", err)
 	}
