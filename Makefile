@@ -9,7 +9,7 @@ K8S_CACHE ?= /var/cache/pouch-k8s
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
@@ -19,6 +19,9 @@ test: ## vet, unit tests with the race detector, then end-to-end tests with real
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) ./...
+
+test-faults: ## the long fault tests with real processes (kills, restarts): every TestFault* in e2e, build tag faults
+	$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 40m ./e2e/
 
 test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
@@ -40,4 +43,4 @@ lint: ## gofmt and go vet
 clean: ## remove build and bench output
 	rm -rf $(BIN) out
 
-.PHONY: help build test test-k8s demo bench lint clean
+.PHONY: help build test test-faults test-k8s demo bench lint clean

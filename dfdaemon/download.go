@@ -710,7 +710,9 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					reason = snapi.FailUnreachable
+					if ctx.Err() == nil && !p.retired {
+						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
+					}
 					return
 				}
 				continue

@@ -20,12 +20,16 @@ import (
 // failover is a burst over two supernodes in which the task's home supernode and some
 // dfdaemons are killed while the burst runs.
 type failover struct {
-	nodes        int           // dfdaemons pulling at once
-	kill         int           // of them killed with the home supernode
-	size         int           // bytes of the file
-	rate         string        // every cap: the origin, the seeds' upload, the dfdaemons' up and down
-	uncapped     bool          // the origin sends as fast as it can
-	topUploaders bool          // kill the dfdaemons that uploaded most, rather than the last ones started
+	nodes int    // dfdaemons pulling at once
+	kill  int    // of them killed with the home supernode: every nodes/kill-th, from the last
+	size  int    // bytes of the file
+	rate  string // every cap: the origin, the seeds' upload, the dfdaemons' up and down
+	// uncappedOrigin lets the origin send as fast as it can: the old home's seed then holds the
+	// whole file at once, and the new home must fetch again what no survivor holds.
+	uncappedOrigin bool
+	// topUploaders kills the dfdaemons that uploaded most instead: they hold pieces that
+	// nobody else holds yet, which the new home must then fetch again.
+	topUploaders bool
 	killAfter    time.Duration // from the start of the burst
 	maxCopies    float64       // what the origin may send, in copies of the file
 }
@@ -34,7 +38,11 @@ type failover struct {
 // reached the origin. It returns the copies the origin sent.
 func (f failover) run(t *testing.T) float64 {
 	data := randomBytes(t, f.size)
-	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, parseRate(t, f.rate))
+	originRate := parseRate(t, f.rate)
+	if f.uncappedOrigin {
+		originRate = 0
+	}
+	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, originRate)
 	root := t.TempDir()
 	var sns []*proc
 	for i := range 2 {
@@ -64,19 +72,24 @@ func (f failover) run(t *testing.T) float64 {
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n != 0 {
 		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
 	}
-	// Kill the dfdaemons that uploaded most: they hold pieces others may have from them only.
-	victims := make([]int, f.nodes)
 	up := make([]float64, f.nodes)
 	for i := range daemons {
-		victims[i], up[i] = i, metric(t, daemons[i], "pouch_dfdaemon_upload_bytes_total", nil)
+		up[i] = metric(t, daemons[i], "pouch_dfdaemon_upload_bytes_total", nil)
 	}
+	var victims []int
 	if f.topUploaders {
+		victims = make([]int, f.nodes)
+		for i := range victims {
+			victims[i] = i
+		}
 		sort.SliceStable(victims, func(a, b int) bool { return up[victims[a]] > up[victims[b]] })
+		victims = victims[:f.kill]
 	} else {
-		slices.Reverse(victims)
+		for k := range f.kill {
+			victims = append(victims, f.nodes-1-k*(f.nodes/f.kill))
+		}
 	}
-	victims = victims[:f.kill]
-	t.Logf("uploaded so far: %v", up)
+	t.Logf("bytes uploaded by each dfdaemon so far: %v", up)
 	before := float64(o.sent.Load()) / float64(f.size)
 	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
 	for _, v := range victims {
@@ -96,6 +109,9 @@ func (f failover) run(t *testing.T) float64 {
 		}
 	}
 	t.Logf("origin sent %.2f copies of the file (%.2f by the survivors themselves)", copies, fromOrigin/float64(f.size))
+	if fromOrigin > 0 {
+		t.Errorf("the survivors fetched %.0f bytes from the origin themselves: the fail-over sent them back to the origin", fromOrigin)
+	}
 	if copies > f.maxCopies {
 		t.Errorf("origin sent %.2f copies of the file, want at most %.2f", copies, f.maxCopies)
 	}

@@ -79,7 +79,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	s.metrics.registrations.Inc()
 
 	s.mu.Lock()
-	t := s.taskFor(id, req.Task, req.Holding != nil && req.Have > 0)
+	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding))
 	ready := t.ready
 	s.mu.Unlock()
 

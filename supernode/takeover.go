@@ -1,6 +1,7 @@
 package supernode
 
 import (
+	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -39,4 +40,25 @@ func (s *Supernode) announce(t *task, peerID string, h *snapi.Holding) {
 		s.extendDigests(t)
 	}
 	t.notify()
+}
+
+// announcesMore says whether a registration announces pieces the seed lacks, so that the seed,
+// if this registration starts it, first waits for the other holders' announcements: the task is
+// new to this supernode (its home died) or the seed lost what it stored. The peers of a
+// restarted supernode hold only what its seed held, and the seed resumes at once. The caller
+// holds s.mu.
+func (s *Supernode) announcesMore(id digest.Digest, h *snapi.Holding) bool {
+	if h == nil || len(h.Digests) == 0 {
+		return false
+	}
+	t, ok := s.tasks[id]
+	if !ok || t.ptask == nil {
+		return true
+	}
+	for _, i := range h.Held() {
+		if !t.ptask.Has(i) {
+			return true
+		}
+	}
+	return false
 }
