@@ -58,12 +58,7 @@ func (f failover) run(t *testing.T) float64 {
 	if snapi.NewRing(list, snapi.ClientConfig{}).For(id.String())[0].Base != "http://"+sns[0].HTTP {
 		home = 1
 	}
-	var daemons []*proc
-	for i := range f.nodes {
-		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
-			"--upload-rate", f.rate, "--download-rate", f.rate, "--log-level", "debug"))
-	}
+	daemons := startDaemons(t, root, list, f.nodes, f.rate)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

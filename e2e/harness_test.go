@@ -182,6 +182,19 @@ func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ..
 	return c
 }
 
+// startDaemons starts n dfdaemons under root (node0, node1, ...) on the supernodes of list,
+// every one capped at rate up and down.
+func startDaemons(t *testing.T, root, list string, n int, rate string) []*proc {
+	t.Helper()
+	var daemons []*proc
+	for i := range n {
+		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
+			"--upload-rate", rate, "--download-rate", rate, "--log-level", "debug"))
+	}
+	return daemons
+}
+
 // dfget runs the dfget binary and returns its exit code and stderr.
 func dfget(ctx context.Context, args ...string) (int, string) {
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), args...)

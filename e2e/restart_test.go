@@ -30,12 +30,7 @@ func (r restart) run(t *testing.T) {
 	args := []string{"--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--upload-rate", r.rate, "--log-level", "debug"}
 	sn := start(t, "supernode", append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	addr := sn.HTTP
-	var daemons []*proc
-	for i := range r.nodes {
-		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", "http://"+addr, "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
-			"--upload-rate", r.rate, "--download-rate", r.rate, "--log-level", "debug"))
-	}
+	daemons := startDaemons(t, root, "http://"+addr, r.nodes, r.rate)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

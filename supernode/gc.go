@@ -19,16 +19,7 @@ func (s *Supernode) gcLoop(ctx context.Context) {
 	if p.HighWatermark == 0 && p.TTL == 0 {
 		return
 	}
-	tick := time.NewTicker(s.cfg.GC.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			s.collect(now, p)
-		}
-	}
+	every(ctx, s.cfg.GC.Interval, func(now time.Time) { s.collect(now, p) })
 }
 
 // collect runs one GC pass.

@@ -257,34 +257,43 @@ func (s *Supernode) dropTask(t *task) {
 // a parent for long, though its children notice at once and report it) and failed tasks past
 // their TTL.
 func (s *Supernode) reapLoop(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.PeerTTL / 4)
+	every(ctx, s.cfg.PeerTTL/4, s.reap)
+}
+
+func (s *Supernode) reap(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		_, at, ok := s.failed.GetOldest()
+		if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
+			break
+		}
+		s.failed.RemoveOldest() // forgetFailed drops the task
+	}
+	for id, p := range s.peers {
+		if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
+			continue
+		}
+		for tid := range p.tasks {
+			if t, ok := s.tasks[tid]; ok {
+				s.leave(t, id)
+			}
+		}
+		delete(s.peers, id)
+		s.log.Info("peer expired", zap.String("peer", id))
+	}
+}
+
+// every calls f with the time at every tick of interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(time.Time)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			s.mu.Lock()
-			for {
-				_, at, ok := s.failed.GetOldest()
-				if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
-					break
-				}
-				s.failed.RemoveOldest() // forgetFailed drops the task
-			}
-			for id, p := range s.peers {
-				if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
-					continue
-				}
-				for tid := range p.tasks {
-					if t, ok := s.tasks[tid]; ok {
-						s.leave(t, id)
-					}
-				}
-				delete(s.peers, id)
-				s.log.Info("peer expired", zap.String("peer", id))
-			}
-			s.mu.Unlock()
+			f(now)
 		}
 	}
 }

@@ -49,9 +49,21 @@ func Decode(r io.Reader, v PeerRequest) error {
 // Caller is the registering peer.
 func (r *RegisterRequest) Caller() string { return r.Peer.ID }
 
+// Bounds of a registration's task: a failed task is remembered (bounded in number, see the
+// supernode's failedTaskTTL) with its URL, and the headers stay in memory while its seed runs,
+// so a body of 1 MiB must not become a URL of 1 MiB. Pre-signed URLs are a few KiB; bearer
+// tokens and cookies a few KiB each.
+const (
+	MaxURL         = 16 << 10
+	MaxHeaderBytes = 64 << 10
+)
+
 // Validate checks what the supernode relies on: an absolute http(s) URL, a sha256 digest if
-// any, and a peer that can be dialled.
+// any, bounded URL and headers, and a peer that can be dialled.
 func (r *RegisterRequest) Validate() error {
+	if err := r.Task.tooLarge(); err != nil {
+		return err
+	}
 	u, err := url.Parse(r.Task.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("task url must be an absolute http or https URL")
@@ -106,6 +118,24 @@ func (h *Holding) validate() error {
 	}
 	if len(h.Origin) > maxOrigin {
 		return fmt.Errorf("holding: origin longer than %d bytes", maxOrigin)
+	}
+	return nil
+}
+
+// tooLarge says why a task is beyond MaxURL or MaxHeaderBytes, or nil.
+func (t *TaskRequest) tooLarge() error {
+	if len(t.URL) > MaxURL || len(t.Tag) > MaxURL {
+		return fmt.Errorf("task url and tag must be at most %d bytes", MaxURL)
+	}
+	size := 0
+	for k, vs := range t.Header {
+		size += len(k)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	if size > MaxHeaderBytes {
+		return fmt.Errorf("task headers take %d bytes, at most %d", size, MaxHeaderBytes)
 	}
 	return nil
 }

@@ -52,6 +52,8 @@ func TestDecodeRefusesWhatIsInvalid(t *testing.T) {
 		{"register as a seed", &RegisterRequest{}, `{"task":{"url":"https://h/x"},"peer":{"id":"` + testPeerID + `","addrs":["/ip4/10.0.0.1/tcp/4001"],"seed":true}}`, false},
 		{"register, negative have", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"have":-1}`, false},
 		{"register, negative rate", &RegisterRequest{}, `{"task":{"url":"https://h/x"},"peer":{"id":"` + testPeerID + `","addrs":["/ip4/10.0.0.1/tcp/4001"],"uploadRate":-5}}`, false},
+		{"register, url of 17 KiB", &RegisterRequest{}, `{"task":{"url":"https://h/` + strings.Repeat("x", 17<<10) + `"},` + p + `}`, false},
+		{"register, 65 KiB of headers", &RegisterRequest{}, `{"task":{"url":"https://h/x","header":{"Cookie":["` + strings.Repeat("c", 65<<10) + `"]}},` + p + `}`, false},
 		{"register holding", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"have":1,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"QA==","digests":["` + testTask.String() + `"],"access":"public"}}`, true},
 		{"register holding, digests and bits disagree", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"YA==","digests":["` + testTask.String() + `"]}}`, false},
 		{"register holding, md5 piece digest", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"QA==","digests":["md5:d41d8cd98f00b204e9800998ecf8427e"]}}`, false},

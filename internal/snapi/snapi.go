@@ -275,9 +275,14 @@ func LoadCA(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Register joins a task; it waits until the seed knows the content length.
+// Register joins a task; it waits until the seed knows the content length. A task beyond what
+// supernodes take (MaxURL, MaxHeaderBytes) makes them unavailable to it: the peer fetches it
+// from the origin.
 func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
 	var out RegisterResponse
+	if err := req.Task.tooLarge(); err != nil {
+		return out, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	return out, c.post(ctx, PathRegister, req, &out)
 }
 
