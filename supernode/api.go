@@ -106,7 +106,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	p := s.touchPeer(req.Peer)
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
-	if req.Holding != nil {
+	if req.Holding != nil && t.holdings != nil {
 		s.announce(t, req.Peer.ID, req.Holding)
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)

@@ -449,12 +449,14 @@ func (s *Supernode) checkSeedPiece(t *task, i int, reporter string) {
 	})
 }
 
-// refetch fetches the pieces the seed lost back from the origin, unless a seed fetch runs (it
-// will not revisit pieces behind it: the task then lacks the piece until the next registration
-// after the seed ends). The caller holds s.mu.
+// refetch fetches the pieces the seed lost back from the origin. A running seed does it: it
+// fills again when woken, once it is waiting for peers (a seed still on its first pass does not
+// revisit pieces behind it: the task then lacks the piece until the next registration after the
+// seed ends). The caller holds s.mu.
 func (s *Supernode) refetch(t *task, pt *piece.Task) {
 	if t.running {
-		s.log.Warn("the seed is still fetching this task; the dropped piece stays missing", zapTask(t.id))
+		s.log.Warn("the seed is still running: it fetches the dropped piece when it next fills the task", zapTask(t.id))
+		t.notify()
 		return
 	}
 	t.running = true
