@@ -21,7 +21,7 @@ K8S_CACHE ?= /var/cache/pouch-k8s
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
@@ -39,6 +39,9 @@ image: ## the OCI image (static binaries, CA certificates) for PLATFORMS, as an 
 image-push: ## make image, then push it as IMAGE_REPO:VERSION (IMAGE_INSECURE=1: plain-HTTP registry)
 	@test -n "$(IMAGE_REPO)" || { echo "set IMAGE_REPO=host:port/pouch"; exit 1; }
 	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
+
+test-faults: ## the long fault tests with real processes (kills, restarts): every TestFault* in e2e, build tag faults
+	$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 40m ./e2e/
 
 test-k8s: image ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
@@ -61,4 +64,4 @@ lint: ## gofmt and go vet (both modules)
 clean: ## remove build and bench output
 	rm -rf $(BIN) out
 
-.PHONY: help build test image image-push demo bench lint clean
+.PHONY: help build test test-faults test-k8s image image-push demo bench lint clean

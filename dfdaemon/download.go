@@ -135,13 +135,15 @@ func (dl *download) shown() string {
 	return taskid.Redact(dl.request().URL, dl.d.cfg.QueryFilter)
 }
 
-// register joins the task at the first supernode that answers, starting from the current one.
+// register joins the task at the first supernode that answers, starting from the current one,
+// announcing what this peer holds.
 func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error) {
 	r := dl.request()
 	req := snapi.RegisterRequest{
 		Task: snapi.TaskRequest{URL: r.URL, Header: r.Header, Digest: r.Digest, Tag: r.Tag},
-		Peer: dl.d.self(), Have: dl.localHave(),
+		Peer: dl.d.self(),
 	}
+	req.Have, req.Holding = dl.holding()
 	var err error
 	for range dl.homes {
 		var resp snapi.RegisterResponse
@@ -280,11 +282,29 @@ func isAnswer(err error) bool {
 	return errors.As(err, &se)
 }
 
-func (dl *download) localHave() int {
-	if t, err := dl.d.store.Task(dl.key); err == nil {
-		return t.Bitfield().Count()
+// holding is what this peer holds of the task: how many pieces, and which with the digests it
+// verified them against. A supernode that takes the task over when its home died, or that
+// restarted, schedules the holders and fetches from the origin only what no live peer holds.
+func (dl *download) holding() (int, *snapi.Holding) {
+	t, err := dl.d.store.Task(dl.key)
+	if err != nil {
+		return 0, nil
 	}
-	return 0
+	held := t.Bitfield()
+	if held.Count() == 0 {
+		return 0, nil
+	}
+	m := t.Meta()
+	h := &snapi.Holding{ContentLength: m.ContentLength, PieceSize: m.PieceSize, Access: string(m.Access), Origin: m.Origin}
+	announced := piece.NewBitfield(held.Len())
+	for i := range held.Len() {
+		if d := t.Digest(i); held.Has(i) && d != "" && len(h.Digests) < snapi.MaxHeldDigests {
+			announced.Set(i)
+			h.Digests = append(h.Digests, d)
+		}
+	}
+	h.Bitfield = announced.Bytes()
+	return held.Count(), h
 }
 
 // leave tells the supernode this peer is no longer part of the task.
@@ -463,7 +483,10 @@ func (dl *download) stuck(now time.Time) string {
 func (dl *download) pump(now time.Time) {
 	for id, p := range dl.parents {
 		if p.retired {
-			if len(p.requested) == 0 {
+			// Closed once idle: not while a piece from it is still arriving (its request is
+			// no longer in p.requested then), which would waste the piece and read as a
+			// broken parent.
+			if len(p.requested) == 0 && !dl.receivingFrom(id) {
 				p.conn.Close()
 			}
 			continue
@@ -495,6 +518,16 @@ func (dl *download) pump(now time.Time) {
 			delete(dl.inflight, i)
 		}
 	}
+}
+
+// receivingFrom says whether a piece from parent id is arriving; the caller holds dl.mu.
+func (dl *download) receivingFrom(id peer.ID) bool {
+	for _, f := range dl.inflight {
+		if f.owner == id && f.receiving {
+			return true
+		}
+	}
+	return false
 }
 
 // usable says whether piece i can be requested from p now; the caller holds dl.mu.
@@ -677,7 +710,9 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					reason = snapi.FailUnreachable
+					if ctx.Err() == nil && !p.retired {
+						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
+					}
 					return
 				}
 				continue
@@ -704,7 +739,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !p.retired {
 					reason = snapi.FailUnreachable
 				}
 				return
@@ -783,9 +818,12 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 			// Move to the next supernode in rendezvous order and re-announce what is held; every
 			// peer of the task moves to the same one.
 			if err != nil && !errors.As(err, &se) {
+				dl.log.Info("supernode unavailable: moving to the next one for this task", zap.String("supernode", client.Base), zap.Error(err))
 				dl.mu.Lock()
 				dl.home = (dl.home + 1) % len(dl.homes)
 				dl.mu.Unlock()
+			} else {
+				dl.log.Info("the supernode no longer knows this peer: registering again", zap.String("supernode", client.Base))
 			}
 			if reg, rerr := dl.register(ctx); rerr == nil {
 				resp, err = snapi.SyncResponse{Task: reg.Task, Schedule: reg.Schedule}, nil
