@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -227,4 +228,78 @@ func TestKeysNotHeldAreDropped(t *testing.T) {
 	if s := n.d.Stats(); s.Provided != 0 {
 		t.Errorf("after StopProviding: %d keys provided", s.Provided)
 	}
+}
+
+// BenchmarkStart is what joining the DHT costs a peer at start: the DHT on an existing host,
+// then closed.
+func BenchmarkStart(b *testing.B) {
+	h, err := p2p.NewHost(p2p.HostConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	for b.Loop() {
+		d, err := New(h, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
+	}
+}
+
+// BenchmarkAnnounce is one provider record put on the peers closest to a key, in a network of
+// 16 peers on loopback: what a peer pays for each task it completes, and again every
+// Reprovide. Lookups of the key by another peer are reported too.
+func BenchmarkAnnounce(b *testing.B) {
+	nodes := benchNetwork(b, 16)
+	provider, asker := nodes[5], nodes[11]
+	var keys []digest.Digest
+	for b.Loop() {
+		k := digest.FromString(fmt.Sprint("key ", len(keys)))
+		keys = append(keys, k)
+		if err := provider.d.Provide(k); err != nil {
+			b.Fatal(err)
+		}
+		if err := provider.d.announce(context.Background(), k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	start := time.Now()
+	for _, k := range keys {
+		if got, err := asker.d.FindProviders(context.Background(), k, 1); err != nil || len(got) != 1 {
+			b.Fatalf("lookup of %s: %v %v", k, got, err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(len(keys)), "µs/lookup")
+}
+
+func benchNetwork(b *testing.B, n int) []node {
+	var nodes []node
+	for i := range n {
+		h, err := p2p.NewHost(p2p.HostConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var boot []peer.AddrInfo
+		if i > 0 {
+			boot = []peer.AddrInfo{nodes[0].info()}
+		}
+		d, err := New(h, Config{Bootstrap: boot})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { d.Run(ctx) })
+		b.Cleanup(func() { cancel(); wg.Wait(); d.Close(); h.Close() })
+		nodes = append(nodes, node{h: h, d: d})
+	}
+	// Every peer joined before the clock starts.
+	for _, n := range nodes {
+		if !n.d.joined(context.Background()) {
+			b.Fatal("a peer did not join")
+		}
+	}
+	return nodes
 }
