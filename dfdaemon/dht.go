@@ -351,13 +351,53 @@ func (dl *download) fromHolders(ctx context.Context, hs *holderSet) error {
 	}
 	dl.mu.Lock()
 	dl.seedDone, dl.detached = true, true
-	for _, p := range hs.peers {
-		if id, err := peer.Decode(p.ID); err == nil {
-			dl.holderIDs = append(dl.holderIDs, id)
-		}
-	}
+	dl.holderIDs = holderIDs(hs.peers)
 	dl.mu.Unlock()
 	return dl.p2p(ctx, snapi.Schedule{Parents: hs.peers})
+}
+
+// rescue hands a download that stalled because its supernodes stopped answering midway (and
+// its parents with them, say the seed) to holders found in the DHT, once, instead of the
+// origin: their piece digests fill in what the seed had not published yet, and must agree with
+// what it had. It reports whether holders took over; the caller holds no lock.
+func (dl *download) rescue(ctx context.Context, wg *sync.WaitGroup, why string) bool {
+	dl.mu.Lock()
+	try := dl.syncFailing && !dl.detached && !dl.rescued
+	dl.rescued = true
+	dl.mu.Unlock()
+	if !try {
+		return false
+	}
+	dl.log.Info("stalled with no supernode answering: looking for holders in the DHT", zap.String("reason", why))
+	hs := dl.findHolders(ctx)
+	if hs == nil {
+		return false
+	}
+	for i, d := range hs.ann.Digests {
+		if err := dl.task.SetDigest(i, d); err != nil {
+			dl.log.Warn("holders' piece digest conflicts with the seed's: going to the origin", zap.Int("piece", i), zap.Error(err))
+			return false
+		}
+	}
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	dl.seedDone = true
+	dl.holderIDs = holderIDs(hs.peers)
+	dl.lastProgress = time.Now()
+	dl.applySchedule(ctx, wg, snapi.Schedule{Parents: hs.peers})
+	dl.poke()
+	return true
+}
+
+// holderIDs are the peer IDs of holders.
+func holderIDs(peers []snapi.Peer) []peer.ID {
+	var ids []peer.ID
+	for _, p := range peers {
+		if id, err := peer.Decode(p.ID); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // distrustHolders leaves out of later lookups the holders this download fetched from, after

@@ -223,3 +223,49 @@ func TestLyingHolderIsDistrusted(t *testing.T) {
 		t.Errorf("second lookup: none = %v, want 1 (the liar left out)", lookups(t, node, "none"))
 	}
 }
+
+// A download whose supernode dies midway, taking the seed (its only parent) with it, is
+// finished by a holder found in the DHT rather than by the origin.
+func TestStalledDownloadRescuedByHolders(t *testing.T) {
+	blob := random(16 << 20)
+	want := digest.FromBytes(blob)
+	o := newCountingOrigin(t, map[string][]byte{"/blob": blob})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// A holds the blob, through a supernode B never talks to.
+	a := runDaemon(ctx, t, dfdaemon.Config{Supernode: runSupernode(ctx, t, supernode.Config{}).URL()})
+	if _, _, err := fetch(ctx, a, dfdaemon.Request{URL: o.URL + "/blob", Digest: want}); err != nil {
+		t.Fatal(err)
+	}
+
+	snCtx, stopSN := context.WithCancel(ctx)
+	sn := runSupernode(snCtx, t, supernode.Config{})
+	b := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DownloadRate: 4 << 20, StallTimeout: time.Second,
+		DHT: dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(a)}}})
+	x, err := b.Download(ctx, dfdaemon.Request{URL: o.URL + "/blob", Digest: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	r := x.NewReader(ctx, 0)
+	head := make([]byte, 4<<20)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	if x.BytesFromPeers() >= int64(len(blob)) {
+		t.Fatal("B finished before its supernode was stopped")
+	}
+	stopSN()
+	sn.Close()
+	rest, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(append(head, rest...), blob) {
+		t.Fatalf("content differs (%v)", err)
+	}
+	if x.BytesFromOrigin() != 0 {
+		t.Errorf("B took %d bytes from the origin, %d from peers; want all from peers", x.BytesFromOrigin(), x.BytesFromPeers())
+	}
+	if lookups(t, b, "found") != 1 {
+		t.Errorf("lookups found = %v, want 1", lookups(t, b, "found"))
+	}
+}

@@ -80,6 +80,7 @@ type download struct {
 	// DHT (holderIDs), and nobody is told of its progress (dht.go).
 	detached  bool
 	holderIDs []peer.ID
+	rescued   bool // holders were looked for once the supernodes stopped answering midway
 }
 
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
@@ -435,6 +436,9 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		if failed != nil {
 			stop()
 			return &snapi.StatusError{Status: http.StatusBadGateway, Err: *failed}
+		}
+		if why != "" && dl.rescue(ctx, &wg, why) {
+			continue
 		}
 		if why != "" {
 			stop()
