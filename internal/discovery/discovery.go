@@ -229,11 +229,18 @@ func (d *DHT) joined(ctx context.Context) bool {
 
 // Provide makes this node a provider of content with digest d: at once in its own provider
 // store (peers that ask it find it), and in the network at the next announcement, which Run
-// makes soon. It does not block on the network.
+// makes soon. It does not block on the network. Providing a key again changes nothing: it is
+// announced on its schedule.
 func (d *DHT) Provide(dg digest.Digest) error {
 	c, err := CID(dg)
 	if err != nil {
 		return err
+	}
+	d.mu.Lock()
+	_, known := d.keys[dg]
+	d.mu.Unlock()
+	if known {
+		return nil
 	}
 	if err := d.kdht.Provide(d.kdht.Context(), c, false); err != nil {
 		return fmt.Errorf("discovery: provide %s: %w", dg, err)

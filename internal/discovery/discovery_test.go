@@ -224,6 +224,19 @@ func TestKeysNotHeldAreDropped(t *testing.T) {
 	if s := n.d.Stats(); s.Provided != 1 || s.Failed != 1 || s.Announced != 0 {
 		t.Errorf("stats %+v, want 1 provided, 1 failed announcement", s)
 	}
+	// Providing a held key again (a cached task read again) does not hurry its next announcement.
+	n.d.mu.Lock()
+	next := n.d.keys[held]
+	n.d.mu.Unlock()
+	if err := n.d.Provide(held); err != nil {
+		t.Fatal(err)
+	}
+	n.d.mu.Lock()
+	again := n.d.keys[held]
+	n.d.mu.Unlock()
+	if next.IsZero() || !again.Equal(next) {
+		t.Errorf("next announcement %v, after providing again %v: want it unchanged and set", next, again)
+	}
 	n.d.StopProviding(held)
 	if s := n.d.Stats(); s.Provided != 0 {
 		t.Errorf("after StopProviding: %d keys provided", s.Provided)
