@@ -120,8 +120,7 @@ func (d *Daemon) startDHT() error {
 		return err
 	}
 	d.life.OnClose(kd.Close)
-	srv := p2p.ServeAnnouncements(d.host, d.store, offered)
-	d.life.OnClose(func() error { srv.Close(); return nil })
+	d.upload.ServeAnnouncements(offered)
 	distrusted, _ := lru.New[peer.ID, time.Time](distrustedPeers) // fails only for a size <= 0
 	d.holders = &holders{dht: kd, distrusted: distrusted,
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_dht_lookups_total",
@@ -203,34 +202,37 @@ type holderSet struct {
 	peers []snapi.Peer
 }
 
-// withoutSupernode fetches the task when no supernode can be asked: from holders found through
-// the DHT when the content can be checked against its digest, from the origin otherwise.
-func (dl *download) withoutSupernode(ctx context.Context) error {
-	if hs := dl.findHolders(ctx); hs != nil {
+// withoutSupernode fetches the task when no supernode can be asked (cause says why; nil when
+// none is configured): from holders found through the DHT when the content can be checked
+// against its digest, from the origin otherwise.
+func (dl *download) withoutSupernode(ctx context.Context, cause error) error {
+	hs, why := dl.findHolders(ctx)
+	if hs != nil {
 		return dl.fromHolders(ctx, hs)
+	}
+	if cause != nil {
+		dl.log.Warn("no supernode answers, going to the origin", zap.Error(cause), zap.String("dht", why))
 	}
 	return dl.backToSource(ctx, nil)
 }
 
 // findHolders looks for holders of the task in the DHT, asks each what it holds and returns the
 // largest group that agrees on it (honest holders of the same content announce the same
-// thing), or nil when the task must come from the origin.
-func (dl *download) findHolders(ctx context.Context) *holderSet {
+// thing), or nil and why the task must come from the origin.
+func (dl *download) findHolders(ctx context.Context) (*holderSet, string) {
 	h := dl.d.holders
 	if h == nil {
-		return nil
+		return nil, "the DHT is off"
 	}
 	want := dl.request().Digest
 	if want == "" {
-		dl.log.Info("no supernode answers, and a task without a digest cannot be checked against holders found in the DHT: going to the origin")
 		h.lookups.WithLabelValues(lookupNoDigest).Inc()
-		return nil
+		return nil, "a task without a digest: holders found in the DHT cannot be checked"
 	}
 	local, _ := dl.d.store.Task(dl.key)
 	if local != nil && !local.Meta().Public() {
-		dl.log.Info("no supernode answers, and the task is private: going to its origin")
 		h.lookups.WithLabelValues(lookupNotPublic).Inc()
-		return nil
+		return nil, "private content: only its origin may serve it"
 	}
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, dl.d.cfg.DHT.LookupTimeout)
@@ -282,14 +284,13 @@ func (dl *download) findHolders(ctx context.Context) *holderSet {
 		}
 	}
 	if best == nil {
-		dl.log.Info("no supernode answers, and no holder found in the DHT: going to the origin", zap.Int("providers", len(found)), zap.Duration("took", time.Since(start)))
 		h.lookups.WithLabelValues(lookupNone).Inc()
-		return nil
+		return nil, fmt.Sprintf("no usable holder found in the DHT (%d providers, %v)", len(found), time.Since(start).Round(time.Millisecond))
 	}
 	dl.log.Info("no supernode answers: fetching from holders found in the DHT", zap.Int("holders", len(best.peers)),
 		zap.Int("providers", len(found)), zap.Int("disagreeing", len(groups)-1), zap.Duration("took", time.Since(start)))
 	h.lookups.WithLabelValues(lookupFound).Inc()
-	return best
+	return best, ""
 }
 
 // unusable says why an announcement cannot be used for this download, or "".
@@ -334,14 +335,10 @@ func (dl *download) fromHolders(ctx context.Context, hs *holderSet) error {
 	a := hs.ann
 	meta := piece.Meta{ID: dl.key, URL: dl.shown(), ContentLength: a.ContentLength, PieceSize: a.PieceSize, Digest: a.Digest, Access: piece.AccessPublic}
 	dl.setMeta(meta)
-	if err := dl.awaitAuthorized(ctx); err != nil {
-		return err
-	}
-	t, err := dl.createTask(meta)
+	t, err := dl.open(ctx, meta)
 	if err != nil {
 		return err
 	}
-	dl.setTask(t)
 	for i, d := range a.Digests {
 		if err := t.SetDigest(i, d); err != nil {
 			// The local task learned other digests meanwhile: trust neither, ask the origin.
@@ -360,7 +357,7 @@ func (dl *download) fromHolders(ctx context.Context, hs *holderSet) error {
 // its parents with them, say the seed) to holders found in the DHT, once, instead of the
 // origin: their piece digests fill in what the seed had not published yet, and must agree with
 // what it had. It reports whether holders took over; the caller holds no lock.
-func (dl *download) rescue(ctx context.Context, wg *sync.WaitGroup, why string) bool {
+func (dl *download) rescue(ctx context.Context, wg *sync.WaitGroup, stalled string) bool {
 	dl.mu.Lock()
 	try := dl.syncFailing && !dl.detached && !dl.rescued
 	dl.rescued = true
@@ -368,9 +365,10 @@ func (dl *download) rescue(ctx context.Context, wg *sync.WaitGroup, why string) 
 	if !try {
 		return false
 	}
-	dl.log.Info("stalled with no supernode answering: looking for holders in the DHT", zap.String("reason", why))
-	hs := dl.findHolders(ctx)
+	dl.log.Info("stalled with no supernode answering: looking for holders in the DHT", zap.String("reason", stalled))
+	hs, why := dl.findHolders(ctx)
 	if hs == nil {
+		dl.log.Info("no holder to take over", zap.String("why", why))
 		return false
 	}
 	for i, d := range hs.ann.Digests {

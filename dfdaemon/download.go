@@ -251,13 +251,12 @@ func (dl *download) fetch(ctx context.Context) error {
 		return nil
 	}
 	if len(dl.homes) == 0 {
-		return dl.withoutSupernode(ctx)
+		return dl.withoutSupernode(ctx, nil)
 	}
 	reg, err := dl.register(ctx)
 	if err != nil {
 		if errors.Is(err, snapi.ErrUnavailable) || ctx.Err() == nil && !isAnswer(err) {
-			dl.log.Warn("no supernode answers", zap.Error(err))
-			return dl.withoutSupernode(ctx)
+			return dl.withoutSupernode(ctx, err)
 		}
 		return err
 	}
@@ -266,14 +265,10 @@ func (dl *download) fetch(ctx context.Context) error {
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
-	if err := dl.awaitAuthorized(ctx); err != nil {
-		return err
-	}
-	t, err := dl.createTask(meta)
+	t, err := dl.open(ctx, meta)
 	if err != nil {
 		return err
 	}
-	dl.setTask(t)
 	dl.applyTask(reg.Task)
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
@@ -320,6 +315,20 @@ func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
 		}
 	}
 	return meta
+}
+
+// open waits until a holder passed the gate, then creates (or resumes) the local task and
+// publishes it to readers.
+func (dl *download) open(ctx context.Context, meta piece.Meta) (*piece.Task, error) {
+	if err := dl.awaitAuthorized(ctx); err != nil {
+		return nil, err
+	}
+	t, err := dl.createTask(meta)
+	if err != nil {
+		return nil, err
+	}
+	dl.setTask(t)
+	return t, nil
 }
 
 // createTask creates (or resumes) the local task.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -67,66 +66,31 @@ func (a Announcement) check(task digest.Digest) error {
 	return nil
 }
 
-// AnnounceServer answers announcement requests for the complete tasks of a store that offer
-// accepts.
-type AnnounceServer struct {
-	h     host.Host
-	tasks TaskLookup
-	offer func(piece.Meta) bool
-
-	ctx      context.Context // the server's lifetime; Close ends it and resets the streams
-	cancel   context.CancelFunc
-	mu       sync.Mutex
-	closed   bool
-	handlers sync.WaitGroup
+// ServeAnnouncements makes s answer announcement requests too, from the same store and for as
+// long as it serves pieces: a complete task whose meta offer accepts is announced to any peer
+// that asks (with a cluster secret, every peer on the host is a member); anything else is
+// refused.
+func (s *Server) ServeAnnouncements(offer func(piece.Meta) bool) {
+	s.h.SetStreamHandler(AnnounceProtocolID, func(st network.Stream) { s.announce(st, offer) })
 }
 
-// ServeAnnouncements registers the announcement protocol on h: a complete task whose meta offer
-// accepts is announced to any peer that asks (every peer on the host is a member when the
-// cluster has a secret); anything else is refused.
-func ServeAnnouncements(h host.Host, tasks TaskLookup, offer func(piece.Meta) bool) *AnnounceServer {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &AnnounceServer{h: h, tasks: tasks, offer: offer, ctx: ctx, cancel: cancel}
-	h.SetStreamHandler(AnnounceProtocolID, s.handle)
-	return s
-}
-
-// Close stops answering and waits for the answers in flight; it is idempotent.
-func (s *AnnounceServer) Close() {
-	s.h.RemoveStreamHandler(AnnounceProtocolID)
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.handlers.Wait()
-}
-
-func (s *AnnounceServer) handle(st network.Stream) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+func (s *Server) announce(st network.Stream, offer func(piece.Meta) bool) {
+	if !s.enter() {
 		st.Reset()
 		return
 	}
-	s.handlers.Add(1)
-	s.mu.Unlock()
 	defer s.handlers.Done()
 	defer context.AfterFunc(s.ctx, func() { st.Reset() })()
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(announceTimeout))
 	r, w := bufio.NewReader(st), bufio.NewWriter(st)
-	typ, n, err := readHeader(r)
-	if err != nil || typ != msgHello {
-		st.Reset()
-		return
-	}
-	raw, err := readPayload(r, n)
+	id, err := readHello(r)
 	if err != nil {
 		st.Reset()
 		return
 	}
 	typ, payload := msgAnnouncement, []byte(nil)
-	a, err := s.announcement(digest.Digest(raw))
+	a, err := s.announcement(id, offer)
 	if err == nil {
 		payload, err = json.Marshal(a)
 	}
@@ -141,8 +105,21 @@ func (s *AnnounceServer) handle(st network.Stream) {
 	}
 }
 
+// readHello reads the task ID a stream opens with.
+func readHello(r *bufio.Reader) (digest.Digest, error) {
+	typ, n, err := readHeader(r)
+	if err != nil {
+		return "", err
+	}
+	if typ != msgHello {
+		return "", fmt.Errorf("%w: stream opened with message type %d", ErrProtocol, typ)
+	}
+	raw, err := readPayload(r, n)
+	return digest.Digest(raw), err
+}
+
 // announcement describes task id, if it is complete and offered.
-func (s *AnnounceServer) announcement(id digest.Digest) (Announcement, error) {
+func (s *Server) announcement(id digest.Digest, offer func(piece.Meta) bool) (Announcement, error) {
 	if err := id.Validate(); err != nil {
 		return Announcement{}, fmt.Errorf("bad task id: %w", err)
 	}
@@ -151,7 +128,7 @@ func (s *AnnounceServer) announcement(id digest.Digest) (Announcement, error) {
 		return Announcement{}, fmt.Errorf("task %s not held", id)
 	}
 	m := t.Meta()
-	if !t.Complete() || !s.offer(m) {
+	if !t.Complete() || !offer(m) {
 		return Announcement{}, fmt.Errorf("task %s not offered", id)
 	}
 	a := Announcement{ID: m.ID, ContentLength: m.ContentLength, PieceSize: m.PieceSize, Digest: m.Digest, Access: m.Access,

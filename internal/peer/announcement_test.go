@@ -48,8 +48,9 @@ func TestAnnouncement(t *testing.T) {
 	partial, _ := holderTask(t, store, 2<<20, piece.AccessPublic, 1)
 
 	holder := newHost(t)
-	srv := ServeAnnouncements(holder, store, piece.Meta.Public)
+	srv := NewServer(holder, store, ServerConfig{})
 	defer srv.Close()
+	srv.ServeAnnouncements(piece.Meta.Public)
 	asker := newHost(t)
 	ctx := context.Background()
 
