@@ -139,7 +139,7 @@ func (d *Daemon) startDHT() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_dht_announcement_failures_total", Help: "Announcements that reached no peer (retried)."},
 			stats(func(s discovery.Stats) float64 { return float64(s.Failed) })),
 	)
-	d.log.Info("DHT joined", zap.Int("bootstrapPeers", len(boot)), zap.Duration("took", time.Since(start)))
+	d.log.Debug("DHT created", zap.Int("bootstrapPeers", len(boot)), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
