@@ -76,6 +76,11 @@ type download struct {
 	rng          *rand.Rand
 	homes        []*snapi.Client // the supernodes for this task, in rendezvous order
 	home         int             // the one in use
+	// detached is a download without a supernode: its parents are holders found through the
+	// DHT (holderIDs), and nobody is told of its progress (dht.go).
+	detached  bool
+	holderIDs []peer.ID
+	rescued   bool // holders were looked for once the supernodes stopped answering midway
 }
 
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
@@ -209,6 +214,7 @@ func (dl *download) run(ctx context.Context) {
 		dl.d.metrics.failed.Inc()
 	} else {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
+		dl.d.provide(dl.key)
 	}
 	dl.err = err
 	for _, c := range []chan struct{}{dl.ready, dl.created} {
@@ -233,6 +239,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
+		dl.distrustHolders()
 		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("digest mismatch: content of %s hashes to %s, want %s", dl.shown(), got, want)}
 	}
 	return nil
@@ -246,13 +253,12 @@ func (dl *download) fetch(ctx context.Context) error {
 		return nil
 	}
 	if len(dl.homes) == 0 {
-		return dl.backToSource(ctx, nil)
+		return dl.withoutSupernode(ctx, nil)
 	}
 	reg, err := dl.register(ctx)
 	if err != nil {
 		if errors.Is(err, snapi.ErrUnavailable) || ctx.Err() == nil && !isAnswer(err) {
-			dl.log.Warn("no supernode answers, going to the origin", zap.Error(err))
-			return dl.backToSource(ctx, nil)
+			return dl.withoutSupernode(ctx, err)
 		}
 		return err
 	}
@@ -261,14 +267,10 @@ func (dl *download) fetch(ctx context.Context) error {
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
-	if err := dl.awaitAuthorized(ctx); err != nil {
-		return err
-	}
-	t, err := dl.createTask(meta)
+	t, err := dl.open(ctx, meta)
 	if err != nil {
 		return err
 	}
-	dl.setTask(t)
 	dl.applyTask(reg.Task)
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
@@ -333,6 +335,20 @@ func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
 		}
 	}
 	return meta
+}
+
+// open waits until a holder passed the gate, then creates (or resumes) the local task and
+// publishes it to readers.
+func (dl *download) open(ctx context.Context, meta piece.Meta) (*piece.Task, error) {
+	if err := dl.awaitAuthorized(ctx); err != nil {
+		return nil, err
+	}
+	t, err := dl.createTask(meta)
+	if err != nil {
+		return nil, err
+	}
+	dl.setTask(t)
+	return t, nil
 }
 
 // createTask creates (or resumes) the local task.
@@ -428,12 +444,15 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 	dl.mu.Lock()
 	dl.lastProgress = time.Now()
 	dl.applySchedule(ctx, &wg, sched)
+	detached := dl.detached
 	dl.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		dl.syncLoop(ctx, &wg)
-	}()
+	if !detached {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl.syncLoop(ctx, &wg)
+		}()
+	}
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -446,6 +465,9 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		if failed != nil {
 			stop()
 			return &snapi.StatusError{Status: http.StatusBadGateway, Err: *failed}
+		}
+		if why != "" && dl.rescue(ctx, &wg, why) {
+			continue
 		}
 		if why != "" {
 			stop()
@@ -461,10 +483,12 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		}
 	}
 	stop()
-	// Tell the supernode at once that this peer is now a complete source.
-	sctx, scancel := context.WithTimeout(parent, 5*time.Second)
-	_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
-	scancel()
+	if !detached {
+		// Tell the supernode at once that this peer is now a complete source.
+		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
+		_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
+		scancel()
+	}
 	return nil
 }
 
@@ -473,6 +497,8 @@ func (dl *download) stuck(now time.Time) string {
 	switch {
 	case dl.schedule.BackToSource:
 		return "supernode: " + dl.schedule.Reason
+	case now.Sub(dl.lastProgress) > dl.d.cfg.StallTimeout && dl.detached:
+		return fmt.Sprintf("no progress for %v from holders found in the DHT (parents: %d)", dl.d.cfg.StallTimeout, len(dl.parents))
 	case now.Sub(dl.lastProgress) > dl.d.cfg.StallTimeout:
 		return fmt.Sprintf("no progress for %v (supernode reachable: %v, parents: %d)", dl.d.cfg.StallTimeout, !dl.syncFailing, len(dl.parents))
 	}
@@ -599,6 +625,7 @@ func (dl *download) applySchedule(ctx context.Context, wg *sync.WaitGroup, s sna
 		if err != nil || info.ID == dl.d.host.ID() || dl.blocked[info.ID] {
 			continue
 		}
+		dl.d.learn(sp)
 		want[info.ID] = true
 		if p, ok := dl.parents[info.ID]; ok {
 			p.retired = false

@@ -159,18 +159,12 @@ func (s *Server) handle(st network.Stream) {
 	r := bufio.NewReaderSize(st, 4<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
 	_ = st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	typ, n, err := readHeader(r)
-	if err != nil || typ != msgHello {
-		st.Reset()
-		return
-	}
-	raw, err := readPayload(r, n)
+	id, err := readHello(r)
 	if err != nil {
 		st.Reset()
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	id := digest.Digest(raw)
 	task, err := s.waitTask(ctx, id)
 	if err != nil {
 		if s.ctx.Err() != nil {
