@@ -155,11 +155,7 @@ func Verify(ctx context.Context, host docker.RegistryHost, user, password string
 		resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusOK:
-			if last == nil && user != "" {
-				// An open registry: docker accepts the login all the same.
-				return nil
-			}
-			return nil
+			return nil // an open registry needs none: docker accepts the login all the same
 		case resp.StatusCode == http.StatusUnauthorized && last == nil:
 			last = resp
 		case resp.StatusCode == http.StatusUnauthorized:
