@@ -69,12 +69,24 @@ func (r *Runtime) Exec(ctx context.Context, ref string, opts ExecOptions) (int, 
 	if err != nil {
 		return -1, err
 	}
-	ioOpts := []cio.Opt{cio.WithStreams(opts.Stdin, orDiscard(opts.Stdout), orDiscard(opts.Stderr))}
+	cleanupCtx := context.WithoutCancel(ctx)
+	var p containerd.Process
+	var stdin io.Reader
+	ready := make(chan struct{}) // closed once p is set
+	if opts.Stdin != nil {
+		stdin = &stdinCloser{r: opts.Stdin, close: func() {
+			<-ready
+			if p != nil {
+				_ = p.CloseIO(cleanupCtx, containerd.WithStdinCloser)
+			}
+		}}
+	}
+	ioOpts := []cio.Opt{cio.WithStreams(stdin, orDiscard(opts.Stdout), orDiscard(opts.Stderr))}
 	if opts.TTY {
 		ioOpts = append(ioOpts, cio.WithTerminal)
 	}
-	cleanupCtx := context.WithoutCancel(ctx)
-	p, err := task.Exec(ctx, "exec-"+execID, pspec, cio.NewCreator(ioOpts...))
+	p, err = task.Exec(ctx, "exec-"+execID, pspec, cio.NewCreator(ioOpts...))
+	close(ready)
 	if err != nil {
 		return -1, execError(c.ID(), err)
 	}

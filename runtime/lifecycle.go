@@ -120,6 +120,9 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, creator
 	}
 	mode := network.Mode(labels[labelNetwork])
 	if mode != network.Host && mode != "" && !r.net.Attached(id) {
+		// What the plugins keep beyond the namespace (the address lease, NAT rules) is
+		// released first, so the network is set up as new.
+		_ = r.net.Teardown(ctx, id, mode, portsOf(labels))
 		att, err := r.net.Setup(ctx, id, mode, portsOf(labels))
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", id, err)
@@ -166,25 +169,35 @@ func execError(id string, err error) error {
 	return fmt.Errorf("start %s: %w", id, err)
 }
 
-// finishTask deletes a stopped task and records its exit code and time on the container.
+// finishTask records a stopped task's exit code and time on the container, then deletes the
+// task. The labels come first, so the container is never seen without both a task and its
+// exit.
 func (r *Runtime) finishTask(ctx context.Context, c containerd.Container, task containerd.Task) (int, error) {
-	st, err := task.Delete(ctx)
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return -1, nil // someone else (the supervisor) finished it
+	}
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return -1, nil // someone else (the supervisor) deleted it
+		return -1, fmt.Errorf("container %s: %w", c.ID(), err)
+	}
+	code := -1
+	if st.Status == containerd.Stopped {
+		code = int(st.ExitStatus)
+		finished := st.ExitTime
+		if finished.IsZero() || finished.Year() < 2000 {
+			finished = time.Now()
 		}
-		return -1, fmt.Errorf("container %s: delete its task: %w (stop it first)", c.ID(), err)
+		if _, err := c.SetLabels(ctx, map[string]string{
+			LabelExitCode:   strconv.Itoa(code),
+			labelFinishedAt: finished.UTC().Format(time.RFC3339Nano),
+		}); err != nil && !errdefs.IsNotFound(err) {
+			return code, fmt.Errorf("container %s: %w", c.ID(), err)
+		}
 	}
-	code := int(st.ExitCode())
-	finished := st.ExitTime()
-	if finished.IsZero() || finished.Year() < 2000 {
-		finished = time.Now()
-	}
-	if _, err := c.SetLabels(ctx, map[string]string{
-		LabelExitCode:   strconv.Itoa(code),
-		labelFinishedAt: finished.UTC().Format(time.RFC3339Nano),
-	}); err != nil && !errdefs.IsNotFound(err) {
-		return code, fmt.Errorf("container %s: %w", c.ID(), err)
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		if _, terr := c.Task(ctx, nil); !errdefs.IsNotFound(terr) {
+			return code, fmt.Errorf("container %s: delete its task: %w (stop it first)", c.ID(), err)
+		}
 	}
 	return code, nil
 }
@@ -349,20 +362,26 @@ func (r *Runtime) remove(ctx context.Context, c containerd.Container, force bool
 		}
 		return fmt.Errorf("container %s: %w", id, err)
 	}
-	if task, ok := running(ctx, c); ok {
-		if !force {
-			return fmt.Errorf("%w: %s: stop it first (pouch stop %s) or remove it with pouch rm -f", ErrContainerRunning, id, id)
-		}
-		if _, err := c.SetLabels(ctx, map[string]string{labelDesired: "stopped"}); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("container %s: %w", id, err)
-		}
+	task, isRunning := running(ctx, c)
+	if isRunning && !force {
+		return fmt.Errorf("%w: %s: stop it first (pouch stop %s) or remove it with pouch rm -f", ErrContainerRunning, id, id)
+	}
+	// No restart from here on, also for a container between two runs of its policy.
+	if _, err := c.SetLabels(ctx, map[string]string{labelDesired: "stopped"}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if isRunning {
 		if _, err := r.stopTask(ctx, c, task, syscall.SIGKILL, time.Minute); err != nil {
 			return err
 		}
 	}
+	// The supervisor records the exit and deletes the task: let it finish rather than race it.
+	r.waitSupervisor(ctx, id, 10*time.Second)
 	if task, err := c.Task(ctx, nil); err == nil {
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("container %s: delete its task: %w", id, err)
+			if _, terr := c.Task(ctx, nil); !errdefs.IsNotFound(terr) {
+				return fmt.Errorf("container %s: delete its task: %w", id, err)
+			}
 		}
 	}
 	var errs []error

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"io"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,14 +75,25 @@ func (r *Runtime) Run(ctx context.Context, opts RunOptions) (exitCode int, err e
 	stdout := io.MultiWriter(orDiscard(opts.Stdout), logw.StreamWriter(logs.Stdout))
 	stderr := io.MultiWriter(orDiscard(opts.Stderr), logw.StreamWriter(logs.Stderr))
 	var stdin io.Reader
+	var task containerd.Task
+	taskReady := make(chan struct{}) // closed once task is set (or failed to be)
 	if opts.Stdin != nil && opts.CreateOptions.Stdin {
-		stdin = opts.Stdin
+		// The shim keeps the stdin FIFO open (for a restart): the end of pouch's stdin must be
+		// passed on with CloseIO, or the container never sees it. The copy may reach it while
+		// the task is still being created.
+		stdin = &stdinCloser{r: opts.Stdin, close: func() {
+			<-taskReady
+			if task != nil {
+				_ = task.CloseIO(cleanupCtx, containerd.WithStdinCloser)
+			}
+		}}
 	}
 	ioOpts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
 	if opts.TTY {
 		ioOpts = append(ioOpts, cio.WithTerminal)
 	}
-	task, err := r.startTask(ctx, c, cio.NewCreator(ioOpts...), nil)
+	task, err = r.startTask(ctx, c, cio.NewCreator(ioOpts...), nil)
+	close(taskReady)
 	if err != nil {
 		return -1, err
 	}
@@ -150,4 +162,19 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// stdinCloser calls close once its reader is exhausted.
+type stdinCloser struct {
+	r     io.Reader
+	close func()
+	once  sync.Once
+}
+
+func (s *stdinCloser) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil {
+		s.once.Do(s.close)
+	}
+	return n, err
 }

@@ -211,13 +211,11 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 		if time.Since(started) >= 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		if !waitRestart(ctx, c, backoff) {
 			return nil
 		}
 		backoff = min(2*backoff, time.Minute)
-		if labels, err = c.Labels(ctx); err != nil || labels[labelDesired] == "stopped" {
+		if labels, err = c.Labels(ctx); err != nil {
 			return err
 		}
 		spec, err := c.Spec(ctx)
@@ -233,5 +231,26 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 			return err
 		}
 		log.Info("restarted", zap.Int("restarts", count+1))
+	}
+}
+
+// waitRestart sleeps d before a restart, and reports false as soon as a user stops or removes
+// the container meanwhile (or the supervisor is told to end).
+func waitRestart(ctx context.Context, c containerd.Container, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		labels, err := c.Labels(ctx)
+		if err != nil || labels[labelDesired] == "stopped" {
+			return false
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		select {
+		case <-time.After(min(left, 100*time.Millisecond)):
+		case <-ctx.Done():
+			return false
+		}
 	}
 }

@@ -82,6 +82,13 @@ func newWorld(t *testing.T, flavor containerd.Flavor, bridge, subnet string) *wo
 	return w
 }
 
+// with returns the world for subtest t, so its failures are t's.
+func (w *world) with(t *testing.T) *world {
+	c := *w
+	c.t = t
+	return &c
+}
+
 // pouch runs pouch in this process with the world's global flags.
 func (w *world) pouch(args ...string) (stdout, stderr string, err error) {
 	w.t.Helper()
@@ -163,39 +170,46 @@ func TestServices(t *testing.T) {
 			t.Run("exec", w.testExec)
 			t.Run("tty", w.testTTY)
 			t.Run("flags and exit codes", w.testFlags)
+			t.Run("after a reboot", w.testReboot)
 		})
 	}
 }
 
-// A busybox httpd published with -p answers an HTTP client on the host; rm -f takes its
-// network away.
-func (w *world) testPublish(t *testing.T) {
-	port := freePort(t)
-	id := strings.TrimSpace(w.must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), w.ref,
-		"sh", "-c", "mkdir -p /www && echo hello-web > /www/index.html && httpd -f -p 80 -h /www"))
-	if id != "web" {
-		t.Errorf("run -d printed %q, want the container's ID web", id)
-	}
-	u := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
-	var body []byte
+// get fetches u until it answers 200 (the server may still be starting) and returns the body.
+func (w *world) get(t *testing.T, u, container string) string {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(u)
 		if err == nil {
-			body, _ = io.ReadAll(resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return string(body)
 			}
 			err = errors.New(resp.Status)
 		}
 		if time.Now().After(deadline) {
-			logs, _, _ := w.pouch("logs", "web")
+			logs, _, _ := w.pouch("logs", container)
 			t.Fatalf("GET %s: %v\ncontainer log:\n%s", u, err, logs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if string(body) != "hello-web\n" {
+}
+
+const httpdScript = "mkdir -p /www && echo hello-web > /www/index.html && httpd -f -p 80 -h /www"
+
+// A busybox httpd published with -p answers an HTTP client on the host; rm -f takes its
+// network away.
+func (w *world) testPublish(t *testing.T) {
+	w = w.with(t)
+	port := freePort(t)
+	id := strings.TrimSpace(w.must("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), w.ref, "sh", "-c", httpdScript))
+	if id != "web" {
+		t.Errorf("run -d printed %q, want the container's ID web", id)
+	}
+	u := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
+	if body := w.get(t, u, "web"); body != "hello-web\n" {
 		t.Errorf("GET %s = %q, want %q", u, body, "hello-web\n")
 	}
 	d := w.inspect("web")
@@ -225,6 +239,7 @@ func (w *world) testPublish(t *testing.T) {
 // run -d prints the ID; logs -f follows until stop; stop delivers the stop signal (the trap
 // runs) and records the exit code; a container that ignores it is killed after -t.
 func (w *world) testDetached(t *testing.T) {
+	w = w.with(t)
 	w.must("run", "-d", "--name", "talker", "--network", "none", w.ref,
 		"sh", "-c", `trap "echo bye; exit 3" TERM; echo started; echo to-stderr >&2; while true; do sleep 0.1; done`)
 	wait := w.followLogs("talker")
@@ -268,6 +283,7 @@ func (w *world) testDetached(t *testing.T) {
 
 // on-failure:2 restarts twice then gives up; a stopped container is not restarted by always.
 func (w *world) testRestart(t *testing.T) {
+	w = w.with(t)
 	w.must("run", "-d", "--name", "flaky", "--network", "none", "--restart", "on-failure:2", w.ref, "sh", "-c", "echo run; exit 1")
 	out, err := w.followLogs("flaky")()
 	if err != nil || out != "run\nrun\nrun\n" {
@@ -294,6 +310,7 @@ func (w *world) testRestart(t *testing.T) {
 // -v writes are seen on the host; :ro refuses them; a named volume outlives its containers
 // and cannot be removed while one mounts it.
 func (w *world) testVolumes(t *testing.T) {
+	w = w.with(t)
 	host := filepath.Join(t.TempDir(), "data")
 	w.must("run", "--rm", "--network", "none", "-v", host+":/data", w.ref, "sh", "-c", "echo written > /data/f")
 	if b, err := os.ReadFile(filepath.Join(host, "f")); err != nil || string(b) != "written\n" {
@@ -325,6 +342,7 @@ func (w *world) testVolumes(t *testing.T) {
 
 // -e and --env-file, and -e KEY taking pouch's own value.
 func (w *world) testEnv(t *testing.T) {
+	w = w.with(t)
 	envFile := filepath.Join(t.TempDir(), "env")
 	if err := os.WriteFile(envFile, []byte("# settings\nA=from-file\nB=b with spaces\n\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -335,10 +353,17 @@ func (w *world) testEnv(t *testing.T) {
 	if want := "from-flag|b with spaces|from-pouch|/bin\n"; out != want {
 		t.Errorf("env: %q, want %q", out, want)
 	}
+	// -i feeds pouch's stdin to the container, and its end closes the container's.
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{"pouch"}, w.global...), "run", "-i", "--rm", "--network", "none", w.ref, "cat")
+	if err := run(context.Background(), args, strings.NewReader("piped\n"), &stdout, &stderr); err != nil || stdout.String() != "piped\n" {
+		t.Errorf("run -i cat = %q, %v (stderr %q)", stdout.String(), err, stderr.String())
+	}
 }
 
 // --memory is enforced: an allocation beyond it is killed (137), one within it is not.
 func (w *world) testMemory(t *testing.T) {
+	w = w.with(t)
 	code, _, stderr := w.process("run", "--rm", "--network", "none", "-m", "16m", w.ref, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1")
 	if code != 137 {
 		t.Errorf("64 MiB buffer under -m 16m: exit %d (stderr %q), want 137", code, stderr)
@@ -352,10 +377,16 @@ func (w *world) testMemory(t *testing.T) {
 
 // exec runs in the running container, with its exit code and environment.
 func (w *world) testExec(t *testing.T) {
+	w = w.with(t)
 	w.must("run", "-d", "--name", "box", "--network", "none", "-e", "FROM_RUN=r", w.ref, "sleep", "1000")
 	code, out, stderr := w.process("exec", "-e", "FROM_EXEC=e", "box", "sh", "-c", `echo "$(hostname) $FROM_RUN $FROM_EXEC"; exit 4`)
 	if code != 4 || out != "box r e\n" {
 		t.Errorf("exec: exit %d, stdout %q, stderr %q; want 4 and %q", code, out, stderr, "box r e\n")
+	}
+	var stdout bytes.Buffer
+	args := append(append([]string{"pouch"}, w.global...), "exec", "-i", "box", "cat")
+	if err := run(context.Background(), args, strings.NewReader("to exec\n"), &stdout, io.Discard); err != nil || stdout.String() != "to exec\n" {
+		t.Errorf("exec -i cat = %q, %v", stdout.String(), err)
 	}
 	if code, _, _ := w.process("exec", "box", "nosuchcommand"); code != exitCommandNotFound {
 		t.Errorf("exec of a missing command: exit %d, want %d", code, exitCommandNotFound)
@@ -368,6 +399,7 @@ func (w *world) testExec(t *testing.T) {
 
 // -it gives the container a terminal of the caller's size, and keys reach it.
 func (w *world) testTTY(t *testing.T) {
+	w = w.with(t)
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pseudo-terminal: %v", err)
@@ -410,6 +442,7 @@ func (w *world) testTTY(t *testing.T) {
 
 // --read-only, -w, -u, --entrypoint, and docker's exit codes for pouch's own failures.
 func (w *world) testFlags(t *testing.T) {
+	w = w.with(t)
 	out := w.must("run", "--rm", "--network", "none", "--read-only", "-w", "/tmp", "-u", "1000:1000", "--entrypoint", "/bin/sh",
 		w.ref, "-c", "pwd; id -u; touch /x 2>/dev/null || echo read-only")
 	if want := "/tmp\n1000\nread-only\n"; out != want {
@@ -437,6 +470,67 @@ func (w *world) testFlags(t *testing.T) {
 	}
 	if out, _, _ := w.pouch("ps", "-a", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("failed runs with --rm left containers: %q", out)
+	}
+}
+
+// After a reboot the pinned network namespace and the NAT rules are gone, while the address
+// leases (under the root) stay: start sets the network up again (the port answers again), and
+// rm cleans up what is left.
+func (w *world) testReboot(t *testing.T) {
+	w = w.with(t)
+	port := freePort(t)
+	u := fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
+	w.must("run", "-d", "--name", "survivor", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), w.ref, "sh", "-c", httpdScript)
+	w.get(t, u, "survivor")
+	w.must("stop", "-t", "0", "survivor")
+	w.must("run", "-d", "--name", "crashed", w.ref, "sleep", "1000")
+	w.must("stop", "-t", "0", "crashed")
+	for _, name := range []string{"survivor", "crashed"} {
+		d := w.inspect(name)
+		if err := exec.Command("umount", d.NetworkSettings.SandboxKey).Run(); err != nil {
+			t.Fatalf("umount %s: %v", d.NetworkSettings.SandboxKey, err)
+		}
+		os.Remove(d.NetworkSettings.SandboxKey)
+		dropNATRules(t, d.NetworkSettings.IPAddress)
+	}
+	w.must("start", "survivor")
+	if body := w.get(t, u, "survivor"); body != "hello-web\n" {
+		t.Errorf("after the restart: %q", body)
+	}
+	ip := w.inspect("crashed").NetworkSettings.IPAddress
+	w.must("rm", "crashed")
+	w.must("rm", "-f", "survivor")
+	if leases, _ := filepath.Glob(filepath.Join(w.root, "network", "ipam", "*", "10.*")); len(leases) != 0 {
+		t.Errorf("rm left address leases %v (crashed had %s)", leases, ip)
+	}
+	if left, _ := os.ReadDir(filepath.Join(w.root, "network", "netns")); len(left) != 0 {
+		t.Errorf("rm left namespace files %v", left)
+	}
+	// A range that overlaps the host's addresses is refused before anything is made.
+	code, _, stderr := w.process("--subnet", "127.0.0.0/24", "run", "--rm", w.ref, "true")
+	if code != exitPouchFailed || !strings.Contains(stderr, "overlaps") || !strings.Contains(stderr, "--subnet") {
+		t.Errorf("run on a range holding 127.0.0.1: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// dropNATRules removes the masquerading rules of ip, as a reboot empties the NAT table.
+func dropNATRules(t *testing.T, ip string) {
+	t.Helper()
+	out, err := exec.Command("iptables", "-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers").Output()
+	if err != nil {
+		t.Fatalf("iptables: %v", err)
+	}
+	lines := strings.Split(string(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- { // from the last, so the numbers stay right
+		f := strings.Fields(lines[i])
+		if len(f) < 5 || f[4] != ip || !strings.HasPrefix(f[1], "CNI-") {
+			continue
+		}
+		for _, args := range [][]string{{"-D", "POSTROUTING", f[0]}, {"-F", f[1]}, {"-X", f[1]}} {
+			if out, err := exec.Command("iptables", append([]string{"-t", "nat"}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("iptables -t nat %v: %v: %s", args, err, out)
+			}
+		}
 	}
 }
 
