@@ -109,8 +109,8 @@ func runtimeConfig(c *cli.Context, log *zap.Logger) (runtime.Config, error) {
 	return runtime.Config{
 		Address: c.String("address"), Namespace: c.String("namespace"),
 		HostsDir: c.String("hosts-dir"), Snapshotter: c.String("snapshotter"),
-		Root:    root,
-		Network: network.Config{Bridge: c.String("bridge"), Subnet: c.String("subnet"), PluginDirs: c.StringSlice("cni-path")},
+		Root:           root,
+		Network:        network.Config{Bridge: c.String("bridge"), Subnet: c.String("subnet"), PluginDirs: c.StringSlice("cni-path")},
 		Helper:         helper,
 		CredentialsDir: c.String("config"),
 		Log:            log,
