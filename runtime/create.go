@@ -159,16 +159,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOptions) (id string, er
 	if len(args) == 0 {
 		return "", fmt.Errorf("%w: image %s has no ENTRYPOINT or CMD: give a command after the image", ErrInvalid, opts.Image)
 	}
-	specOpts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...), oci.WithHostname(hostname(id))}
-	if len(opts.Env) > 0 {
-		specOpts = append(specOpts, oci.WithEnv(opts.Env))
-	}
-	if opts.Workdir != "" {
-		specOpts = append(specOpts, oci.WithProcessCwd(opts.Workdir))
-	}
-	if opts.User != "" {
-		specOpts = append(specOpts, oci.WithUser(opts.User))
-	}
+	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithHostname(hostname(id))},
+		processOpts(args, opts.Env, opts.Workdir, opts.User)...)
 	if opts.TTY {
 		specOpts = append(specOpts, oci.WithTTY)
 	}
@@ -263,6 +255,22 @@ func processArgs(entrypoint, cmd, newEntrypoint, args []string) []string {
 		cmd = args
 	}
 	return append(append([]string{}, entrypoint...), cmd...)
+}
+
+// processOpts set the process's command and override the environment, directory and user
+// (run's and exec's -e, -w and -u).
+func processOpts(args, env []string, workdir, user string) []oci.SpecOpts {
+	opts := []oci.SpecOpts{oci.WithProcessArgs(args...)}
+	if len(env) > 0 {
+		opts = append(opts, oci.WithEnv(env))
+	}
+	if workdir != "" {
+		opts = append(opts, oci.WithProcessCwd(workdir))
+	}
+	if user != "" {
+		opts = append(opts, oci.WithUser(user))
+	}
+	return opts
 }
 
 // withResources sets the cgroup limits: memory with no swap beyond it, a CFS quota, pids.

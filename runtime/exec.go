@@ -7,7 +7,6 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
-	"github.com/containerd/containerd/oci"
 )
 
 // ExecOptions describe a command run in a running container.
@@ -48,17 +47,7 @@ func (r *Runtime) Exec(ctx context.Context, ref string, opts ExecOptions) (int, 
 	if err != nil {
 		return -1, fmt.Errorf("container %s: %w", c.ID(), err)
 	}
-	specOpts := []oci.SpecOpts{oci.WithProcessArgs(opts.Args...)}
-	if len(opts.Env) > 0 {
-		specOpts = append(specOpts, oci.WithEnv(opts.Env))
-	}
-	if opts.Workdir != "" {
-		specOpts = append(specOpts, oci.WithProcessCwd(opts.Workdir))
-	}
-	if opts.User != "" {
-		specOpts = append(specOpts, oci.WithUser(opts.User))
-	}
-	for _, o := range specOpts {
+	for _, o := range processOpts(opts.Args, opts.Env, opts.Workdir, opts.User) {
 		if err := o(ctx, r.client, &info, spec); err != nil {
 			return -1, fmt.Errorf("%w: exec in %s: %w", ErrInvalid, c.ID(), err)
 		}

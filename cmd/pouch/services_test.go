@@ -45,23 +45,7 @@ func newWorld(t *testing.T, flavor containerd.Flavor, bridge, subnet string) *wo
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
 		t.Skip("CNI plugins missing in /usr/lib/cni: apt-get install containernetworking-plugins")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	reg, err := registry.Start(ctx, registry.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Busybox(0, 0)
-	if errors.Is(err, image.ErrNoBusybox) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "pouch/busybox", "1.0", "", ""); err != nil {
-		t.Fatal(err)
-	}
+	reg := busyboxRegistry(t, registry.Options{}, "pouch/busybox", "1.0", "")
 	hostsDir := t.TempDir()
 	if _, err := runtime.WriteHostsTOML(hostsDir, "http://"+reg.Host, reg.URL); err != nil {
 		t.Fatal(err)
@@ -80,6 +64,31 @@ func newWorld(t *testing.T, flavor containerd.Flavor, bridge, subnet string) *wo
 		_ = exec.Command("ip", "link", "del", bridge).Run()
 	})
 	return w
+}
+
+// busyboxRegistry starts an embedded registry and pushes the busybox image to it as repo:tag,
+// as user (with the password opts.Htpasswd gives them; "" for none). It skips the test when
+// busybox-static is missing.
+func busyboxRegistry(t *testing.T, opts registry.Options, repo, tag, user string) *registry.Registry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img, err := image.Busybox(0, 0)
+	if errors.Is(err, image.ErrNoBusybox) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	if err := img.Push(ctx, reg.URL, repo, tag, user, opts.Htpasswd[user]); err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // with returns the world for subtest t, so its failures are t's.
@@ -547,21 +556,7 @@ func TestPrivateImage(t *testing.T) {
 	ctd := containerd.StartTest(t, containerd.Containerd1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	reg, err := registry.Start(ctx, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "s3cret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Busybox(0, 0)
-	if errors.Is(err, image.ErrNoBusybox) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "private/app", "1", "alice", "s3cret"); err != nil {
-		t.Fatal(err)
-	}
+	reg := busyboxRegistry(t, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "s3cret"}}, "private/app", "1", "alice")
 	// The mirror passes requests and answers through, the registry's 401 included.
 	upstream, _ := url.Parse(reg.URL)
 	var mirrored atomic.Int64
@@ -587,7 +582,7 @@ func TestPrivateImage(t *testing.T) {
 	}
 	ref := reg.Host + "/private/app:1"
 
-	_, _, err = p("", "pull", ref)
+	_, _, err := p("", "pull", ref)
 	if err == nil || !errors.Is(err, runtime.ErrUnauthorized) || !strings.Contains(err.Error(), "pouch login "+reg.Host) {
 		t.Fatalf("pull without credentials: %v; want unauthorized, saying to log in to %s", err, reg.Host)
 	}
