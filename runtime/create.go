@@ -287,8 +287,12 @@ func withResources(memory int64, cpus float64, pids int64) oci.SpecOpts {
 		}
 		res := s.Linux.Resources
 		if memory > 0 {
-			limit, swap := memory, memory // swap is memory+swap: no swap
-			res.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
+			limit := memory
+			res.Memory = &specs.LinuxMemory{Limit: &limit}
+			if swapLimitSupported() {
+				swap := memory // the limit of memory and swap together: no swap
+				res.Memory.Swap = &swap
+			}
 		}
 		if cpus > 0 {
 			period := uint64(100000)
@@ -300,6 +304,17 @@ func withResources(memory int64, cpus float64, pids int64) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// swapLimitSupported reports whether the kernel accounts swap per cgroup (always with cgroup
+// v2; with v1 only when booted with swap accounting), since runc refuses a swap limit it
+// cannot set.
+func swapLimitSupported() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
 }
 
 // prepareMounts creates missing bind sources and named volumes and returns the OCI mounts.

@@ -93,7 +93,23 @@ func (r *Runtime) spawnSupervisor(id string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("container %s: start its supervisor %s: %w", id, r.cfg.Helper, err)
 	}
-	go func() { _ = cmd.Wait() }() // reaps it when pouch lives longer than the container
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reaps it when pouch lives longer than the container
+	// Return once it holds the lock, so whoever looks next (logs -f, rm) knows it is there.
+	deadline := time.Now().Add(10 * time.Second)
+	for !supervisorActive(dir) {
+		select {
+		case err := <-exited:
+			if err == nil {
+				return nil // done already: a quick container that is not restarted
+			}
+			return fmt.Errorf("container %s: its supervisor failed (%v); see %s", id, err, logf.Name())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s: its supervisor did not start within 10s; see %s", id, logf.Name())
+		}
+	}
 	return nil
 }
 
@@ -160,6 +176,7 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 	for {
 		c, err := r.client.LoadContainer(ctx, id)
 		if errdefs.IsNotFound(err) {
+			log.Info("container removed")
 			return nil
 		}
 		if err != nil {
@@ -167,7 +184,8 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 		}
 		task, err := c.Task(ctx, nil)
 		if errdefs.IsNotFound(err) {
-			return nil // stopped and cleaned up by someone else
+			log.Info("no task to watch: stopped and cleaned up by someone else")
+			return nil
 		}
 		if err != nil {
 			return err
@@ -201,6 +219,7 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 		policy, _ := ParseRestart(labels[labelRestart])
 		count, _ := strconv.Atoi(labels[labelRestartCount])
 		if labels[labelDesired] == "stopped" || !policy.restarts(code, count) {
+			log.Info("not restarting", zap.String("policy", policy.String()), zap.Int("restarts", count), zap.String("desired", labels[labelDesired]))
 			if labels[labelAutoRemove] == "true" {
 				return r.remove(ctx, c, false)
 			}

@@ -313,7 +313,18 @@ func (w *world) testRestart(t *testing.T) {
 	// always restarts a container that exits by itself, even with 0.
 	w.must("run", "-d", "--name", "looper", "--network", "none", "--restart", "always", w.ref, "sh", "-c", "echo tick")
 	waitFor(t, "looper's third run", func() bool { out, _, _ := w.pouch("logs", "looper"); return strings.Count(out, "tick") >= 3 })
-	w.must("rm", "-f", "flaky", "forever", "looper")
+	// In the foreground pouch exits with the first run's code; the supervisor restarts.
+	if code, out, _ := w.process("run", "--name", "fg", "--network", "none", "--restart", "on-failure:1", w.ref, "sh", "-c", "echo fg; exit 2"); code != 2 || out != "fg\n" {
+		t.Errorf("foreground run with a restart policy: exit %d, stdout %q; want 2 and one line", code, out)
+	}
+	if out, err := w.followLogs("fg")(); err != nil || out != "fg\nfg\n" {
+		t.Errorf("logs -f of fg = %q, %v; want the first run and one restart", out, err)
+	}
+	if d := w.inspect("fg"); d.RestartCount != 1 || d.State.ExitCode != 2 {
+		log, _ := os.ReadFile(filepath.Join(w.root, "containers", "fg", "supervisor.log"))
+		t.Errorf("fg: restarts %d, exit %d; supervisor log:\n%s", d.RestartCount, d.State.ExitCode, log)
+	}
+	w.must("rm", "-f", "flaky", "forever", "looper", "fg")
 }
 
 // -v writes are seen on the host; :ro refuses them; a named volume outlives its containers
@@ -387,7 +398,9 @@ func (w *world) testMemory(t *testing.T) {
 // exec runs in the running container, with its exit code and environment.
 func (w *world) testExec(t *testing.T) {
 	w = w.with(t)
-	w.must("run", "-d", "--name", "box", "--network", "none", "-e", "FROM_RUN=r", w.ref, "sleep", "1000")
+	// -dit: a shell on a terminal nobody types into, its prompt kept in the log.
+	w.must("run", "-dit", "--name", "box", "--network", "none", "-e", "FROM_RUN=r", w.ref, "sh")
+	waitFor(t, "box's prompt in its log", func() bool { out, _, _ := w.pouch("logs", "box"); return strings.Contains(out, "# ") })
 	code, out, stderr := w.process("exec", "-e", "FROM_EXEC=e", "box", "sh", "-c", `echo "$(hostname) $FROM_RUN $FROM_EXEC"; exit 4`)
 	if code != 4 || out != "box r e\n" {
 		t.Errorf("exec: exit %d, stdout %q, stderr %q; want 4 and %q", code, out, stderr, "box r e\n")
