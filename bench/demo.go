@@ -90,7 +90,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 	errs := make([]error, cfg.Nodes)
 	start := time.Now()
 	parallel(cfg.Nodes, cfg.Nodes, func(i int) error {
-		errs[i] = pullImage(ctx, "http://"+daemons[i].HTTP, reg.Host, demoRepo, demoTag, img)
+		errs[i] = PullImage(ctx, "http://"+daemons[i].HTTP, reg.Host, demoRepo, demoTag, img)
 		took[i] = time.Since(start)
 		return nil
 	})

@@ -108,13 +108,21 @@ func (o *imageOrigin) daemonArgs() []string { return []string{"--registry-insecu
 func (o *imageOrigin) sent() int64          { return o.reg.TotalBlobBytes() }
 func (o *imageOrigin) close()               { o.reg.Close() }
 
-// pull fetches the image from a dfdaemon's registry mirror the way containerd does (manifest,
-// then every blob at once, with ?ns= naming the registry) and checks every digest.
+// pull fetches the image through a dfdaemon's registry mirror (see PullImage).
 func (o *imageOrigin) pull(ctx context.Context, mirror string) error {
-	return pullImage(ctx, mirror, o.reg.Host, o.repo, o.tag, o.img)
+	return PullImage(ctx, mirror, o.reg.Host, o.repo, o.tag, o.img)
 }
 
-func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *image.Image) error {
+// PullImage fetches img (repo:tag at the registry upstream, host:port) through the registry
+// mirror at mirror (http://host:port) as containerd does: the manifest, then every blob at once,
+// with ?ns= naming the registry; it checks every digest.
+func PullImage(ctx context.Context, mirror, upstream, repo, tag string, img *image.Image) error {
+	return PullImageWith(ctx, mirror, upstream, repo, tag, img, "")
+}
+
+// PullImageWith is PullImage with an Authorization header (a registry's bearer token) on every
+// request, as containerd sends after its token dance with a private registry.
+func PullImageWith(ctx context.Context, mirror, upstream, repo, tag string, img *image.Image, auth string) error {
 	// get streams one object through w (blobs go through a hasher only: N nodes pulling a
 	// multi-gigabyte image at once must not hold it in memory N times).
 	get := func(path, accept string, w io.Writer) error {
@@ -124,6 +132,9 @@ func pullImage(ctx context.Context, mirror, upstream, repo, tag string, img *ima
 		}
 		if accept != "" {
 			req.Header.Set("Accept", accept)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -74,17 +74,22 @@ func rate(r int64) string { return fmt.Sprintf("%g MB/s", float64(r)/1e6) }
 
 // WriteDir writes result.json and the completion plot into dir.
 func WriteDir(dir string, r Result) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, ResultFile), append(b, '\n'), 0o644); err != nil {
+	if err := writeJSON(dir, ResultFile, r); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, PlotFile), []byte(CompletionSVG(r)), 0o644)
+}
+
+// writeJSON writes v, indented, as dir/name, creating dir.
+func writeJSON(dir, name string, v any) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
 }
 
 // ReadResult reads dir/result.json.

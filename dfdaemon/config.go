@@ -31,12 +31,19 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"requestTimeout"`
 	// Pipeline is how many piece requests are kept outstanding per parent.
 	Pipeline int `yaml:"pipeline"`
-	// Heartbeat is how often the daemon tells the supernode it is alive.
+	// Heartbeat is how often the daemon tells the supernode it is alive; the answer carries
+	// new preheat assignments, so it is also how soon a preheat job reaches the node.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
 	// reused (see the gate).
 	AuthTTL time.Duration `yaml:"authTTL"`
-	GC      GCConfig      `yaml:"gc"`
+	// PreheatConcurrency is how many preheat downloads run at once, so that warming the
+	// cluster does not starve the node's live pulls.
+	PreheatConcurrency int      `yaml:"preheatConcurrency"`
+	GC                 GCConfig `yaml:"gc"`
+	// OneShot marks a daemon that lives for one download (dfget without a local dfdaemon): the
+	// supernode never counts it among the peers a preheat job warms.
+	OneShot bool `yaml:"-"`
 }
 
 // GCConfig bounds the disk the piece store may use.
@@ -73,6 +80,9 @@ func (c Config) WithDefaults() Config {
 	if c.AuthTTL == 0 {
 		c.AuthTTL = 30 * time.Second
 	}
+	if c.PreheatConcurrency == 0 {
+		c.PreheatConcurrency = 2
+	}
 	if c.GC.Interval == 0 {
 		c.GC.Interval = time.Minute
 	}
@@ -95,6 +105,10 @@ func (c Config) Validate() error {
 		return errors.New("dfdaemon: authTTL must not be negative")
 	case c.Pipeline < 1:
 		return errors.New("dfdaemon: pipeline must be at least 1")
+	case c.PreheatConcurrency < 1:
+		return errors.New("dfdaemon: preheat concurrency must be at least 1")
+	case c.Heartbeat < 0:
+		return errors.New("dfdaemon: heartbeat interval must be positive")
 	}
 	for _, u := range snapi.URLs(c.Supernode) {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

@@ -53,6 +53,7 @@ type Daemon struct {
 	metrics   *metrics
 	gate      *gate            // who may read what: every client request passes it
 	life      *lifecycle.Shell // downloads run under its context
+	preheat   *preheater       // assignments from the supernodes' heartbeat answers
 
 	mu        sync.Mutex
 	downloads map[digest.Digest]*download
@@ -102,6 +103,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	d.metrics = newMetrics(d)
 	d.gate = newGate(d.origin, cfg.QueryFilter, cfg.AuthTTL, d.metrics, log.Named("gate"))
 	d.dropUnknownAccess()
+	d.preheat = newPreheater(d)
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
@@ -132,7 +134,7 @@ func (d *Daemon) PeerID() string { return d.host.ID().String() }
 func (d *Daemon) Metrics() *prometheus.Registry { return d.metrics.reg }
 
 func (d *Daemon) self() snapi.Peer {
-	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate}
+	return snapi.Peer{ID: d.host.ID().String(), Addrs: d.P2PAddrs(), UploadRate: d.cfg.UploadRate, OneShot: d.cfg.OneShot}
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully and closes the daemon.
@@ -288,15 +290,23 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Heartbeat)
 	defer t.Stop()
 	for {
+		// The first beat at once: it makes the daemon known to the supernodes (preheat jobs
+		// for all peers reach it from then on).
+		for i, c := range d.ring.All() {
+			results := d.preheat.take(i)
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self(), Preheat: results})
+			cancel()
+			d.preheat.reported(i, results, err == nil)
+			if err == nil {
+				d.preheat.assign(ctx, i, resp.Preheat)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, c := range d.ring.All() {
-				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_ = c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self()})
-				cancel()
-			}
+		case <-d.preheat.kick:
 		}
 	}
 }

@@ -18,7 +18,7 @@ type OneShotConfig = dfdaemon.Config
 // closing its body stops the daemon.
 func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	cfg := opts.OneShot
-	cfg.Supernode, cfg.Listen = opts.Supernode, "none"
+	cfg.Supernode, cfg.Listen, cfg.OneShot = opts.Supernode, "none", true
 	cfg.Allow, cfg.Deny = opts.Networks.Allow, opts.Networks.Deny
 	cfg.DataDir = opts.DataDir
 	var tmp string

@@ -28,6 +28,10 @@ func (s *Supernode) routes() http.Handler {
 	mux.HandleFunc("GET "+snapi.PathTasks, s.handleListTasks)
 	mux.HandleFunc("GET "+snapi.PathTasks+"/{id}", s.handleGetTask)
 	mux.HandleFunc("DELETE "+snapi.PathTasks+"/{id}", s.handleDeleteTask)
+	mux.HandleFunc("POST "+snapi.PathPreheats, s.handleCreatePreheat)
+	mux.HandleFunc("GET "+snapi.PathPreheats, s.handleListPreheats)
+	mux.HandleFunc("GET "+snapi.PathPreheats+"/{id}", s.handleGetPreheat)
+	mux.HandleFunc("DELETE "+snapi.PathPreheats+"/{id}", s.handleCancelPreheat)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -75,12 +79,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	s.metrics.registrations.Inc()
 
 	s.mu.Lock()
-	t, ok := s.tasks[id]
-	if !ok {
-		t = newTask(id, req.Task)
-		s.tasks[id] = t
-	}
-	s.startSeed(t, req.Task)
+	t := s.taskFor(id, req.Task)
 	ready := t.ready
 	s.mu.Unlock()
 
@@ -178,14 +177,17 @@ func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request, req *sna
 }
 
 func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request, req *snapi.HeartbeatRequest) {
+	// A heartbeat makes a peer known even before its first download, so that a preheat job
+	// for all peers reaches it.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.peers[req.Peer.ID]; !ok {
-		notFound(w, "unknown peer: register again")
+	if _, ok := s.peers[req.Peer.ID]; !ok && len(req.Peer.Addrs) == 0 {
+		s.mu.Unlock()
+		badRequest(w, "a peer's first heartbeat must announce its addresses")
 		return
 	}
 	s.touchPeer(req.Peer)
-	w.WriteHeader(http.StatusNoContent)
+	s.mu.Unlock()
+	httpx.WriteJSON(w, http.StatusOK, snapi.HeartbeatResponse{Preheat: s.preheat.beat(req.Peer.ID, req.Preheat)})
 }
 
 // TaskStatus is what the operator API shows of a task.

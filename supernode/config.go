@@ -24,6 +24,8 @@ type Config struct {
 	Allow       []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
 	Deny        []netip.Prefix `yaml:"denyNetworks"`
 	QueryFilter []string       `yaml:"queryFilter"` // URL query parameters that do not change a task
+	// RegistryInsecure lists the registries (host[:port]) a preheat job reaches over plain HTTP.
+	RegistryInsecure []string `yaml:"registryInsecure"`
 	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
 	PeerTTL time.Duration `yaml:"peerTTL"`
 	// SyncWaitMax caps how long a sync long-poll is held.

@@ -42,6 +42,7 @@ type Supernode struct {
 	auth    *peerauth.Verifier // guards the peer API
 	tls     bool               // the API serves https
 	life    *lifecycle.Shell   // seeds run under its context
+	preheat *preheats          // preheat jobs (their own lock and bbolt store)
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -102,6 +103,11 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	s.auth = peerauth.NewVerifier(peerauth.VerifierConfig{Secret: cfg.Secret})
 	s.tls = served != ln
 	s.loadTasks()
+	if s.preheat, err = openPreheats(s); err != nil {
+		return nil, errors.Join(err, ln.Close(), life.Close())
+	}
+	life.OnClose(s.preheat.store.Close)
+	s.upload.SetBackground(s.preheat.background)
 	life.HTTP(served, s.routes())
 	return s, nil
 }
@@ -132,7 +138,7 @@ func (s *Supernode) Run(ctx context.Context) error {
 		s.log.Info("the API is plain HTTP: registry and origin credentials in registrations cross the network in clear text unless it serves TLS (--tls-cert, --tls-key)")
 	}
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
-	return s.life.Run(ctx, s.reapLoop)
+	return s.life.Run(ctx, s.reapLoop, s.preheat.resume)
 }
 
 // Close stops the seeds and releases the listener, the seed's libp2p host and its piece store,

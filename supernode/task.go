@@ -59,6 +59,18 @@ func (t *task) info(from int) snapi.TaskInfo {
 	}
 }
 
+// taskFor returns task id, created from req if it is new, with its seed started unless it is
+// running or done (a failed seed is retried with req). The caller holds s.mu.
+func (s *Supernode) taskFor(id digest.Digest, req snapi.TaskRequest) *task {
+	t, ok := s.tasks[id]
+	if !ok {
+		t = newTask(id, req)
+		s.tasks[id] = t
+	}
+	s.startSeed(t, req)
+	return t
+}
+
 // startSeed begins the single fetch of a task from its origin unless it runs or is done. A seed
 // that failed, or an incomplete task left by a restart, is (re)started by the next registration
 // with that request's URL and headers. The caller holds s.mu.

@@ -81,6 +81,29 @@ func app() *cli.App {
 				Action: demoCmd,
 			},
 			{
+				Name:      "preheat",
+				Usage:     "time live pulls through the mirrors alone and while a preheat job warms another image on every node",
+				UsageText: "dfbench preheat [--nodes 8] [--layers 4] [--size 256MiB] [--pullers 2] [--live-layers 2] [--live-size 64MiB] [--preheat-concurrency N] [--runs 3] [--out DIR]",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "nodes", Value: 8, Usage: "dfdaemons, all preheated"},
+					&cli.IntFlag{Name: "layers", Value: 4, Usage: "layers of the preheated image"},
+					&cli.StringFlag{Name: "size", Value: "256MiB", Usage: "the preheated image's layers in all (" + cliutil.Units + ")"},
+					&cli.IntFlag{Name: "pullers", Value: 2, Usage: "nodes that pull another image through their mirror during the preheat"},
+					&cli.IntFlag{Name: "live-layers", Value: 2, Usage: "layers of the pulled image"},
+					&cli.StringFlag{Name: "live-size", Value: "64MiB", Usage: "the pulled image's layers in all"},
+					&cli.IntFlag{Name: "preheat-concurrency", Usage: "the dfdaemons' --preheat-concurrency (default: theirs)"},
+					&cli.IntFlag{Name: "runs", Value: 3, Usage: "repetitions"},
+					&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap in bytes/s"},
+					&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap in bytes/s"},
+					&cli.StringFlag{Name: "seed-rate", Usage: "the seed's upload cap (default: --upload-rate)"},
+					&cli.StringFlag{Name: "origin-rate", Value: "100MB", Usage: "the registry's upload cap, all connections together"},
+					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode and dfdaemon are (default: next to dfbench)"},
+					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
+					&cli.StringFlag{Name: "out", Usage: "directory for preheat.json"},
+				},
+				Action: preheatCmd,
+			},
+			{
 				Name:      "report",
 				Usage:     "put several runs in one table and one plot of completion time against N",
 				UsageText: "dfbench report [--out DIR] DIR...",
@@ -174,6 +197,41 @@ func runCmd(c *cli.Context) error {
 		return werr
 	}
 	return err
+}
+
+func preheatCmd(c *cli.Context) error {
+	cfg := bench.PreheatConfig{
+		Nodes: c.Int("nodes"), Layers: c.Int("layers"), Pullers: c.Int("pullers"), LiveLayers: c.Int("live-layers"),
+		Concurrency: c.Int("preheat-concurrency"), Runs: c.Int("runs"), WorkDir: c.String("work-dir"),
+	}
+	var err error
+	if cfg.BinDir, err = binDir(c); err != nil {
+		return err
+	}
+	for name, dst := range map[string]*int64{"size": &cfg.Size, "live-size": &cfg.LiveSize} {
+		if *dst, err = cliutil.ParseBytes(c.String(name)); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	for name, dst := range map[string]*int64{"upload-rate": &cfg.UploadRate, "download-rate": &cfg.DownloadRate, "seed-rate": &cfg.SeedRate, "origin-rate": &cfg.OriginRate} {
+		if *dst, err = cliutil.ParseRate(c.String(name)); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	res, err := bench.Preheat(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	if err := bench.WritePreheat(os.Stdout, res); err != nil {
+		return err
+	}
+	if dir := c.String("out"); dir != "" {
+		if err := bench.WritePreheatDir(dir, res); err != nil {
+			return err
+		}
+		fmt.Println("wrote", filepath.Join(dir, bench.PreheatFile))
+	}
+	return nil
 }
 
 func simCmd(c *cli.Context) error {

@@ -43,6 +43,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
 			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
+			&cli.DurationFlag{Name: "heartbeat", Usage: "how often to tell the supernodes this node is alive; their answers bring preheat jobs, so it is also how soon a job reaches the node (default 10s)"},
+			&cli.IntFlag{Name: "preheat-concurrency", Usage: "preheat downloads at once, so that warming the cluster does not starve live pulls (default 2)"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
 			&cli.StringFlag{Name: "registry-default", Usage: "registry mirror: upstream HOST[:PORT] for requests without ?ns= (e.g. docker.io)"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "registry mirror: upstreams reached over plain HTTP, HOST[:PORT],..."},
@@ -62,6 +64,7 @@ func run(c *cli.Context) error {
 	cfg := dfdaemon.Config{
 		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
 		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
+		Heartbeat: c.Duration("heartbeat"), PreheatConcurrency: c.Int("preheat-concurrency"),
 	}
 	if cfg.UploadRate, err = cliutil.Rate(c, "upload-rate"); err != nil {
 		return err
@@ -98,17 +101,11 @@ func run(c *cli.Context) error {
 // mirrorConfig reads the --registry-* flags.
 func mirrorConfig(c *cli.Context) (registryproxy.Config, error) {
 	cfg := registryproxy.Config{Default: c.String("registry-default"), Registries: map[string]registryproxy.RegistryConfig{}}
-	for _, h := range c.StringSlice("registry-allow") {
-		if h = strings.TrimSpace(h); h != "" {
-			cfg.Allowed = append(cfg.Allowed, h)
-		}
-	}
-	for _, h := range c.StringSlice("registry-insecure") {
-		if h = strings.TrimSpace(h); h != "" {
-			r := cfg.Registries[h]
-			r.Insecure = true
-			cfg.Registries[h] = r
-		}
+	cfg.Allowed = cliutil.List(c.StringSlice("registry-allow"))
+	for _, h := range cliutil.List(c.StringSlice("registry-insecure")) {
+		r := cfg.Registries[h]
+		r.Insecure = true
+		cfg.Registries[h] = r
 	}
 	for _, v := range c.StringSlice("registry-ca") {
 		host, file, ok := strings.Cut(v, "=")

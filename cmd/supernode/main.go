@@ -28,22 +28,29 @@ func app() *cli.App {
 	return &cli.App{
 		Name:  "supernode",
 		Usage: "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
+		UsageText: "supernode --data-dir DIR [--listen ADDR] [flags]     run the supernode\n" +
+			"supernode preheat [flags] REF|URL                    warm an image or a file (see supernode preheat --help)",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
-			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "seed pieces, task index and identity"},
+			&cli.StringFlag{Name: "data-dir", Usage: "seed pieces, task index, preheat jobs and identity (required)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) for the API: serve https (with --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
-			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by the admin views (task listing and deletion); without one they answer only loopback clients"},
+			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by the admin views (task listing and deletion, preheat jobs); without one they answer only loopback clients"},
+			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "preheat: registries reached over plain HTTP, HOST[:PORT],..."},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
 		}, cliutil.Networks()...),
-		Action: run,
+		Commands: []*cli.Command{preheatCommand()},
+		Action:   run,
 	}
 }
 
 func run(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unknown command %q: the supernode runs without arguments; see supernode --help", c.Args().First())
+	}
 	log, err := logging.New(c.String("log-level"))
 	if err != nil {
 		return err
@@ -60,7 +67,7 @@ func run(c *cli.Context) error {
 	s, err := supernode.New(supernode.Config{
 		Listen: c.String("listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
 		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
-		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
+		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), RegistryInsecure: cliutil.List(c.StringSlice("registry-insecure")),
 	}, log)
 	if err != nil {
 		return err

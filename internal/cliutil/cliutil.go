@@ -67,6 +67,18 @@ func ParseNetworks(c *cli.Context) (allow, deny []netip.Prefix, err error) {
 	return allow, deny, err
 }
 
+// List trims each value of a list flag (urfave/cli splits "a, b" at commas) and drops the
+// empty ones.
+func List(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Rate reads a rate flag such as "20MB" (bytes per second).
 func Rate(c *cli.Context, name string) (int64, error) {
 	r, err := ParseRate(c.String(name))

@@ -64,7 +64,10 @@ type superState struct {
 	sent    []int
 	offered []int
 	pending *atomic.Int64 // pieces pending over every task of this server: one upload serves them all
-	streams int
+	// foreground counts the streams of this server, over every task, that serve a pull a client
+	// waits for (see Server.SetBackground).
+	foreground *atomic.Int64
+	streams    int
 }
 
 func (s *Server) superSeed(t *piece.Task) *superState {
@@ -76,7 +79,7 @@ func (s *Server) superSeed(t *piece.Task) *superState {
 	id := t.Meta().ID
 	st, ok := s.supers[id]
 	if !ok {
-		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending}
+		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending, foreground: &s.superForeground}
 		s.supers[id] = st
 	}
 	st.mu.Lock() // streams is guarded by st.mu, like everything superAnnouncer.close touches
@@ -93,6 +96,10 @@ type superAnnouncer struct {
 	asked  map[int]bool      // offers the child has requested: they no longer expire
 	told   map[int]bool      // everything ever offered to this child
 	quota  int
+	// background says whether the stream only warms a cache (see Server.SetBackground);
+	// counted says it is counted in st.foreground.
+	background func() bool
+	counted    bool
 }
 
 func (a *superAnnouncer) initial() piece.Bitfield {
@@ -110,8 +117,21 @@ func (a *superAnnouncer) update(now time.Time) []int {
 			a.st.pending.Add(-1)
 		}
 	}
+	bg := a.background != nil && a.background()
+	if a.counted == bg { // the stream changed class (or is new)
+		a.counted = !bg
+		if bg {
+			a.st.foreground.Add(-1)
+		} else {
+			a.st.foreground.Add(1)
+		}
+	}
+	limit := int64(scheduler.SuperSeedPending)
+	if bg && a.st.foreground.Load() > 0 {
+		limit /= 2 // the other half is kept for the pulls clients wait for
+	}
 	var out []int
-	for len(a.offers) < a.quota && a.st.pending.Load() < scheduler.SuperSeedPending {
+	for len(a.offers) < a.quota && a.st.pending.Load() < limit {
 		best, bestLoad := -1, 0
 		for i := range a.st.sent {
 			if a.told[i] || !a.task.Has(i) {
@@ -163,5 +183,8 @@ func (a *superAnnouncer) close() {
 		a.st.pending.Add(-1)
 	}
 	a.offers = nil
+	if a.counted {
+		a.st.foreground.Add(-1)
+	}
 	a.st.streams--
 }

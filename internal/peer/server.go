@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
@@ -59,6 +60,25 @@ type Server struct {
 	closed       bool // guards handlers.Add against Close's Wait
 	supers       map[digest.Digest]*superState
 	superPending atomic.Int64 // see superState.pending
+	// superForeground counts the client streams (see SetBackground, superState.foreground).
+	superForeground atomic.Int64
+	background      atomic.Pointer[BackgroundFunc]
+}
+
+// BackgroundFunc reports whether a child's stream for a task only warms the child's cache (a
+// preheat) rather than serving a pull a client waits for.
+type BackgroundFunc func(child peer.ID, task digest.Digest) bool
+
+// SetBackground tells a super-seeding server which streams are background: while any other
+// stream is open, they hold together at most half of its pending offers, so that the pulls
+// clients wait for keep the other half however many nodes a preheat warms; alone they may use
+// all. Nil: every stream is a client's.
+func (s *Server) SetBackground(f BackgroundFunc) {
+	if f == nil {
+		s.background.Store(nil)
+		return
+	}
+	s.background.Store(&f)
 }
 
 // NewServer registers the piece protocol on h.
@@ -174,7 +194,11 @@ func (s *Server) handle(st network.Stream) {
 	var ann announcer = &fullAnnouncer{task: task}
 	if s.cfg.SuperSeed {
 		ss := s.superSeed(task)
-		ann = &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers}
+		child := st.Conn().RemotePeer()
+		ann = &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers, background: func() bool {
+			f := s.background.Load()
+			return f != nil && (*f)(child, id)
+		}}
 	}
 	defer ann.close()
 	changed := task.Changed()

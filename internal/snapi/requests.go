@@ -108,8 +108,28 @@ func (r *LeaveRequest) Validate() error {
 // Caller is the peer that is alive.
 func (r *HeartbeatRequest) Caller() string { return r.Peer.ID }
 
-// Validate checks the peer; its addresses are optional (the last ones known are kept).
-func (r *HeartbeatRequest) Validate() error { return r.Peer.validate() }
+// Bounds of a heartbeat's preheat report.
+const (
+	maxPreheatResults = 1024
+	maxPreheatError   = 4 << 10
+)
+
+// Validate checks the peer (its addresses are optional: the last ones known are kept) and the
+// preheat outcomes it reports.
+func (r *HeartbeatRequest) Validate() error {
+	if len(r.Preheat) > maxPreheatResults {
+		return fmt.Errorf("%d preheat results, at most %d", len(r.Preheat), maxPreheatResults)
+	}
+	for _, res := range r.Preheat {
+		if res.Job == "" || len(res.Job) > 64 || len(res.Error) > maxPreheatError {
+			return errors.New("a preheat result names its job and says why it failed in at most 4 KiB")
+		}
+		if err := validTask(res.Task); err != nil {
+			return err
+		}
+	}
+	return r.Peer.validate()
+}
 
 func (p *Peer) validate() error {
 	if err := validPeerID(p.ID); err != nil {

@@ -62,6 +62,9 @@ func TestDecodeRefusesWhatIsInvalid(t *testing.T) {
 		{"heartbeat", &HeartbeatRequest{}, `{` + p + `}`, true},
 		{"heartbeat without addrs", &HeartbeatRequest{}, `{"peer":{"id":"` + testPeerID + `"}}`, true},
 		{"heartbeat as a seed", &HeartbeatRequest{}, `{"peer":{"id":"` + testPeerID + `","seed":true}}`, false},
+		{"heartbeat with preheat results", &HeartbeatRequest{}, `{` + p + `,"preheat":[{"job":"j1",` + task + `},{"job":"j1",` + task + `,"error":"disk full"}]}`, true},
+		{"heartbeat, preheat result without job", &HeartbeatRequest{}, `{` + p + `,"preheat":[{` + task + `}]}`, false},
+		{"heartbeat, preheat result with a bad task", &HeartbeatRequest{}, `{` + p + `,"preheat":[{"job":"j1","task":"x"}]}`, false},
 	}
 	for _, c := range cases {
 		err := Decode(strings.NewReader(c.body), c.v)

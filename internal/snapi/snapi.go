@@ -43,6 +43,7 @@ type Peer struct {
 	Addrs      []string `json:"addrs"`
 	UploadRate int64    `json:"uploadRate,omitempty"` // bytes/s, 0 = unlimited
 	Seed       bool     `json:"seed,omitempty"`       // the supernode's seed
+	OneShot    bool     `json:"oneShot,omitempty"`    // lives for one download (dfget): no preheat work
 }
 
 // TaskRequest names what to download.
@@ -162,9 +163,11 @@ type LeaveRequest struct {
 	Peer string        `json:"peer"`
 }
 
-// HeartbeatRequest keeps a peer alive for every task it serves.
+// HeartbeatRequest keeps a peer alive for every task it serves, makes a new peer known to the
+// supernode (so preheat jobs reach it), and reports the outcomes of preheat assignments.
 type HeartbeatRequest struct {
-	Peer Peer `json:"peer"`
+	Peer    Peer            `json:"peer"`
+	Preheat []PreheatResult `json:"preheat,omitempty"`
 }
 
 // StatusError is returned by the client for a non-2xx answer; errors.As finds the answer's
@@ -251,9 +254,11 @@ func (c *Client) Leave(ctx context.Context, req LeaveRequest) error {
 	return c.post(ctx, PathLeave, req, nil)
 }
 
-// Heartbeat tells the supernode the peer is alive.
-func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) error {
-	return c.post(ctx, PathHeartbeat, req, nil)
+// Heartbeat tells the supernode the peer is alive and returns its preheat assignments. A
+// supernode that answers 204 (before preheat jobs existed) assigns nothing.
+func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResponse, error) {
+	var out HeartbeatResponse
+	return out, c.post(ctx, PathHeartbeat, req, &out)
 }
 
 // maxAnswer bounds an answer the client reads (a registration carries every piece digest).
@@ -306,7 +311,7 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 		}
 		return &StatusError{Status: resp.StatusCode, Err: body}
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
 	if err := json.Unmarshal(answer, out); err != nil {
