@@ -62,6 +62,7 @@ func newWorld(t *testing.T, flavor containerd.Flavor, bridge, subnet string) *wo
 			}
 		}
 		_ = exec.Command("ip", "link", "del", bridge).Run()
+		unmountUnder(t, w.root) // what a failed rm left, so the temporary directory goes
 	})
 	return w
 }
@@ -552,6 +553,20 @@ func dropNATRules(t *testing.T, ip string) {
 			if out, err := exec.Command("iptables", append([]string{"-t", "nat"}, args...)...).CombinedOutput(); err != nil {
 				t.Fatalf("iptables -t nat %v: %v: %s", args, err, out)
 			}
+		}
+	}
+}
+
+// unmountUnder unmounts every mount below dir (network namespaces pinned there).
+func unmountUnder(t *testing.T, dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			t.Errorf("cleanup: %s was still mounted", f[4])
+			_ = exec.Command("umount", "-l", f[4]).Run()
 		}
 	}
 }
