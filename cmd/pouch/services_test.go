@@ -277,6 +277,23 @@ func (w *world) testDetached(t *testing.T) {
 	}
 	w.must("kill", "-s", "TERM", "talker")
 	waitFor(t, "talker to exit after kill -s TERM", func() bool { return w.inspect("talker").State.Status == "exited" })
+	w.must("restart", "-t", "1", "talker")
+	if st := w.must("inspect", "--format", "{{.State.Status}} {{.HostConfig.NetworkMode}}", "talker"); st != "running none\n" {
+		t.Errorf("inspect --format after restart = %q", st)
+	}
+	w.must("rm", "-f", "talker")
+
+	// create, then start: the container's first run.
+	if id := w.must("create", "--name", "made", "--network", "none", w.ref, "echo", "made"); id != "made\n" {
+		t.Errorf("create printed %q", id)
+	}
+	if st := w.inspect("made").State.Status; st != "created" {
+		t.Errorf("a created container is %q", st)
+	}
+	w.must("start", "made")
+	if out, err := w.followLogs("made")(); err != nil || out != "made\n" {
+		t.Errorf("logs -f of made = %q, %v", out, err)
+	}
 
 	// sleep as PID 1 ignores SIGTERM: stop kills it after -t.
 	w.must("run", "-d", "--name", "stubborn", "--network", "none", w.ref, "sleep", "1000")
@@ -288,7 +305,7 @@ func (w *world) testDetached(t *testing.T) {
 	if d := w.inspect("stubborn"); d.State.ExitCode != 137 {
 		t.Errorf("stubborn's exit code %d, want 137 (killed)", d.State.ExitCode)
 	}
-	w.must("rm", "talker", "stubborn")
+	w.must("rm", "made", "stubborn")
 }
 
 // on-failure:2 restarts twice then gives up; a stopped container is not restarted by always.
