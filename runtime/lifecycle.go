@@ -107,6 +107,8 @@ func (r *Runtime) loggerIO(labels map[string]string, tty bool) (cio.Creator, err
 
 // startTask deletes the container's stopped task, if any (recording its exit), makes sure its
 // network is there (a reboot removes the namespace), and starts a new task with the given IO.
+// Only a user's start sets the desired state (in extraLabels): a restart by the supervisor must
+// not undo a stop that came meanwhile.
 func (r *Runtime) startTask(ctx context.Context, c containerd.Container, creator cio.Creator, extraLabels map[string]string) (containerd.Task, error) {
 	id := c.ID()
 	if old, err := c.Task(ctx, nil); err == nil {
@@ -141,7 +143,6 @@ func (r *Runtime) startTask(ctx context.Context, c containerd.Container, creator
 	}
 	extraLabels = withLabel(extraLabels, labelStartedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	extraLabels = withLabel(extraLabels, labelFinishedAt, "")
-	extraLabels = withLabel(extraLabels, labelDesired, "running")
 	if _, err := c.SetLabels(ctx, extraLabels); err != nil {
 		return task, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -232,7 +233,7 @@ func (r *Runtime) startDetached(ctx context.Context, c containerd.Container) err
 	if err != nil {
 		return err
 	}
-	if _, err := r.startTask(ctx, c, creator, map[string]string{labelRestartCount: "0"}); err != nil {
+	if _, err := r.startTask(ctx, c, creator, map[string]string{labelRestartCount: "0", labelDesired: "running"}); err != nil {
 		return err
 	}
 	return r.spawnSupervisor(c.ID())

@@ -92,7 +92,7 @@ func (r *Runtime) Run(ctx context.Context, opts RunOptions) (exitCode int, err e
 	if opts.TTY {
 		ioOpts = append(ioOpts, cio.WithTerminal)
 	}
-	task, err = r.startTask(ctx, c, cio.NewCreator(ioOpts...), nil)
+	task, err = r.startTask(ctx, c, cio.NewCreator(ioOpts...), map[string]string{labelDesired: "running"})
 	close(taskReady)
 	if err != nil {
 		return -1, err

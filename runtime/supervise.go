@@ -245,11 +245,17 @@ func (r *Runtime) superviseLoop(ctx context.Context, id string, log *zap.Logger)
 		if err != nil {
 			return err
 		}
-		if _, err := r.startTask(ctx, c, creator, map[string]string{labelRestartCount: strconv.Itoa(count + 1)}); err != nil {
+		task, err = r.startTask(ctx, c, creator, map[string]string{labelRestartCount: strconv.Itoa(count + 1)})
+		if err != nil {
 			log.Warn("restart failed", zap.Error(err))
 			return err
 		}
 		log.Info("restarted", zap.Int("restarts", count+1))
+		// A stop that came while the task was being made did not see it running: end it; the
+		// next turn records the exit and leaves the container stopped.
+		if labels, err := c.Labels(ctx); err == nil && labels[labelDesired] == "stopped" {
+			_ = task.Kill(ctx, syscall.SIGKILL)
+		}
 	}
 }
 
