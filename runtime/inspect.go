@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -205,7 +206,7 @@ func (r *Runtime) Containers(ctx context.Context, all bool) ([]Container, error)
 	for _, c := range cs {
 		d, err := r.details(ctx, c)
 		if err != nil {
-			if errdefs.IsNotFound(err) || strings.Contains(err.Error(), ErrContainerNotFound.Error()) {
+			if errors.Is(err, ErrContainerNotFound) {
 				continue // removed meanwhile
 			}
 			return nil, err
