@@ -206,7 +206,7 @@ func (r *Runtime) Containers(ctx context.Context, all bool) ([]Container, error)
 	for _, c := range cs {
 		d, err := r.details(ctx, c)
 		if err != nil {
-			if errors.Is(err, ErrContainerNotFound) {
+			if errors.Is(err, ErrContainerNotFound) || errdefs.IsNotFound(err) {
 				continue // removed meanwhile
 			}
 			return nil, err
