@@ -33,16 +33,30 @@ func (d *Daemon) observe() error {
 }
 
 // readyChecks are the conditions of /readyz: the piece store is open, the listeners serve, the
-// libp2p host listens, and at least one supernode answered the latest heartbeat (without
-// supernodes, origin only, there is no such check). This list is the place for more: when the
-// DHT is a fallback for discovery, the supernode check becomes "a supernode answers or the DHT
-// has peers".
+// libp2p host listens, and, with supernodes configured, the node can find content over P2P
+// ("discovery"): a supernode answered the latest heartbeat, or the DHT has peers to ask. A node
+// without supernodes (origin only) has no such check. This list is the place for more.
 func (d *Daemon) readyChecks() []health.Check {
 	checks := health.Node{Store: d.store, Serving: d.life.Serving, P2P: func() int { return len(d.host.Network().ListenAddresses()) }}.Checks()
 	if d.ring.Len() > 0 {
-		checks = append(checks, health.Check{Name: "supernode", Run: func(context.Context) error { return d.beats.check() }})
+		checks = append(checks, health.Check{Name: "discovery", Run: func(context.Context) error { return d.discoverable() }})
 	}
 	return checks
+}
+
+// discoverable says why the node cannot find content over P2P, or nil when it can.
+func (d *Daemon) discoverable() error {
+	err := d.beats.check()
+	if err == nil {
+		return nil
+	}
+	if d.holders == nil {
+		return err
+	}
+	if d.holders.dht.Stats().RoutingTable > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w, and the DHT has no peer", err)
 }
 
 // MetricsAddr is the metrics listener's address ("" without --metrics-listen).
@@ -53,8 +67,8 @@ func (d *Daemon) MetricsAddr() string {
 	return d.metricsLn.Addr().String()
 }
 
-// heartbeats keeps the outcome of the latest heartbeat to each supernode: the daemon is ready
-// for P2P when one of them answered.
+// heartbeats keeps the outcome of the latest heartbeat to each supernode: the daemon can find
+// content over P2P when one of them answered (or the DHT has peers).
 type heartbeats struct {
 	mu   sync.Mutex
 	last map[string]error // by supernode URL

@@ -223,8 +223,9 @@ func probe(t *testing.T, ctx context.Context, url string) (int, string) {
 }
 
 // A dfdaemon is ready once a supernode answers its heartbeat, and not ready, naming the
-// supernode check, once none does; it stays alive throughout. One without supernode (origin
-// only) is ready with its store alone.
+// discovery check, once none does and its DHT has no peer; it stays alive throughout. One whose
+// supernode is gone but whose DHT has a peer is ready; one without supernode (origin only) is
+// ready without the check.
 func TestReadiness(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -235,7 +236,7 @@ func TestReadiness(t *testing.T) {
 		code, _ := probe(t, ctx, d.URL()+"/readyz")
 		return code == http.StatusOK
 	})
-	if _, body := probe(t, ctx, d.URL()+"/readyz"); !strings.Contains(body, "[+]store ok") || !strings.Contains(body, "[+]supernode ok") {
+	if _, body := probe(t, ctx, d.URL()+"/readyz"); !strings.Contains(body, "[+]store ok") || !strings.Contains(body, "[+]discovery ok") {
 		t.Errorf("ready body: %q", body)
 	}
 	if gather(t, d.Metrics()).Sum("pouch_dfdaemon_heartbeats_total", scrape.Labels{"result": "ok"}) == 0 {
@@ -247,8 +248,8 @@ func TestReadiness(t *testing.T) {
 		code, _ := probe(t, ctx, d.URL()+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
-	if _, body := probe(t, ctx, d.URL()+"/readyz"); !strings.Contains(body, "[-]supernode failed: no supernode answered the latest heartbeat") ||
-		!strings.Contains(body, "not ready: supernode failed") || !strings.Contains(body, "[+]store ok") {
+	if _, body := probe(t, ctx, d.URL()+"/readyz"); !strings.Contains(body, "[-]discovery failed: no supernode answered the latest heartbeat") ||
+		!strings.Contains(body, "not ready: discovery failed") || !strings.Contains(body, "[+]store ok") {
 		t.Errorf("not ready body: %q", body)
 	}
 	if code, body := probe(t, ctx, d.URL()+"/healthz"); code != http.StatusOK || body != "ok\n" {
@@ -258,10 +259,18 @@ func TestReadiness(t *testing.T) {
 		t.Error("no failed heartbeat counted")
 	}
 
+	// A node whose supernode is gone but whose DHT has a peer (d) can still find content.
+	viaDHT := runDaemon(ctx, t, dfdaemon.Config{Supernode: deadSupernode(t), Heartbeat: 50 * time.Millisecond,
+		DHT: dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(d)}}})
+	until(t, "the node is ready through the DHT", func() bool {
+		code, body := probe(t, ctx, viaDHT.URL()+"/readyz")
+		return code == http.StatusOK && strings.Contains(body, "[+]discovery ok")
+	})
+
 	alone := runDaemon(ctx, t, dfdaemon.Config{})
 	until(t, "the origin-only dfdaemon serves", func() bool {
 		code, body := probe(t, ctx, alone.URL()+"/readyz")
-		return code == http.StatusOK && !strings.Contains(body, "supernode")
+		return code == http.StatusOK && !strings.Contains(body, "discovery")
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -99,7 +101,14 @@ type origin struct {
 }
 
 func newOrigin(t *testing.T, files map[string][]byte) *origin {
+	return newOriginRate(t, files, 0)
+}
+
+// newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
+// registry behind a WAN link; 0 = no cap).
+func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
 	o := &origin{files: files}
+	limit := ratelimit.New(rate)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.requests.Add(1)
 		data, ok := o.files[r.URL.Path]
@@ -107,7 +116,7 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 			http.NotFound(w, r)
 			return
 		}
-		http.ServeContent(countingWriter{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
+		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(o.Close)
 	return o
@@ -115,11 +124,12 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n   *atomic.Int64
+	out io.Writer // the body's way out: the ResponseWriter, through the origin's rate cap
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
+	n, err := c.out.Write(p)
 	c.n.Add(int64(n))
 	return n, err
 }
@@ -170,6 +180,19 @@ func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ..
 		c.daemons = append(c.daemons, start(t, fmt.Sprintf("dfdaemon %d", i), args...))
 	}
 	return c
+}
+
+// startDaemons starts n dfdaemons under root (node0, node1, ...) on the supernodes of list,
+// every one capped at rate up and down.
+func startDaemons(t *testing.T, root, list string, n int, rate string) []*proc {
+	t.Helper()
+	var daemons []*proc
+	for i := range n {
+		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
+			"--upload-rate", rate, "--download-rate", rate, "--log-level", "debug"))
+	}
+	return daemons
 }
 
 // dfget runs the dfget binary and returns its exit code and stderr.

@@ -52,7 +52,7 @@ func TestProbesAndMetricsListener(t *testing.T) {
 	if body := waitProbe(t, "http://"+sn.Metrics+"/readyz", http.StatusOK); !strings.Contains(body, "[+]store ok") {
 		t.Errorf("supernode /readyz: %q", body)
 	}
-	if body := waitProbe(t, "http://"+d.Metrics+"/readyz", http.StatusOK); !strings.Contains(body, "[+]supernode ok") {
+	if body := waitProbe(t, "http://"+d.Metrics+"/readyz", http.StatusOK); !strings.Contains(body, "[+]discovery ok") {
 		t.Errorf("dfdaemon /readyz: %q", body)
 	}
 
@@ -88,7 +88,7 @@ func TestProbesAndMetricsListener(t *testing.T) {
 	}
 
 	sn.Kill()
-	if body := waitProbe(t, "http://"+d.Metrics+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "not ready: supernode failed") {
+	if body := waitProbe(t, "http://"+d.Metrics+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "not ready: discovery failed") {
 		t.Errorf("dfdaemon /readyz without its supernode: %q", body)
 	}
 	if code, _ := get(t, "http://"+d.Metrics+"/healthz"); code != http.StatusOK {

@@ -207,3 +207,38 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("after Run, failing: %v, want [store api p2p]", got)
 	}
 }
+
+// Garbage collection of the seed's store is counted: the runs, the evicted task and its bytes,
+// the store emptied; the quota is exported.
+func TestGCMetrics(t *testing.T) {
+	data := randomData(2 << 20)
+	origin, _ := countingOrigin(t, data)
+	s := start(t, Config{Allow: loopback, GC: GCConfig{High: 1 << 30, TTL: time.Millisecond, Interval: 50 * time.Millisecond}})
+	p := newPeer(t, "")
+	id := seeded(t, s, p, origin.URL+"/good", data)
+	if err := p.client(s.URL()).Leave(context.Background(), snapi.LeaveRequest{Task: id, Peer: p.info.ID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seed's task is evicted", func() bool {
+		return s.families(t).Sum("pouch_supernode_gc_evicted_tasks_total", nil) == 1
+	})
+	m := s.families(t)
+	for _, c := range []struct {
+		name   string
+		labels scrape.Labels
+		want   float64
+	}{
+		{"pouch_supernode_gc_evicted_bytes_total", nil, float64(len(data))},
+		{"pouch_supernode_store_bytes", nil, 0},
+		{"pouch_supernode_store_quota_bytes", nil, 1 << 30},
+		{"pouch_supernode_gc_runs_total", scrape.Labels{"result": "error"}, 0},
+		{"pouch_supernode_spool_bytes", nil, 0},
+	} {
+		if got := m.Sum(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if m.Sum("pouch_supernode_gc_runs_total", scrape.Labels{"result": "ok"}) == 0 {
+		t.Error("no garbage collection counted")
+	}
+}
