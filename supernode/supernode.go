@@ -47,12 +47,12 @@ type Supernode struct {
 	tls     bool               // the API serves https
 	life    *lifecycle.Shell   // seeds run under its context
 	preheat *preheats          // preheat jobs (their own lock and bbolt store)
+	spool   *source.Spool      // origins without Content-Length, within Config.SpoolMax
 	ready   health.Checks      // /readyz: see observe
 	// metricsLn is the --metrics-listen listener; nil: metrics on the API listener only.
 	metricsLn net.Listener
 	started   time.Time
 	seedSent  status.Meter // piece bytes peers report receiving from the seed
-	spool   *source.Spool      // origins without Content-Length, within Config.SpoolMax
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
