@@ -697,7 +697,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	for {
 		ev, err := p.conn.Next()
 		if err != nil {
-			if ctx.Err() == nil && !p.retired {
+			if ctx.Err() == nil && !dl.isRetired(p) {
 				reason = snapi.FailUnreachable
 			}
 			return
@@ -743,7 +743,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					if ctx.Err() == nil && !p.retired {
+					if ctx.Err() == nil && !dl.isRetired(p) {
 						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
 					}
 					return
@@ -776,13 +776,20 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil && !p.retired {
+				if ctx.Err() == nil && !dl.isRetired(p) {
 					reason = snapi.FailUnreachable
 				}
 				return
 			}
 		}
 	}
+}
+
+// isRetired says whether the scheduler dropped p; applySchedule retires parents under dl.mu.
+func (dl *download) isRetired(p *parentState) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return p.retired
 }
 
 // dropParent forgets a parent and frees what it was asked for, and queues the report of why it
