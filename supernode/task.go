@@ -232,12 +232,12 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	for {
 		last := time.Now() // pieces stream in order: each one's time is since the previous one
 		err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
+			s.publishDigest(t, i, d) // first: peers wait for it
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
 			now := time.Now()
 			s.fetchedFromOrigin(t, n, now.Sub(last))
 			last = now
 			s.log.Debug("seed fetched a piece", zapTask(t.id), zap.Int("piece", i))
-			s.publishDigest(t, i, d)
 		})
 		first = nil
 		if err != nil || pt.Complete() {
