@@ -53,14 +53,14 @@ type Task struct {
 	digests [][sha256.Size]byte
 	known   Bitfield
 	nknown  int
-	pending []int                 // digests recorded but not yet in the index
+	pending []int // digests recorded but not yet in the index
 	// candidates are the hashes of pieces found in the data file when the index was rebuilt
 	// (Meta.Rebuilt) and not verified yet: SetDigest makes such a piece present when its trusted
 	// digest matches. Nil for every other task.
 	candidates map[int][sha256.Size]byte
-	writing map[int]chan struct{} // pieces being written, closed when done
-	changed chan struct{}         // nil until someone waits
-	done    chan struct{}
+	writing    map[int]chan struct{} // pieces being written, closed when done
+	changed    chan struct{}         // nil until someone waits
+	done       chan struct{}
 }
 
 func newTask(s *Store, m Meta) *Task {
