@@ -81,6 +81,10 @@ func openPreheats(s *Supernode) (*preheats, error) {
 		return nil, err
 	}
 	p := &preheats{s: s, log: s.log.Named("preheat"), store: store, jobs: map[string]*jobRun{}}
+	if damage, aside := store.Damaged(); aside != "" {
+		p.log.Warn("preheat store damaged: moved aside, its jobs are lost; starting with an empty one",
+			zap.String("aside", aside), zap.String("damage", damage))
+	}
 	jobs, bad, err := store.Load()
 	if err != nil {
 		store.Close()

@@ -146,7 +146,8 @@ func (s *Supernode) Run(ctx context.Context) error {
 func (s *Supernode) Close() error { return s.life.Close() }
 
 // loadTasks makes every task in the seed's store known again after a restart; complete ones
-// are served at once, incomplete ones resume at the next registration.
+// are served at once, incomplete ones resume at the next registration, and so do those whose
+// index was rebuilt (piece.Meta.Rebuilt): the seed must learn again who may read them.
 func (s *Supernode) loadTasks() {
 	for _, info := range s.store.List() {
 		pt, err := s.store.Task(info.Meta.ID)
@@ -155,7 +156,7 @@ func (s *Supernode) loadTasks() {
 		}
 		t := newTask(info.Meta.ID, snapi.TaskRequest{URL: info.Meta.URL, Digest: info.Meta.Digest})
 		s.tasks[t.id] = t
-		if !info.Complete {
+		if !info.Complete || info.Meta.Rebuilt {
 			continue
 		}
 		t.ptask, t.meta = pt, s.metaOf(pt)
