@@ -57,6 +57,13 @@ type proc struct {
 	mu  *sync.Mutex
 }
 
+// logText is what the daemon has logged so far.
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
 type lockedBuffer struct {
 	mu  *sync.Mutex
 	buf *bytes.Buffer
@@ -150,6 +157,28 @@ type cluster struct {
 	root      string
 	supernode *proc
 	daemons   []*proc
+	// The flags each was started with, so that a test can start it again on its data dir.
+	supernodeArgs []string
+	daemonArgs    [][]string
+}
+
+// restartDaemon kills dfdaemon i and starts it again on the same data directory; hurt, when not
+// nil, runs while it is stopped.
+func (c *cluster) restartDaemon(t *testing.T, i int, hurt func()) {
+	t.Helper()
+	c.daemons[i].Kill()
+	if hurt != nil {
+		hurt()
+	}
+	c.daemons[i] = start(t, c.daemons[i].Name, c.daemonArgs[i]...)
+}
+
+// restartSupernode kills the supernode and starts it again on the same data directory; it must
+// have been started on a fixed address (--listen freePort), which the daemons keep calling.
+func (c *cluster) restartSupernode(t *testing.T) {
+	t.Helper()
+	c.supernode.Kill()
+	c.supernode = start(t, c.supernode.Name, c.supernodeArgs...)
 }
 
 func (c *cluster) daemonDir(i int) string { return filepath.Join(c.root, fmt.Sprintf("node%d", i)) }
@@ -163,13 +192,23 @@ func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ..
 	t.Helper()
 	root := t.TempDir()
 	c := &cluster{root: root}
-	c.supernode = start(t, "supernode", append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)...)
+	c.supernodeArgs = append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)
+	c.supernode = start(t, "supernode", c.supernodeArgs...)
 	for i := range n {
-		args := append([]string{"--supernode", "http://" + c.supernode.HTTP, "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(root, fmt.Sprintf("node%d", i)), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, daemonArgs...)
-		c.daemons = append(c.daemons, start(t, fmt.Sprintf("dfdaemon %d", i), args...))
+		c.addDaemon(t, c.daemonDir(i), daemonArgs...)
 	}
 	return c
+}
+
+// addDaemon starts one more dfdaemon of the cluster, on data directory dir.
+func (c *cluster) addDaemon(t *testing.T, dir string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"--supernode", "http://" + c.supernode.HTTP, "--listen", "127.0.0.1:0",
+		"--data-dir", dir, "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, extra...)
+	p := start(t, fmt.Sprintf("dfdaemon %d", len(c.daemons)), args...)
+	c.daemonArgs = append(c.daemonArgs, args)
+	c.daemons = append(c.daemons, p)
+	return p
 }
 
 // dfget runs the dfget binary and returns its exit code and stderr.

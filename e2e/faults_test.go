@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dfgetpkg "github.com/pouch-p2p/pouch/dfget"
+)
+
+// damageIndex overwrites a bbolt file from its third page on — past both meta pages — with
+// random bytes, as a failing disk or a stray write would.
+func damageIndex(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := int64(os.Getpagesize())
+	junk := make([]byte, fi.Size()-2*page)
+	rand.Read(junk)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(junk, 2*page); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A stopped dfdaemon's piece index is damaged. Started again, it says so in one line, starts,
+// and serves what it still verifiably holds — a blob complete against its digest, and a file
+// whose pieces the supernode's digests confirm — without fetching a byte of either again.
+func TestBrokenIndexIsRebuilt(t *testing.T) {
+	blob, file := randomBytes(t, 12<<20), randomBytes(t, 8<<20)
+	o := newOrigin(t, map[string][]byte{"/blob": blob, "/file": file})
+	c := startCluster(t, 1)
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	get := func(name, path string, data []byte, args ...string) {
+		t.Helper()
+		dst := filepath.Join(out, name)
+		args = append([]string{o.URL + path, "-O", dst, "--daemon", "http://" + c.daemons[0].HTTP}, args...)
+		if code, msg := dfget(ctx, args...); code != 0 {
+			t.Fatalf("dfget %s: exit %d: %s", name, code, msg)
+		}
+		if got := fileSHA(t, dst); got != sha(data) {
+			t.Fatalf("%s: content %s, want %s", name, got, sha(data))
+		}
+	}
+	get("blob", "/blob", blob, "--digest", sha(blob))
+	get("file", "/file", file)
+	sent := o.sent.Load()
+
+	index := filepath.Join(c.daemonDir(0), "pieces", "index.db")
+	c.restartDaemon(t, 0, func() { damageIndex(t, index) })
+	if n := strings.Count(c.daemons[0].logText(), "piece index damaged"); n != 1 {
+		t.Errorf("the restarted daemon said %d times that its index was damaged, want once:\n%s", n, c.daemons[0].logText())
+	}
+	if aside, _ := filepath.Glob(index + ".damaged-*"); len(aside) != 1 {
+		t.Errorf("the damaged index was not kept aside: %v", aside)
+	}
+
+	get("blob again", "/blob", blob, "--digest", sha(blob))
+	get("file again", "/file", file)
+	if got := metric(t, c.daemons[0], "pouch_dfdaemon_download_bytes_total", nil); got != 0 {
+		t.Errorf("the restarted daemon fetched %v bytes of content it held", got)
+	}
+	if got := metric(t, c.daemons[0], "pouch_dfdaemon_direct_fetches_total", nil); got != 0 {
+		t.Errorf("the gate sent %v requests to the origin directly: the access was not learned again", got)
+	}
+	if got := o.sent.Load(); got != sent {
+		t.Errorf("the origin sent %d more bytes after the restart", got-sent)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory, unmounted when the test ends
+// (after the daemons started later, which are stopped first).
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs for the daemon's data dir needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s): the disk-full test needs one", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// A dfdaemon whose data dir is an 8 MiB tmpfs is asked for 16 MiB. dfget fails with the
+// disk-full exit code and says so; no parent is reported at fault and the node does not go to
+// the origin; and a small file the node held before is still served from it to another node.
+func TestDiskFullBlamesNobody(t *testing.T) {
+	small, big := randomBytes(t, 4<<20), randomBytes(t, 16<<20)
+	o := newOrigin(t, map[string][]byte{"/small": small, "/big": big})
+	// The seed uploads slowly, so that the second node takes the small file from the first.
+	c := startClusterWith(t, 1, []string{"--upload-rate", "1MB"})
+	full := c.addDaemon(t, mountTmpfs(t, 8<<20))
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	if code, msg := dfget(ctx, o.URL+"/small", "-O", filepath.Join(out, "small"), "--daemon", "http://"+full.HTTP); code != 0 {
+		t.Fatalf("the small file on the tmpfs node: exit %d: %s", code, msg)
+	}
+	code, msg := dfget(ctx, o.URL+"/big", "-O", filepath.Join(out, "big"), "--daemon", "http://"+full.HTTP)
+	t.Logf("dfget on a full disk: exit %d: %s", code, msg)
+	if code != dfgetpkg.ExitDiskFull || !strings.Contains(msg, "disk full") {
+		t.Fatalf("16 MiB into an 8 MiB data dir: exit %d: %s; want exit %d saying disk full", code, msg, dfgetpkg.ExitDiskFull)
+	}
+	if !strings.Contains(full.logText(), "disk full") {
+		t.Errorf("the daemon's log does not say disk full:\n%s", full.logText())
+	}
+	if n := metric(t, c.supernode, "pouch_supernode_failure_reports_total", nil); n != 0 {
+		t.Errorf("the supernode received %v failure reports: a full disk blamed a parent", n)
+	}
+	if n := metric(t, full, "pouch_dfdaemon_back_to_source_total", nil); n != 0 {
+		t.Errorf("the full node went to the origin %v times", n)
+	}
+	if got := o.sent.Load(); got != int64(len(small)+len(big)) {
+		t.Errorf("the origin sent %d bytes, want each file once (%d)", got, len(small)+len(big))
+	}
+
+	before := metric(t, full, "pouch_dfdaemon_upload_bytes_total", nil)
+	if code, msg := dfget(ctx, o.URL+"/small", "-O", filepath.Join(out, "small-elsewhere"), "--daemon", "http://"+c.daemons[0].HTTP); code != 0 {
+		t.Fatalf("the small file on the other node: exit %d: %s", code, msg)
+	}
+	if got := fileSHA(t, filepath.Join(out, "small-elsewhere")); got != sha(small) {
+		t.Fatalf("small file elsewhere: content %s, want %s", got, sha(small))
+	}
+	if up := metric(t, full, "pouch_dfdaemon_upload_bytes_total", nil) - before; up < 1<<20 {
+		t.Errorf("the full node uploaded %v bytes of the small file it holds; it must keep serving", up)
+	}
+}
