@@ -11,6 +11,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
@@ -27,28 +28,24 @@ func TestParentKilledMidTransfer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	wait := burst(ctx, c.daemons, o.URL+"/big.bin", out)
+	finished := burst(ctx, c.daemons, o.URL+"/big.bin", out)
 	// Kill the node that has uploaded most once the swarm is moving: it is surely a parent.
 	victim := -1
-	deadline := time.Now().Add(30 * time.Second)
-	for victim < 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	wait.Until(t, 30*time.Second, "a daemon to upload 8 MiB", func() bool {
 		best := 0.0
 		for i, d := range c.daemons {
 			if up := metric(t, d, "pouch_dfdaemon_upload_bytes_total", nil); up > best && up > 8<<20 {
 				victim, best = i, up
 			}
 		}
-	}
-	if victim < 0 {
-		t.Fatal("no daemon uploaded 8 MiB within 30s")
-	}
+		return victim >= 0
+	})
 	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total", nil); got >= size {
 		t.Fatalf("victim had already finished (%v bytes): the kill would not be mid-transfer", got)
 	}
 	t.Logf("killing %s mid-transfer", c.daemons[victim].Name)
 	c.daemons[victim].Cmd.Process.Signal(syscall.SIGKILL)
-	codes, msgs := wait()
+	codes, msgs := finished()
 	checkCopies(t, codes, msgs, out, data, victim)
 }
 

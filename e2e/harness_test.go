@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -258,12 +259,9 @@ func checkCopies(t *testing.T, codes []int, msgs []string, out string, data []by
 // waitBytes waits until daemon p has downloaded at least n bytes.
 func waitBytes(t *testing.T, p *proc, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total", nil) < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not get %v bytes within 30s", p.Name, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.Until(t, 30*time.Second, fmt.Sprintf("%s to get %v bytes", p.Name, n), func() bool {
+		return metric(t, p, "pouch_dfdaemon_download_bytes_total", nil) >= n
+	})
 }
 
 // metric sums the series of one metric on a daemon's /metrics that carry labels (nil: all).

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/leak"
 	bolt "go.etcd.io/bbolt"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leak.VerifyTestMain(m) }
 
 // filled writes a bbolt file with nested buckets over many pages, as the piece index has.
 func filled(t *testing.T) string {
