@@ -9,16 +9,19 @@ K8S_CACHE ?= /var/cache/pouch-k8s
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(filter $(notdir $(wildcard cmd/*)),$(CMDS)))
 
-test: ## vet, unit tests with the race detector, then end-to-end tests with real processes
+test: ## vet, unit tests with the race detector, then end-to-end tests with real processes (the short fault tests among them)
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) ./...
+
+test-faults: ## the long fault tests with real processes (bursts of 20 with peers killed, repeated supernode restarts)
+	POUCH_FAULTS=long $(GO) test -count=1 -v -run '^TestFault' -timeout 60m ./e2e/
 
 test-k8s: ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
@@ -40,4 +43,4 @@ lint: ## gofmt and go vet
 clean: ## remove build and bench output
 	rm -rf $(BIN) out
 
-.PHONY: help build test test-k8s demo bench lint clean
+.PHONY: help build test test-faults test-k8s demo bench lint clean
