@@ -47,6 +47,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 	c.daemons[victim].Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := finished()
 	checkCopies(t, codes, msgs, out, data, victim)
+	t.Logf("a parent killed mid-transfer: the origin sent %.2f copies", originCopies(o, 0, size))
 }
 
 // A parent serves corrupted pieces (its data file was damaged on disk): the child detects it,
@@ -113,6 +114,7 @@ func TestSupernodeKilledMidTransfer(t *testing.T) {
 	c.supernode.Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
+	t.Logf("the only supernode killed mid-transfer: the origin sent %.2f copies", originCopies(o, 0, size))
 }
 
 // Two supernodes: each task is homed on one by rendezvous hashing. When the home dies in the

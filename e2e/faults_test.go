@@ -146,3 +146,46 @@ func TestDiskFullBlamesNobody(t *testing.T) {
 		t.Errorf("the full node uploaded %v bytes of the small file it holds; it must keep serving", up)
 	}
 }
+
+// The supernode's own piece index is damaged while it is stopped. Started again, it says so once
+// and serves both tasks: the blob it holds complete against its digest costs the origin a
+// one-byte request (the seed learns again that the origin serves it without credentials), the
+// file — which nothing it trusts can verify — one more fetch by the seed.
+func TestBrokenSeedIndexIsRebuilt(t *testing.T) {
+	blob, file := randomBytes(t, 12<<20), randomBytes(t, 8<<20)
+	o := newOrigin(t, map[string][]byte{"/blob": blob, "/file": file})
+	c := startClusterWith(t, 2, []string{"--listen", freePort(t)})
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	get := func(node int, name, path string, data []byte, args ...string) {
+		t.Helper()
+		dst := filepath.Join(out, name)
+		args = append([]string{o.URL + path, "-O", dst, "--daemon", "http://" + c.daemons[node].HTTP}, args...)
+		if code, msg := dfget(ctx, args...); code != 0 {
+			t.Fatalf("dfget %s on node %d: exit %d: %s", name, node, code, msg)
+		}
+		if got := fileSHA(t, dst); got != sha(data) {
+			t.Fatalf("%s: content %s, want %s", name, got, sha(data))
+		}
+	}
+	get(0, "blob", "/blob", blob, "--digest", sha(blob))
+	get(0, "file", "/file", file)
+	sent := o.sent.Load()
+
+	c.supernode.Kill()
+	damageIndex(t, filepath.Join(c.root, "sn", "pieces", "index.db"))
+	c.restartSupernode(t)
+	if n := strings.Count(c.supernode.logText(), "piece index damaged"); n != 1 {
+		t.Errorf("the restarted supernode said %d times that its index was damaged, want once", n)
+	}
+	get(1, "blob on node 1", "/blob", blob, "--digest", sha(blob))
+	if got := o.sent.Load() - sent; got > 1 {
+		t.Errorf("the origin sent %d bytes of the blob the seed held complete, want the 1-byte check", got)
+	}
+	get(1, "file on node 1", "/file", file)
+	t.Logf("after the seed's index was rebuilt, the origin sent %d bytes (the file is %d)", o.sent.Load()-sent, len(file))
+	if got := o.sent.Load() - sent; got > int64(len(file))+2 {
+		t.Errorf("the origin sent %d bytes after the restart, want one copy of the file and two 1-byte checks (%d)", got, len(file)+2)
+	}
+}
