@@ -84,9 +84,9 @@ func waitAny(t *testing.T, daemons []*proc, n float64) {
 }
 
 // The supernode is killed and started again, three times, during one burst of 8 nodes: every
-// node ends with the right file. The seed resumes from its store after each restart and the
-// nodes re-register; what reached the origin is logged (the bound here is loose: at most one
-// copy per supernode life).
+// node ends with the right file, and the origin sends the file about once — the seed resumes
+// from its store after each restart, and the nodes, which hold most of the file between them,
+// need not go to the origin (the goal: at most 1.10 copies).
 func TestFaultRepeatedSupernodeRestarts(t *testing.T) {
 	longFaults(t)
 	const nodes, restarts, size = 8, 3, 48 << 20
@@ -106,7 +106,7 @@ func TestFaultRepeatedSupernodeRestarts(t *testing.T) {
 	checkCopies(t, codes, msgs, out, data)
 	copies := originCopies(o, 0, size)
 	t.Logf("%d supernode restarts during a burst of %d: origin sent %.2f copies", restarts, nodes, copies)
-	if copies > restarts+1 {
-		t.Errorf("the origin sent %.2f copies across %d restarts, more than one per supernode life", copies, restarts)
+	if copies > 1.10 {
+		t.Errorf("the origin sent %.2f copies across %d supernode restarts, want at most 1.10", copies, restarts)
 	}
 }
