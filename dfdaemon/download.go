@@ -354,8 +354,11 @@ func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
 // applyTask records piece digests from the supernode.
 func (dl *download) applyTask(info snapi.TaskInfo) {
 	for k, d := range info.Digests {
-		if err := dl.task.SetDigest(info.DigestsFrom+k, d); err != nil {
+		switch err := dl.task.SetDigest(info.DigestsFrom+k, d); {
+		case errors.Is(err, piece.ErrDigestMismatch):
 			dl.log.Warn("supernode digest conflicts with the local one", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
+		case err != nil:
+			dl.log.Warn("cannot record a piece digest", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
 		}
 	}
 	dl.mu.Lock()

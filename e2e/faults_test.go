@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,26 +11,18 @@ import (
 	"time"
 
 	dfgetpkg "github.com/pouch-p2p/pouch/dfget"
+	"github.com/pouch-p2p/pouch/internal/fixture/damage"
 )
 
-// damageIndex overwrites a bbolt file from its third page on — past both meta pages — with
-// random bytes, as a failing disk or a stray write would.
-func damageIndex(t *testing.T, path string) {
+// dfgetOK downloads url through daemon p into dst with dfget and checks that it exits 0 with data.
+func dfgetOK(ctx context.Context, t *testing.T, p *proc, url, dst string, data []byte, args ...string) {
 	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	args = append([]string{url, "-O", dst, "--daemon", "http://" + p.HTTP}, args...)
+	if code, msg := dfget(ctx, args...); code != 0 {
+		t.Fatalf("dfget %s on %s: exit %d: %s", filepath.Base(dst), p.Name, code, msg)
 	}
-	page := int64(os.Getpagesize())
-	junk := make([]byte, fi.Size()-2*page)
-	rand.Read(junk)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, 2*page); err != nil {
-		t.Fatal(err)
+	if got := fileSHA(t, dst); got != sha(data) {
+		t.Fatalf("%s on %s: content %s, want %s", filepath.Base(dst), p.Name, got, sha(data))
 	}
 }
 
@@ -45,23 +36,12 @@ func TestBrokenIndexIsRebuilt(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	get := func(name, path string, data []byte, args ...string) {
-		t.Helper()
-		dst := filepath.Join(out, name)
-		args = append([]string{o.URL + path, "-O", dst, "--daemon", "http://" + c.daemons[0].HTTP}, args...)
-		if code, msg := dfget(ctx, args...); code != 0 {
-			t.Fatalf("dfget %s: exit %d: %s", name, code, msg)
-		}
-		if got := fileSHA(t, dst); got != sha(data) {
-			t.Fatalf("%s: content %s, want %s", name, got, sha(data))
-		}
-	}
-	get("blob", "/blob", blob, "--digest", sha(blob))
-	get("file", "/file", file)
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/blob", filepath.Join(out, "blob"), blob, "--digest", sha(blob))
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/file", filepath.Join(out, "file"), file)
 	sent := o.sent.Load()
 
 	index := filepath.Join(c.daemonDir(0), "pieces", "index.db")
-	c.restartDaemon(t, 0, func() { damageIndex(t, index) })
+	c.restartDaemon(t, 0, func() { damage.PastMeta(t, index) })
 	if n := strings.Count(c.daemons[0].logText(), "piece index damaged"); n != 1 {
 		t.Errorf("the restarted daemon said %d times that its index was damaged, want once:\n%s", n, c.daemons[0].logText())
 	}
@@ -69,8 +49,8 @@ func TestBrokenIndexIsRebuilt(t *testing.T) {
 		t.Errorf("the damaged index was not kept aside: %v", aside)
 	}
 
-	get("blob again", "/blob", blob, "--digest", sha(blob))
-	get("file again", "/file", file)
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/blob", filepath.Join(out, "blob again"), blob, "--digest", sha(blob))
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/file", filepath.Join(out, "file again"), file)
 	if got := metric(t, c.daemons[0], "pouch_dfdaemon_download_bytes_total", nil); got != 0 {
 		t.Errorf("the restarted daemon fetched %v bytes of content it held", got)
 	}
@@ -114,9 +94,7 @@ func TestDiskFullBlamesNobody(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	if code, msg := dfget(ctx, o.URL+"/small", "-O", filepath.Join(out, "small"), "--daemon", "http://"+full.HTTP); code != 0 {
-		t.Fatalf("the small file on the tmpfs node: exit %d: %s", code, msg)
-	}
+	dfgetOK(ctx, t, full, o.URL+"/small", filepath.Join(out, "small"), small)
 	code, msg := dfget(ctx, o.URL+"/big", "-O", filepath.Join(out, "big"), "--daemon", "http://"+full.HTTP)
 	t.Logf("dfget on a full disk: exit %d: %s", code, msg)
 	if code != dfgetpkg.ExitDiskFull || !strings.Contains(msg, "disk full") {
@@ -136,12 +114,7 @@ func TestDiskFullBlamesNobody(t *testing.T) {
 	}
 
 	before := metric(t, full, "pouch_dfdaemon_upload_bytes_total", nil)
-	if code, msg := dfget(ctx, o.URL+"/small", "-O", filepath.Join(out, "small-elsewhere"), "--daemon", "http://"+c.daemons[0].HTTP); code != 0 {
-		t.Fatalf("the small file on the other node: exit %d: %s", code, msg)
-	}
-	if got := fileSHA(t, filepath.Join(out, "small-elsewhere")); got != sha(small) {
-		t.Fatalf("small file elsewhere: content %s, want %s", got, sha(small))
-	}
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/small", filepath.Join(out, "small-elsewhere"), small)
 	if up := metric(t, full, "pouch_dfdaemon_upload_bytes_total", nil) - before; up < 1<<20 {
 		t.Errorf("the full node uploaded %v bytes of the small file it holds; it must keep serving", up)
 	}
@@ -158,32 +131,21 @@ func TestBrokenSeedIndexIsRebuilt(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	get := func(node int, name, path string, data []byte, args ...string) {
-		t.Helper()
-		dst := filepath.Join(out, name)
-		args = append([]string{o.URL + path, "-O", dst, "--daemon", "http://" + c.daemons[node].HTTP}, args...)
-		if code, msg := dfget(ctx, args...); code != 0 {
-			t.Fatalf("dfget %s on node %d: exit %d: %s", name, node, code, msg)
-		}
-		if got := fileSHA(t, dst); got != sha(data) {
-			t.Fatalf("%s: content %s, want %s", name, got, sha(data))
-		}
-	}
-	get(0, "blob", "/blob", blob, "--digest", sha(blob))
-	get(0, "file", "/file", file)
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/blob", filepath.Join(out, "blob"), blob, "--digest", sha(blob))
+	dfgetOK(ctx, t, c.daemons[0], o.URL+"/file", filepath.Join(out, "file"), file)
 	sent := o.sent.Load()
 
 	c.supernode.Kill()
-	damageIndex(t, filepath.Join(c.root, "sn", "pieces", "index.db"))
+	damage.PastMeta(t, filepath.Join(c.root, "sn", "pieces", "index.db"))
 	c.restartSupernode(t)
 	if n := strings.Count(c.supernode.logText(), "piece index damaged"); n != 1 {
 		t.Errorf("the restarted supernode said %d times that its index was damaged, want once", n)
 	}
-	get(1, "blob on node 1", "/blob", blob, "--digest", sha(blob))
+	dfgetOK(ctx, t, c.daemons[1], o.URL+"/blob", filepath.Join(out, "blob on node 1"), blob, "--digest", sha(blob))
 	if got := o.sent.Load() - sent; got > 1 {
 		t.Errorf("the origin sent %d bytes of the blob the seed held complete, want the 1-byte check", got)
 	}
-	get(1, "file on node 1", "/file", file)
+	dfgetOK(ctx, t, c.daemons[1], o.URL+"/file", filepath.Join(out, "file on node 1"), file)
 	t.Logf("after the seed's index was rebuilt, the origin sent %d bytes (the file is %d)", o.sent.Load()-sent, len(file))
 	if got := o.sent.Load() - sent; got > int64(len(file))+2 {
 		t.Errorf("the origin sent %d bytes after the restart, want one copy of the file and two 1-byte checks (%d)", got, len(file)+2)

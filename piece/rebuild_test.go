@@ -2,7 +2,6 @@ package piece
 
 import (
 	"bytes"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,29 +10,9 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-)
 
-// damageIndex overwrites the index from its third page on (past both meta pages) with random
-// bytes, as a bad disk or a stray write would.
-func damageIndex(t *testing.T, dir string) {
-	t.Helper()
-	path := filepath.Join(dir, indexFile)
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := int64(os.Getpagesize())
-	junk := make([]byte, fi.Size()-2*page)
-	rand.Read(junk)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, 2*page); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/pouch-p2p/pouch/internal/fixture/damage"
+)
 
 // stored is one task written into a store, as the download that brought it left it.
 type stored struct {
@@ -65,6 +44,23 @@ func storeTask(t *testing.T, s *Store, meta Meta, data []byte, pieces ...int) st
 	return st
 }
 
+// damagedStore writes a URL task holding pieces of data into a new store, closes it and damages
+// its index; it returns the store's directory and the task as stored.
+func damagedStore(t *testing.T, data []byte, pieces ...int) (string, stored) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := storeTask(t, s, Meta{ID: digest.FromString("url"), ContentLength: int64(len(data)), PieceSize: MiB, Access: AccessPublic}, data, pieces...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damage.PastMeta(t, filepath.Join(dir, indexFile))
+	return dir, st
+}
+
 // A store whose index is damaged opens: the index is moved aside, one line says so, a blob
 // held complete is served at once with every piece digest, and the pieces of a URL task become
 // present — without being written again — as the supernode's digests confirm them.
@@ -90,7 +86,7 @@ func TestDamagedIndexIsRebuiltFromTheData(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	damageIndex(t, dir)
+	damage.PastMeta(t, filepath.Join(dir, indexFile))
 
 	core, logs := observer.New(zap.InfoLevel)
 	s = openStore(t, dir, Options{NoSync: true, Logger: zap.New(core)})
@@ -149,16 +145,9 @@ func TestDamagedIndexIsRebuiltFromTheData(t *testing.T) {
 // the rebuild are gone, and a digest that matched them must not make the piece present.
 func TestCandidateDroppedWhenOverwritten(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s, err := Open(dir, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := content(2*MiB, 4)
-	st := storeTask(t, s, Meta{ID: digest.FromString("url"), ContentLength: int64(len(data)), PieceSize: MiB, Access: AccessPublic}, data, 0, 1)
-	s.Close()
-	damageIndex(t, dir)
-	s = openStore(t, dir, Options{NoSync: true})
+	dir, st := damagedStore(t, data, 0, 1)
+	s := openStore(t, dir, Options{NoSync: true})
 	task, err := s.Task(st.meta.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -182,16 +171,9 @@ func TestCandidateDroppedWhenOverwritten(t *testing.T) {
 // not change meanwhile.
 func TestCandidatesSurviveARestart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	s, err := Open(dir, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := content(3*MiB, 5)
-	st := storeTask(t, s, Meta{ID: digest.FromString("url"), ContentLength: int64(len(data)), PieceSize: MiB, Access: AccessPublic}, data, 0, 1, 2)
-	s.Close()
-	damageIndex(t, dir)
-	s, err = Open(dir, Options{NoSync: true})
+	dir, st := damagedStore(t, data, 0, 1, 2)
+	s, err := Open(dir, Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/damage"
 	"github.com/pouch-p2p/pouch/internal/fixture/leak"
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,26 +51,6 @@ func filled(t *testing.T) string {
 	return path
 }
 
-// damage overwrites the file from the third page on (past both meta pages) with random bytes.
-func damage(t *testing.T, path string) {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := int64(os.Getpagesize())
-	junk := make([]byte, fi.Size()-2*page)
-	rand.Read(junk)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, 2*page); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestSoundFileOpens(t *testing.T) {
 	t.Parallel()
 	db, err := Open(filled(t), 0o600, nil)
@@ -82,23 +63,13 @@ func TestSoundFileOpens(t *testing.T) {
 func TestDamagedFilesAreNamedSo(t *testing.T) {
 	t.Parallel()
 	for name, hurt := range map[string]func(*testing.T, string){
-		"pages past the meta pages overwritten": damage,
+		"pages past the meta pages overwritten": func(t *testing.T, path string) { damage.PastMeta(t, path) },
 		"one page in the middle overwritten": func(t *testing.T, path string) {
 			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			page := int64(os.Getpagesize())
-			junk := make([]byte, page)
-			rand.Read(junk)
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteAt(junk, fi.Size()/page/2*page); err != nil {
-				t.Fatal(err)
-			}
+			damage.Pages(t, path, fi.Size()/int64(os.Getpagesize())/2, 1)
 		},
 		"cut short": func(t *testing.T, path string) {
 			if err := os.Truncate(path, 3*int64(os.Getpagesize())); err != nil {
