@@ -63,7 +63,7 @@ func DefaultLimits(r Role) Limits {
 		ConnsOut:       1024,
 		StreamsIn:      4096,
 		StreamsOut:     4096,
-		Memory:         2 * 32 * maxStreamWindow, // 1 GiB of reservations, never of allocations
+		Memory:         2 * 32 * maxStreamWindow, // 1 GiB: a bound on what windows may buffer, not memory taken up front
 		ConnsPerIP:     64,
 	}
 	if r == RoleSeed {
