@@ -41,6 +41,8 @@ type Config struct {
 	// cluster does not starve the node's live pulls.
 	PreheatConcurrency int      `yaml:"preheatConcurrency"`
 	GC                 GCConfig `yaml:"gc"`
+	// DHT finds the holders of a task when no supernode answers (dht.go).
+	DHT DHTConfig `yaml:"dht"`
 	// OneShot marks a daemon that lives for one download (dfget without a local dfdaemon): the
 	// supernode never counts it among the peers a preheat job warms.
 	OneShot bool `yaml:"-"`
@@ -89,6 +91,7 @@ func (c Config) WithDefaults() Config {
 	if c.GC.High > 0 && c.GC.Low == 0 {
 		c.GC.Low = c.GC.High * 8 / 10
 	}
+	c.DHT = c.DHT.withDefaults()
 	return c
 }
 
@@ -118,7 +121,7 @@ func (c Config) Validate() error {
 	if _, err := snapi.LoadCA(c.SupernodeCA); err != nil {
 		return fmt.Errorf("dfdaemon: %w", err)
 	}
-	return nil
+	return c.DHT.validate()
 }
 
 // clearText lists the supernodes reached over plain HTTP on another host: registrations carry

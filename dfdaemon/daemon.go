@@ -54,6 +54,7 @@ type Daemon struct {
 	gate      *gate            // who may read what: every client request passes it
 	life      *lifecycle.Shell // downloads run under its context
 	preheat   *preheater       // assignments from the supernodes' heartbeat answers
+	holders   *holders         // the DHT, when no supernode answers (dht.go); nil: none
 
 	mu        sync.Mutex
 	downloads map[digest.Digest]*download
@@ -101,6 +102,9 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		life.HTTP(d.ln, localOnly(d.mux))
 	}
 	d.metrics = newMetrics(d)
+	if err := d.startDHT(); err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	d.gate = newGate(d.origin, cfg.QueryFilter, cfg.AuthTTL, d.metrics, log.Named("gate"))
 	d.dropUnknownAccess()
 	d.preheat = newPreheater(d)
@@ -144,7 +148,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("supernode reached over plain HTTP: registry and origin credentials sent with registrations cross the network in clear text; serve the supernode with --tls-cert/--tls-key and name it https://",
 			zap.Strings("supernodes", plain))
 	}
-	return d.life.Run(ctx, d.heartbeatLoop, d.gcLoop)
+	return d.life.Run(ctx, d.heartbeatLoop, d.gcLoop, d.dhtLoop)
 }
 
 // Close stops the daemon's downloads and releases the listener, the libp2p host and the piece
@@ -335,6 +339,7 @@ func (d *Daemon) gcLoop(ctx context.Context) {
 			}
 			for _, id := range evicted {
 				d.log.Info("evicted", zap.String("task", id.String()))
+				d.unprovide(id)
 			}
 		}
 	}

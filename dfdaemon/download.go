@@ -77,6 +77,11 @@ type download struct {
 	rng          *rand.Rand
 	homes        []*snapi.Client // the supernodes for this task, in rendezvous order
 	home         int             // the one in use
+	// detached is a download without a supernode: its parents are holders found through the
+	// DHT (holderIDs), and nobody is told of its progress (dht.go).
+	detached  bool
+	holderIDs []peer.ID
+	rescued   bool // holders were looked for once the supernodes stopped answering midway
 }
 
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
@@ -136,13 +141,15 @@ func (dl *download) shown() string {
 	return taskid.Redact(dl.request().URL, dl.d.cfg.QueryFilter)
 }
 
-// register joins the task at the first supernode that answers, starting from the current one.
+// register joins the task at the first supernode that answers, starting from the current one,
+// announcing what this peer holds.
 func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error) {
 	r := dl.request()
 	req := snapi.RegisterRequest{
 		Task: snapi.TaskRequest{URL: r.URL, Header: r.Header, Digest: r.Digest, Tag: r.Tag},
-		Peer: dl.d.self(), Have: dl.localHave(),
+		Peer: dl.d.self(),
 	}
+	req.Have, req.Holding = dl.holding()
 	var err error
 	for range dl.homes {
 		var resp snapi.RegisterResponse
@@ -213,6 +220,7 @@ func (dl *download) run(ctx context.Context) {
 		dl.d.metrics.failed.Inc()
 	} else {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
+		dl.d.provide(dl.key)
 	}
 	dl.err = err
 	for _, c := range []chan struct{}{dl.ready, dl.created} {
@@ -237,6 +245,7 @@ func (dl *download) verify() error {
 	}
 	if got != want {
 		_ = dl.d.store.Delete(dl.task.Meta().ID)
+		dl.distrustHolders()
 		return &Error{Kind: ErrDigestMismatch, Msg: fmt.Sprintf("digest mismatch: content of %s hashes to %s, want %s", dl.shown(), got, want)}
 	}
 	return nil
@@ -253,7 +262,7 @@ func (dl *download) fetch(ctx context.Context) error {
 		return dl.serveHeld(held)
 	}
 	if len(dl.homes) == 0 {
-		return dl.backToSource(ctx, nil)
+		return dl.withoutSupernode(ctx, nil)
 	}
 	reg, err := dl.register(ctx)
 	if err != nil {
@@ -262,8 +271,7 @@ func (dl *download) fetch(ctx context.Context) error {
 				dl.log.Warn("no supernode answers: the held copy keeps its unknown access", zap.Error(err))
 				return dl.serveHeld(held)
 			}
-			dl.log.Warn("no supernode answers, going to the origin", zap.Error(err))
-			return dl.backToSource(ctx, nil)
+			return dl.withoutSupernode(ctx, err)
 		}
 		return err
 	}
@@ -272,14 +280,10 @@ func (dl *download) fetch(ctx context.Context) error {
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
-	if err := dl.awaitAuthorized(ctx); err != nil {
-		return err
-	}
-	t, err := dl.createTask(meta)
+	t, err := dl.open(ctx, meta)
 	if err != nil {
 		return err
 	}
-	dl.setTask(t)
 	dl.applyTask(reg.Task)
 	if reg.Schedule.BackToSource {
 		dl.log.Info("supernode says back to source", zap.String("reason", reg.Schedule.Reason))
@@ -301,11 +305,29 @@ func isAnswer(err error) bool {
 	return errors.As(err, &se)
 }
 
-func (dl *download) localHave() int {
-	if t, err := dl.d.store.Task(dl.key); err == nil {
-		return t.Bitfield().Count()
+// holding is what this peer holds of the task: how many pieces, and which with the digests it
+// verified them against. A supernode that takes the task over when its home died, or that
+// restarted, schedules the holders and fetches from the origin only what no live peer holds.
+func (dl *download) holding() (int, *snapi.Holding) {
+	t, err := dl.d.store.Task(dl.key)
+	if err != nil {
+		return 0, nil
 	}
-	return 0
+	held := t.Bitfield()
+	if held.Count() == 0 {
+		return 0, nil
+	}
+	m := t.Meta()
+	h := &snapi.Holding{ContentLength: m.ContentLength, PieceSize: m.PieceSize, Access: string(m.Access), Origin: m.Origin}
+	announced := piece.NewBitfield(held.Len())
+	for i := range held.Len() {
+		if d := t.Digest(i); held.Has(i) && d != "" && len(h.Digests) < snapi.MaxHeldDigests {
+			announced.Set(i)
+			h.Digests = append(h.Digests, d)
+		}
+	}
+	h.Bitfield = announced.Bytes()
+	return held.Count(), h
 }
 
 // leave tells the supernode this peer is no longer part of the task.
@@ -336,6 +358,20 @@ func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
 		}
 	}
 	return meta
+}
+
+// open waits until a holder passed the gate, then creates (or resumes) the local task and
+// publishes it to readers.
+func (dl *download) open(ctx context.Context, meta piece.Meta) (*piece.Task, error) {
+	if err := dl.awaitAuthorized(ctx); err != nil {
+		return nil, err
+	}
+	t, err := dl.createTask(meta)
+	if err != nil {
+		return nil, err
+	}
+	dl.setTask(t)
+	return t, nil
 }
 
 // createTask creates (or resumes) the local task.
@@ -434,12 +470,15 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 	dl.mu.Lock()
 	dl.lastProgress = time.Now()
 	dl.applySchedule(ctx, &wg, sched)
+	detached := dl.detached
 	dl.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		dl.syncLoop(ctx, &wg)
-	}()
+	if !detached {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dl.syncLoop(ctx, &wg)
+		}()
+	}
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -458,6 +497,9 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 			stop()
 			return &snapi.StatusError{Status: http.StatusBadGateway, Err: *failed}
 		}
+		if why != "" && dl.rescue(ctx, &wg, why) {
+			continue
+		}
 		if why != "" {
 			stop()
 			dl.log.Info("going back to source", zap.String("reason", why), zap.Int("have", dl.task.Bitfield().Count()), zap.Int("of", dl.task.PieceCount()))
@@ -472,10 +514,12 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		}
 	}
 	stop()
-	// Tell the supernode at once that this peer is now a complete source.
-	sctx, scancel := context.WithTimeout(parent, 5*time.Second)
-	_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
-	scancel()
+	if !detached {
+		// Tell the supernode at once that this peer is now a complete source.
+		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
+		_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
+		scancel()
+	}
 	return nil
 }
 
@@ -484,6 +528,8 @@ func (dl *download) stuck(now time.Time) string {
 	switch {
 	case dl.schedule.BackToSource:
 		return "supernode: " + dl.schedule.Reason
+	case now.Sub(dl.lastProgress) > dl.d.cfg.StallTimeout && dl.detached:
+		return fmt.Sprintf("no progress for %v from holders found in the DHT (parents: %d)", dl.d.cfg.StallTimeout, len(dl.parents))
 	case now.Sub(dl.lastProgress) > dl.d.cfg.StallTimeout:
 		return fmt.Sprintf("no progress for %v (supernode reachable: %v, parents: %d)", dl.d.cfg.StallTimeout, !dl.syncFailing, len(dl.parents))
 	}
@@ -494,7 +540,10 @@ func (dl *download) stuck(now time.Time) string {
 func (dl *download) pump(now time.Time) {
 	for id, p := range dl.parents {
 		if p.retired {
-			if len(p.requested) == 0 {
+			// Closed once idle: not while a piece from it is still arriving (its request is
+			// no longer in p.requested then), which would waste the piece and read as a
+			// broken parent.
+			if len(p.requested) == 0 && !dl.receivingFrom(id) {
 				p.conn.Close()
 			}
 			continue
@@ -526,6 +575,16 @@ func (dl *download) pump(now time.Time) {
 			delete(dl.inflight, i)
 		}
 	}
+}
+
+// receivingFrom says whether a piece from parent id is arriving; the caller holds dl.mu.
+func (dl *download) receivingFrom(id peer.ID) bool {
+	for _, f := range dl.inflight {
+		if f.owner == id && f.receiving {
+			return true
+		}
+	}
+	return false
 }
 
 // usable says whether piece i can be requested from p now; the caller holds dl.mu.
@@ -597,6 +656,7 @@ func (dl *download) applySchedule(ctx context.Context, wg *sync.WaitGroup, s sna
 		if err != nil || info.ID == dl.d.host.ID() || dl.blocked[info.ID] {
 			continue
 		}
+		dl.d.learn(sp)
 		want[info.ID] = true
 		if p, ok := dl.parents[info.ID]; ok {
 			p.retired = false
@@ -708,7 +768,9 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					reason = snapi.FailUnreachable
+					if ctx.Err() == nil && !p.retired {
+						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
+					}
 					return
 				}
 				continue
@@ -745,7 +807,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !p.retired {
 					reason = snapi.FailUnreachable
 				}
 				return
@@ -824,9 +886,12 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 			// Move to the next supernode in rendezvous order and re-announce what is held; every
 			// peer of the task moves to the same one.
 			if err != nil && !errors.As(err, &se) {
+				dl.log.Info("supernode unavailable: moving to the next one for this task", zap.String("supernode", client.Base), zap.Error(err))
 				dl.mu.Lock()
 				dl.home = (dl.home + 1) % len(dl.homes)
 				dl.mu.Unlock()
+			} else {
+				dl.log.Info("the supernode no longer knows this peer: registering again", zap.String("supernode", client.Base))
 			}
 			if reg, rerr := dl.register(ctx); rerr == nil {
 				resp, err = snapi.SyncResponse{Task: reg.Task, Schedule: reg.Schedule}, nil

@@ -2,11 +2,14 @@ package dfdaemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 type peerID = peer.ID
@@ -97,7 +100,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		select {
 		case <-changed:
 		case <-t.Done():
-			return 0, fmt.Errorf("task %s was removed while being read", t.Meta().ID)
+			return 0, r.removed(fmt.Errorf("task %s was removed while being read", t.Meta().ID))
 		case <-r.dl.done:
 			if r.dl.err != nil {
 				return 0, r.dl.err
@@ -115,5 +118,22 @@ func (r *reader) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		err = nil
 	}
+	if errors.Is(err, piece.ErrNotFound) {
+		err = r.removed(err)
+	}
 	return n, err
+}
+
+// removed is the error for a task removed under the reader: the download's own failure when it
+// removed it (content that failed its digest check is deleted before the download ends), so
+// the client learns why.
+func (r *reader) removed(err error) error {
+	select {
+	case <-r.dl.done:
+		if r.dl.err != nil {
+			return r.dl.err
+		}
+	case <-r.ctx.Done():
+	}
+	return err
 }

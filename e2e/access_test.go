@@ -61,7 +61,7 @@ func newPrivateOrigin(t *testing.T, files map[string][]byte) *privateOrigin {
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 			return
 		}
-		http.ServeContent(countingWriter{w, o.sent[r.URL.Path]}, r, "", time.Time{}, bytes.NewReader(data))
+		http.ServeContent(countingWriter{w, o.sent[r.URL.Path], w}, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(o.Close)
 	return o

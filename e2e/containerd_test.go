@@ -15,6 +15,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/runtime"
+	"github.com/pouch-p2p/pouch/runtime/network"
 )
 
 // Three nodes, each with its own containerd pointed (hosts.toml) at its own dfdaemon mirror, pull
@@ -70,7 +71,7 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 				if _, err := runtime.WriteHostsTOML(hostsDir, "http://"+reg.Host, "http://"+c.daemons[i].HTTP); err != nil {
 					t.Fatal(err)
 				}
-				rt, err := runtime.New(ctx, runtime.Config{Address: ctrs[i].Address, Namespace: "pouch-e2e", HostsDir: hostsDir})
+				rt, err := runtime.New(ctx, runtime.Config{Address: ctrs[i].Address, Namespace: "pouch-e2e", HostsDir: hostsDir, Root: filepath.Join(c.root, fmt.Sprintf("pouch%d", i))})
 				if err != nil {
 					t.Fatalf("node %d: %v", i, err)
 				}
@@ -148,7 +149,7 @@ func TestContainerdPullThroughMirror(t *testing.T) {
 
 			// The image pulled through the mirror runs.
 			var stdout, stderr bytes.Buffer
-			code, err := rts[0].Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Stdout: &stdout, Stderr: &stderr})
+			code, err := rts[0].Run(ctx, runtime.RunOptions{CreateOptions: runtime.CreateOptions{Image: ref, Network: network.None}, Rm: true, Stdout: &stdout, Stderr: &stderr})
 			if err != nil {
 				t.Fatalf("run on node 0: %v\nstderr: %s", err, stderr.String())
 			}

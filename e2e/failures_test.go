@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
-	"github.com/pouch-p2p/pouch/internal/snapi"
-	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // A parent dies in the middle of the transfer: every other node still finishes with a correct
@@ -115,50 +110,4 @@ func TestSupernodeKilledMidTransfer(t *testing.T) {
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
 	t.Logf("the only supernode killed mid-transfer: the origin sent %.2f copies", originCopies(o, 0, size))
-}
-
-// Two supernodes: each task is homed on one by rendezvous hashing. When the home dies in the
-// middle of a burst, every peer moves to the other, re-announces what it holds, and finishes.
-func TestSupernodeFailover(t *testing.T) {
-	const size = 48 << 20
-	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/big.bin": data})
-	root := t.TempDir()
-	var sns []*proc
-	for i := range 2 {
-		sns = append(sns, start(t, fmt.Sprintf("supernode %d", i), "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, fmt.Sprint("sn", i)),
-			"--allow-networks", "127.0.0.0/8", "--upload-rate", "10MB", "--log-level", "debug"))
-	}
-	list := "http://" + sns[0].HTTP + ",http://" + sns[1].HTTP
-	id, err := taskid.For(o.URL+"/big.bin", "", digest.Digest(sha(data)), taskid.DefaultFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := 0
-	if snapi.NewRing(list, snapi.ClientConfig{}).For(id.String())[0].Base != "http://"+sns[0].HTTP {
-		home = 1
-	}
-	var daemons []*proc
-	for i := range 3 {
-		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
-			"--upload-rate", "10MB", "--download-rate", "10MB", "--stall-timeout", "5s", "--log-level", "debug"))
-	}
-	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	wait := burst(ctx, daemons, o.URL+"/big.bin", out, "--digest", sha(data))
-	waitBytes(t, daemons[0], 4<<20)
-	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n != 0 {
-		t.Fatalf("the other supernode had %v registrations before the failure; the task's home is %d", n, home)
-	}
-	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
-	codes, msgs := wait()
-	checkCopies(t, codes, msgs, out, data)
-	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n < 1 {
-		t.Errorf("no peer re-registered with the surviving supernode (%v registrations)", n)
-	}
-	if sent := o.sent.Load(); sent > 2*size {
-		t.Errorf("origin sent %.2f× the file; at most one fetch per supernode is expected", float64(sent)/size)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
+	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -107,7 +109,14 @@ type origin struct {
 }
 
 func newOrigin(t *testing.T, files map[string][]byte) *origin {
+	return newOriginRate(t, files, 0)
+}
+
+// newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
+// registry behind a WAN link; 0 = no cap).
+func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
 	o := &origin{files: files}
+	limit := ratelimit.New(rate)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.requests.Add(1)
 		data, ok := o.files[r.URL.Path]
@@ -115,7 +124,7 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 			http.NotFound(w, r)
 			return
 		}
-		http.ServeContent(countingWriter{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
+		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(o.Close)
 	return o
@@ -123,11 +132,12 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n   *atomic.Int64
+	out io.Writer // the body's way out: the ResponseWriter, through the origin's rate cap
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
+	n, err := c.out.Write(p)
 	c.n.Add(int64(n))
 	return n, err
 }
@@ -212,6 +222,19 @@ func (c *cluster) addDaemon(t *testing.T, dir string, extra ...string) *proc {
 	return p
 }
 
+// startDaemons starts n dfdaemons under root (node0, node1, ...) on the supernodes of list,
+// every one capped at rate up and down.
+func startDaemons(t *testing.T, root, list string, n int, rate string) []*proc {
+	t.Helper()
+	var daemons []*proc
+	for i := range n {
+		daemons = append(daemons, start(t, fmt.Sprintf("dfdaemon %d", i), "--supernode", list, "--listen", "127.0.0.1:0",
+			"--data-dir", filepath.Join(root, fmt.Sprint("node", i)), "--allow-networks", "127.0.0.0/8",
+			"--upload-rate", rate, "--download-rate", rate, "--log-level", "debug"))
+	}
+	return daemons
+}
+
 // dfget runs the dfget binary and returns its exit code and stderr.
 func dfget(ctx context.Context, args ...string) (int, string) {
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dfget"), args...)
@@ -272,4 +295,9 @@ func metric(t *testing.T, p *proc, name string, labels scrape.Labels) float64 {
 		t.Fatalf("metrics of %s: %v", p.Name, err)
 	}
 	return m.Sum(name, labels)
+}
+
+// originCopies is how many copies of size bytes the origin sent since before.
+func originCopies(o *origin, before int64, size int) float64 {
+	return float64(o.sent.Load()-before) / float64(size)
 }

@@ -4,25 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
-	"time"
 
-	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/images"
 )
-
-// Container is a container in pouch's namespace.
-type Container struct {
-	// Name is the container's containerd ID.
-	Name string
-	// Image is the reference it was created from.
-	Image string
-	// Status is "running", "created", "paused", "exited (CODE)" or "stopped".
-	Status string
-	// Created is when containerd recorded the container.
-	Created time.Time
-}
 
 // Images lists the images in the namespace, sorted by name.
 func (r *Runtime) Images(ctx context.Context) ([]Image, error) {
@@ -40,89 +25,6 @@ func (r *Runtime) Images(ctx context.Context) ([]Image, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-// Containers lists the containers in the namespace, sorted by name.
-func (r *Runtime) Containers(ctx context.Context) ([]Container, error) {
-	cs, err := r.client.Containers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	out := make([]Container, 0, len(cs))
-	for _, c := range cs {
-		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
-		if err != nil {
-			if errdefs.IsNotFound(err) { // removed meanwhile
-				continue
-			}
-			return nil, fmt.Errorf("container %s: %w", c.ID(), err)
-		}
-		status, err := containerStatus(ctx, c, info.Labels)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Container{Name: c.ID(), Image: info.Image, Status: status, Created: info.CreatedAt})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-func containerStatus(ctx context.Context, c containerd.Container, labels map[string]string) (string, error) {
-	task, err := c.Task(ctx, nil)
-	if err == nil {
-		st, err := task.Status(ctx)
-		if err != nil {
-			return "", fmt.Errorf("status of %s: %w", c.ID(), err)
-		}
-		if st.Status == containerd.Stopped {
-			return fmt.Sprintf("exited (%d)", st.ExitStatus), nil
-		}
-		return string(st.Status), nil
-	}
-	if !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("task of %s: %w", c.ID(), err)
-	}
-	if code, ok := labels[LabelExitCode]; ok {
-		if _, err := strconv.Atoi(code); err == nil {
-			return "exited (" + code + ")", nil
-		}
-	}
-	return "stopped", nil
-}
-
-// RemoveContainer removes a stopped container and its snapshot. A running container is refused
-// with ErrContainerRunning.
-func (r *Runtime) RemoveContainer(ctx context.Context, name string) error {
-	c, err := r.client.LoadContainer(ctx, name)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("%w: %s", ErrContainerNotFound, name)
-		}
-		return fmt.Errorf("container %s: %w", name, err)
-	}
-	task, err := c.Task(ctx, nil)
-	switch {
-	case err == nil:
-		st, err := task.Status(ctx)
-		if err != nil {
-			return fmt.Errorf("status of %s: %w", name, err)
-		}
-		if st.Status != containerd.Stopped {
-			return fmt.Errorf("%w: %s is %s", ErrContainerRunning, name, st.Status)
-		}
-		if _, err := task.Delete(ctx); err != nil {
-			return fmt.Errorf("delete task of %s: %w", name, err)
-		}
-	case !errdefs.IsNotFound(err):
-		return fmt.Errorf("task of %s: %w", name, err)
-	}
-	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("%w: %s", ErrContainerNotFound, name)
-		}
-		return fmt.Errorf("remove container %s: %w", name, err)
-	}
-	return nil
 }
 
 // RemoveImage removes an image (short names are normalized, "busybox" is

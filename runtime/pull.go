@@ -2,14 +2,19 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/content"
 	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/remotes/docker"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
 	units "github.com/docker/go-units"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,39 +36,79 @@ type Image struct {
 // unpacks it into the snapshotter. progress, when not nil, gets one line when each layer starts
 // and one when it is stored (or found already present), then a summary line.
 func (r *Runtime) Pull(ctx context.Context, ref string, progress io.Writer) (Image, error) {
-	name, err := NormalizeRef(ref)
+	return r.PullPlatform(ctx, ref, "", progress)
+}
+
+// PullPlatform is Pull for another platform than the host's ("linux/arm64"; "" is the host's).
+func (r *Runtime) PullPlatform(ctx context.Context, ref, platform string, progress io.Writer) (Image, error) {
+	_, err := r.pull(ctx, ref, platform, progress)
 	if err != nil {
 		return Image{}, err
 	}
+	name, _ := NormalizeRef(ref)
+	img, err := r.client.GetImage(ctx, name)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", name, err)
+	}
+	return r.describe(ctx, img)
+}
+
+func (r *Runtime) pull(ctx context.Context, ref, platform string, progress io.Writer) (containerd.Image, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid image reference %q: %w", ErrInvalid, ref, err)
+	}
+	name := named.String()
 	if progress == nil {
 		progress = io.Discard
 	}
 	start := time.Now()
 	pr := &pullProgress{w: progress, cs: r.client.ContentStore()}
 	fmt.Fprintf(progress, "pulling %s\n", name)
+	registry := reference.Domain(named)
 	opts := []containerd.RemoteOpt{
 		containerd.WithPullUnpack,
-		containerd.WithResolver(r.resolver(ctx)),
+		containerd.WithResolver(r.resolver(ctx, registry)),
 		containerd.WithImageHandlerWrapper(pr.wrap),
 	}
 	if r.cfg.Snapshotter != "" {
 		opts = append(opts, containerd.WithPullSnapshotter(r.cfg.Snapshotter))
 	}
+	if platform != "" {
+		p, err := platforms.Parse(platform)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --platform %q: %w", ErrInvalid, platform, err)
+		}
+		opts = append(opts, containerd.WithPlatformMatcher(platforms.Only(p)))
+	}
 	img, err := r.client.Pull(ctx, name, opts...)
 	if err != nil {
-		if isNotFound(err) {
-			return Image{}, fmt.Errorf("%w: %s", ErrImageNotFound, name)
+		switch {
+		case isNotFound(err):
+			return nil, fmt.Errorf("%w: %s", ErrImageNotFound, name)
+		case isUnauthorized(err):
+			return nil, fmt.Errorf("%w: pull %s: the registry refused the credentials (or asked for some): log in with pouch login %s (%v)", ErrUnauthorized, name, registry, err)
 		}
-		return Image{}, fmt.Errorf("pull %s: %w", name, err)
+		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	out, err := r.describe(ctx, img)
 	if err != nil {
-		return Image{}, err
+		return nil, err
 	}
 	layers, bytes := pr.totals()
 	fmt.Fprintf(progress, "pulled %s %s: %d layers, %s fetched, in %s\n",
 		out.Name, out.Digest, layers, units.BytesSize(float64(bytes)), time.Since(start).Round(time.Millisecond))
-	return out, nil
+	return img, nil
+}
+
+// isUnauthorized reports a registry's refusal as containerd's resolver and fetcher word it.
+func isUnauthorized(err error) bool {
+	if errors.Is(err, docker.ErrInvalidAuthorization) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "403 Forbidden") ||
+		strings.Contains(msg, "no basic auth credentials")
 }
 
 // pullProgress prints a line per layer around containerd's fetch of it.

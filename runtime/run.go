@@ -2,166 +2,159 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
-	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
-	"github.com/containerd/containerd/errdefs"
-	"github.com/containerd/containerd/oci"
+
+	"github.com/pouch-p2p/pouch/runtime/logs"
 )
 
-// Labels pouch sets on the containers it creates.
-const (
-	// LabelExitCode holds the exit code of the container's last run.
-	LabelExitCode = "io.pouch.exit-code"
-	// LabelCreatedBy marks containers created by pouch.
-	LabelCreatedBy = "io.pouch.created-by"
-)
-
-// RunOptions describe one container run.
-type RunOptions struct {
-	// Image is the image reference; it is pulled (through the mirror) when containerd lacks it.
-	Image string
-	// Args replaces the image's entrypoint and command when not empty.
-	Args []string
-	// Name is the container's name (its containerd ID); empty means a random one.
-	Name string
-	// Rm removes the container and its snapshot when it exits.
-	Rm bool
-	// Stdout and Stderr receive the container's output; nil discards it.
-	Stdout, Stderr io.Writer
-	// Progress receives the pull progress when the image has to be pulled; nil discards it.
-	Progress io.Writer
+// Terminal is the local terminal a TTY session is shown on.
+type Terminal struct {
+	// Size returns its columns and rows.
+	Size func() (width, height uint32, err error)
+	// Resized receives a value whenever its size changes (SIGWINCH).
+	Resized <-chan struct{}
 }
 
-// Run creates a container from opts.Image with a fresh snapshot and an OCI spec built from the
-// image config, attaches its stdout and stderr, starts it and waits for it. exitCode is the
-// task's exit status; err is set only when pouch could not run the container, never because the
-// container exited non-zero. When ctx is cancelled the task gets SIGTERM, then SIGKILL after 10s.
-// Without Rm the stopped container stays, labelled with its exit code.
+// RunOptions describe one run in the foreground.
+type RunOptions struct {
+	CreateOptions
+	// Rm removes the container when it exits (as CreateOptions.AutoRemove).
+	Rm bool
+	// Stdin feeds the container's stdin when CreateOptions.Stdin is set.
+	Stdin io.Reader
+	// Stdout and Stderr receive the container's output (with TTY, Stdout gets both); nil
+	// discards it. The output is kept in the container's log too.
+	Stdout, Stderr io.Writer
+	// Terminal, with TTY, is resized with the container's.
+	Terminal *Terminal
+}
+
+// Run creates a container and runs it in the foreground: its stdio are pouch's own, copied
+// from and to FIFOs that containerd's shim opens (and into its log), so output arrives as the
+// container writes it, byte for byte. exitCode is the container's; err is set only when pouch
+// could not run it (ErrCommandNotFound and ErrCannotExecute when its command is missing or
+// cannot run). When ctx is cancelled the container gets SIGTERM, then SIGKILL after 10s. With a
+// restart policy, a supervisor takes over after the first exit (see HelperMain) and Run
+// returns that first exit's code.
 func (r *Runtime) Run(ctx context.Context, opts RunOptions) (exitCode int, err error) {
-	img, err := r.ensureImage(ctx, opts.Image, opts.Progress)
+	if opts.Rm {
+		opts.AutoRemove = true
+	}
+	id, err := r.Create(ctx, opts.CreateOptions)
 	if err != nil {
 		return -1, err
 	}
-	id := opts.Name
-	if id == "" {
-		if id, err = randomID(); err != nil {
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return -1, err
+	}
+	cleanupCtx := context.WithoutCancel(ctx)
+	supervised := opts.Restart.Name != "" && opts.Restart.Name != "no"
+	defer func() {
+		if opts.AutoRemove {
+			if rerr := r.remove(cleanupCtx, c, true); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}()
+	labels, err := c.Labels(ctx)
+	if err != nil {
+		return -1, err
+	}
+	logw, err := logs.NewWriter(logConfig(labels))
+	if err != nil {
+		return -1, err
+	}
+	defer logw.Close()
+	stdout := io.MultiWriter(orDiscard(opts.Stdout), logw.StreamWriter(logs.Stdout))
+	stderr := io.MultiWriter(orDiscard(opts.Stderr), logw.StreamWriter(logs.Stderr))
+	var stdin io.Reader
+	var task containerd.Task
+	taskReady := make(chan struct{}) // closed once task is set (or failed to be)
+	if opts.Stdin != nil && opts.CreateOptions.Stdin {
+		// The shim keeps the stdin FIFO open (for a restart): the end of pouch's stdin must be
+		// passed on with CloseIO, or the container never sees it. The copy may reach it while
+		// the task is still being created.
+		stdin = &stdinCloser{r: opts.Stdin, close: func() {
+			<-taskReady
+			if task != nil {
+				_ = task.CloseIO(cleanupCtx, containerd.WithStdinCloser)
+			}
+		}}
+	}
+	ioOpts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
+	if opts.TTY {
+		ioOpts = append(ioOpts, cio.WithTerminal)
+	}
+	task, err = r.startTask(ctx, c, cio.NewCreator(ioOpts...), map[string]string{labelDesired: "running"})
+	close(taskReady)
+	if err != nil {
+		return -1, err
+	}
+	statusC, err := task.Wait(cleanupCtx)
+	if err != nil {
+		return -1, err
+	}
+	if supervised {
+		if err := r.spawnSupervisor(id); err != nil {
 			return -1, err
 		}
 	}
-	specOpts := []oci.SpecOpts{oci.WithImageConfig(img)}
-	if len(opts.Args) > 0 {
-		specOpts = append(specOpts, oci.WithProcessArgs(opts.Args...))
-	}
-	newOpts := []containerd.NewContainerOpts{containerd.WithImage(img)}
-	if r.cfg.Snapshotter != "" {
-		newOpts = append(newOpts, containerd.WithSnapshotter(r.cfg.Snapshotter))
-	}
-	newOpts = append(newOpts,
-		containerd.WithNewSnapshot(id, img),
-		containerd.WithNewSpec(specOpts...),
-		containerd.WithContainerLabels(map[string]string{LabelCreatedBy: "pouch"}),
-	)
-	container, err := r.client.NewContainer(ctx, id, newOpts...)
-	if err != nil {
-		if errdefs.IsAlreadyExists(err) {
-			return -1, fmt.Errorf("%w: %s", ErrContainerExists, id)
-		}
-		return -1, fmt.Errorf("create container %s: %w", id, err)
-	}
-	// Cleanup must run even when ctx is cancelled.
-	cleanupCtx := context.WithoutCancel(ctx)
-	defer func() {
-		if !opts.Rm {
-			return
-		}
-		if derr := container.Delete(cleanupCtx, containerd.WithSnapshotCleanup); derr != nil && err == nil {
-			err = fmt.Errorf("remove container %s: %w", id, derr)
-		}
-	}()
-
-	stdout, stderr := orDiscard(opts.Stdout), orDiscard(opts.Stderr)
-	task, err := container.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr)))
-	if err != nil {
-		return -1, fmt.Errorf("create task for %s: %w", id, err)
-	}
-	defer func() {
-		if _, derr := task.Delete(cleanupCtx, containerd.WithProcessKill); derr != nil && err == nil {
-			err = fmt.Errorf("delete task of %s: %w", id, derr)
-		}
-	}()
-	statusC, err := task.Wait(cleanupCtx)
-	if err != nil {
-		return -1, fmt.Errorf("wait for %s: %w", id, err)
-	}
-	if err := task.Start(ctx); err != nil {
-		return -1, fmt.Errorf("start %s: %w", id, err)
+	if opts.TTY && opts.Terminal != nil {
+		stopResize := resizeLoop(ctx, task, opts.Terminal)
+		defer stopResize()
 	}
 	var status containerd.ExitStatus
 	select {
 	case status = <-statusC:
 	case <-ctx.Done():
-		status = stop(cleanupCtx, task, statusC)
+		_, _ = c.SetLabels(cleanupCtx, map[string]string{labelDesired: "stopped"})
+		code, _ := r.stopTask(cleanupCtx, c, task, syscall.SIGTERM, DefaultStopTimeout)
+		status = *containerd.NewExitStatus(uint32(code), time.Now(), nil)
 	}
-	code, _, err := status.Result()
-	if err != nil {
-		return -1, fmt.Errorf("exit status of %s: %w", id, err)
-	}
-	if !opts.Rm {
-		if _, err := container.SetLabels(cleanupCtx, map[string]string{LabelExitCode: strconv.Itoa(int(code))}); err != nil {
-			return int(code), fmt.Errorf("label %s: %w", id, err)
+	code := int(status.ExitCode())
+	if supervised {
+		// The supervisor records the exit and restarts; the output of this run is drained.
+		done := make(chan struct{})
+		go func() { task.IO().Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
 		}
+		return code, nil
 	}
-	return int(code), nil
+	if _, err := r.finishTask(cleanupCtx, c, task); err != nil {
+		return code, err
+	}
+	return code, nil
 }
 
-// stop sends SIGTERM, then SIGKILL after a grace period, and returns the exit status.
-func stop(ctx context.Context, task containerd.Task, statusC <-chan containerd.ExitStatus) containerd.ExitStatus {
-	_ = task.Kill(ctx, syscall.SIGTERM)
-	select {
-	case st := <-statusC:
-		return st
-	case <-time.After(10 * time.Second):
-	}
-	_ = task.Kill(ctx, syscall.SIGKILL)
-	return <-statusC
-}
-
-// ensureImage returns the image, pulling it when containerd lacks it and unpacking it when its
-// snapshot is missing.
-func (r *Runtime) ensureImage(ctx context.Context, ref string, progress io.Writer) (containerd.Image, error) {
-	name, err := NormalizeRef(ref)
-	if err != nil {
-		return nil, err
-	}
-	img, err := r.client.GetImage(ctx, name)
-	if errdefs.IsNotFound(err) {
-		if _, err := r.Pull(ctx, name, progress); err != nil {
-			return nil, err
-		}
-		img, err = r.client.GetImage(ctx, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", name, err)
-	}
-	unpacked, err := img.IsUnpacked(ctx, r.cfg.Snapshotter)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", name, err)
-	}
-	if !unpacked {
-		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack %s: %w", name, err)
+// resizeLoop gives the task the terminal's size now and at every change.
+func resizeLoop(ctx context.Context, p containerd.Process, t *Terminal) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	resize := func() {
+		if w, h, err := t.Size(); err == nil && w > 0 && h > 0 {
+			_ = p.Resize(ctx, w, h)
 		}
 	}
-	return img, nil
+	resize()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.Resized:
+				resize()
+			}
+		}
+	}()
+	return cancel
 }
 
 func orDiscard(w io.Writer) io.Writer {
@@ -171,11 +164,17 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// randomID returns 12 hex digits, like a short Docker container ID.
-func randomID() (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", errors.New("random container name: " + err.Error())
+// stdinCloser calls close once its reader is exhausted.
+type stdinCloser struct {
+	r     io.Reader
+	close func()
+	once  sync.Once
+}
+
+func (s *stdinCloser) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil {
+		s.once.Do(s.close)
 	}
-	return hex.EncodeToString(b[:]), nil
+	return n, err
 }

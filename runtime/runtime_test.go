@@ -14,6 +14,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/runtime"
+	"github.com/pouch-p2p/pouch/runtime/network"
 )
 
 // upstream is a registry name that does not resolve: an image named after it can only be
@@ -88,7 +89,7 @@ func TestContainerd(t *testing.T) {
 			ctd := containerd.StartTest(t, flavor)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			rt, err := runtime.New(ctx, runtime.Config{Address: ctd.Address, Namespace: "pouch-test", HostsDir: hostsDir})
+			rt, err := runtime.New(ctx, runtime.Config{Address: ctd.Address, Namespace: "pouch-test", HostsDir: hostsDir, Root: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +123,7 @@ func TestContainerd(t *testing.T) {
 
 			t.Run("run --rm", func(t *testing.T) {
 				var stdout, stderr bytes.Buffer
-				code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Stdout: &stdout, Stderr: &stderr})
+				code, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: noNet(ref), Rm: true, Stdout: &stdout, Stderr: &stderr})
 				if err != nil || code != 0 {
 					t.Fatalf("Run = %d, %v; stderr %q", code, err, stderr.String())
 				}
@@ -134,7 +135,7 @@ func TestContainerd(t *testing.T) {
 
 			t.Run("exit code and stderr", func(t *testing.T) {
 				var stderr bytes.Buffer
-				code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Args: []string{"sh", "-c", "echo oops >&2; exit 3"}, Stderr: &stderr})
+				code, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: noNet(ref, "sh", "-c", "echo oops >&2; exit 3"), Rm: true, Stderr: &stderr})
 				if err != nil || code != 3 {
 					t.Fatalf("Run = %d, %v; want exit code 3", code, err)
 				}
@@ -144,14 +145,14 @@ func TestContainerd(t *testing.T) {
 			})
 
 			t.Run("round trip", func(t *testing.T) {
-				code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Name: "keep", Args: []string{"sh", "-c", "exit 7"}})
+				code, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: named(noNet(ref, "sh", "-c", "exit 7"), "keep")})
 				if err != nil || code != 7 {
 					t.Fatalf("Run = %d, %v", code, err)
 				}
-				if _, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Name: "keep"}); !errors.Is(err, runtime.ErrContainerExists) {
+				if _, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: named(noNet(ref), "keep")}); !errors.Is(err, runtime.ErrContainerExists) {
 					t.Errorf("second run named keep: err = %v, want ErrContainerExists", err)
 				}
-				assertContainers(t, ctx, rt, runtime.Container{Name: "keep", Image: ref, Status: "exited (7)"})
+				assertContainers(t, ctx, rt, runtime.Container{Names: "keep", Image: ref, State: "exited", ExitCode: 7})
 				imgs, err := rt.Images(ctx)
 				if err != nil || len(imgs) != 1 || imgs[0].Name != ref || imgs[0].Size <= 0 {
 					t.Fatalf("Images = %+v, %v; want only %s", imgs, err, ref)
@@ -177,7 +178,7 @@ func TestContainerd(t *testing.T) {
 				}
 				// Run pulls what is missing.
 				var stdout bytes.Buffer
-				if code, err := rt.Run(ctx, runtime.RunOptions{Image: ref, Rm: true, Stdout: &stdout}); err != nil || code != 0 || stdout.String() != image.BusyboxOutput {
+				if code, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: noNet(ref), Rm: true, Stdout: &stdout}); err != nil || code != 0 || stdout.String() != image.BusyboxOutput {
 					t.Errorf("Run after rmi = %d, %v, %q", code, err, stdout.String())
 				}
 			})
@@ -187,7 +188,7 @@ func TestContainerd(t *testing.T) {
 				if _, err := rt.Pull(ctx, missing, nil); !errors.Is(err, runtime.ErrImageNotFound) {
 					t.Errorf("Pull(%s): err = %v, want ErrImageNotFound", missing, err)
 				}
-				if _, err := rt.Run(ctx, runtime.RunOptions{Image: missing, Rm: true}); !errors.Is(err, runtime.ErrImageNotFound) {
+				if _, err := rt.Run(ctx, runtime.RunOptions{CreateOptions: noNet(missing), Rm: true}); !errors.Is(err, runtime.ErrImageNotFound) {
 					t.Errorf("Run(%s): err = %v, want ErrImageNotFound", missing, err)
 				}
 				assertContainers(t, ctx, rt)
@@ -198,7 +199,7 @@ func TestContainerd(t *testing.T) {
 
 func assertContainers(t *testing.T, ctx context.Context, rt *runtime.Runtime, want ...runtime.Container) {
 	t.Helper()
-	got, err := rt.Containers(ctx)
+	got, err := rt.Containers(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,8 +207,19 @@ func assertContainers(t *testing.T, ctx context.Context, rt *runtime.Runtime, wa
 		t.Fatalf("Containers = %+v, want %+v", got, want)
 	}
 	for i := range want {
-		if got[i].Name != want[i].Name || got[i].Image != want[i].Image || got[i].Status != want[i].Status {
+		if got[i].Names != want[i].Names || got[i].Image != want[i].Image || got[i].State != want[i].State || got[i].ExitCode != want[i].ExitCode {
 			t.Errorf("container %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
+}
+
+// noNet runs image (with args replacing its command) without a network: these tests need no
+// CNI plugins.
+func noNet(image string, args ...string) runtime.CreateOptions {
+	return runtime.CreateOptions{Image: image, Args: args, Network: network.None}
+}
+
+func named(o runtime.CreateOptions, name string) runtime.CreateOptions {
+	o.Name = name
+	return o
 }

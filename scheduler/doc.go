@@ -91,6 +91,11 @@
 // peers hold pieces; otherwise a swarm whose pieces do not cover the blob
 // would wait forever, and a pull must never fail because of P2P.
 //
+// Taking a task over. [Holdings] is the pure part of a supernode taking a task over from its
+// peers (its home died, or it restarted): which piece digests announced by peers it adopts (every
+// announcer agrees; the seed's own hash always wins) and which pieces its seed need not fetch
+// from the origin because a live peer holds them.
+//
 // Reassignment. A peer whose parent left ([Scheduler.Leave] returns it), or
 // failed past MaxFailures or was blocked ([Scheduler.Failure] returns the
 // reporting child; the other children come from [Scheduler.TakeChanged]) gets

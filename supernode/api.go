@@ -79,7 +79,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	s.metrics.registrations.Inc()
 
 	s.mu.Lock()
-	t := s.taskFor(id, req.Task)
+	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding))
 	ready := t.ready
 	s.mu.Unlock()
 
@@ -93,8 +93,11 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	defer s.mu.Unlock()
 	if t.err != nil && t.ptask == nil {
 		status := http.StatusBadGateway
-		if t.err.Code == apierr.CodeForbidden {
+		switch t.err.Code {
+		case apierr.CodeForbidden:
 			status = http.StatusForbidden
+		case apierr.CodeLocal:
+			status = http.StatusInsufficientStorage
 		}
 		httpx.WriteError(w, status, *t.err)
 		return
@@ -103,6 +106,9 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	p := s.touchPeer(req.Peer)
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
+	if req.Holding != nil && t.holdings != nil {
+		s.announce(t, req.Peer.ID, req.Holding)
+	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
 	s.metrics.decision.Observe(time.Since(start).Seconds())
 	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
@@ -147,10 +153,14 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 	}
 	d := s.sched.Report(now, st, pid, req.Have, req.Complete)
 	s.metrics.decision.Observe(time.Since(now).Seconds())
+	if req.Complete && t.holdings != nil && !t.holdings.Complete(pid) {
+		t.holdings.SetComplete(pid)
+		t.notify() // a seed waiting for downloading peers may park
+	}
 
 	// Long-poll: a peer that knows every published digest waits for the next one.
 	wait := min(time.Duration(req.WaitMillis)*time.Millisecond, s.cfg.SyncWaitMax)
-	if wait > 0 && req.DigestsFrom >= len(t.digests) && !t.done && t.err == nil {
+	if wait > 0 && req.DigestsFrom >= len(t.digests) && !t.allKnown() && t.err == nil {
 		changed := t.changed
 		s.mu.Unlock()
 		timer := time.NewTimer(wait)
@@ -206,7 +216,10 @@ type TaskStatus struct {
 
 func (s *Supernode) status(t *task) TaskStatus {
 	st := TaskStatus{ID: t.id, URL: taskid.Redact(t.req.URL, s.cfg.QueryFilter), ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize,
-		Pieces: t.meta.PieceCount(), SeedPieces: len(t.digests), SeedDone: t.done, Peers: len(t.peers), Access: t.meta.Access}
+		Pieces: t.meta.PieceCount(), SeedDone: t.done, Peers: len(t.peers), Access: t.meta.Access}
+	if t.ptask != nil {
+		st.SeedPieces = t.ptask.Bitfield().Count()
+	}
 	if t.err != nil {
 		st.Error = t.err.Message
 	}
@@ -256,22 +269,20 @@ func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t, ok := s.lookup(w, r)
 	if !ok {
+		s.mu.Unlock()
 		return
 	}
 	// A seed that holds every verified piece is only winding down (t.done is set after the
 	// content's digest check): the task can go.
 	if t.running && !t.done {
+		s.mu.Unlock()
 		httpx.WriteError(w, http.StatusConflict, apierr.Error{Message: "the seed is still fetching this task", Code: apierr.CodeBadRequest})
 		return
 	}
-	for p := range t.peers {
-		s.leave(t, p)
-	}
-	s.sched.RemoveTask(schedTask(t.id))
-	delete(s.tasks, t.id)
+	s.dropTask(t)
+	s.mu.Unlock()
 	if err := s.store.Delete(t.id); err != nil && !errors.Is(err, piece.ErrNotFound) {
 		httpx.WriteError(w, http.StatusInternalServerError, apierr.Error{Message: err.Error()})
 		return

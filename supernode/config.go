@@ -36,7 +36,28 @@ type Config struct {
 	FailedTaskTTL  time.Duration    `yaml:"failedTaskTTL"`
 	MaxFailedTasks int              `yaml:"maxFailedTasks"`
 	Scheduler      scheduler.Config `yaml:"scheduler"`
+	// TakeoverGrace is how long a seed started by a registration that announces held pieces
+	// (its peers moved here from a supernode that died, or this one restarted) waits before it
+	// fetches from the origin, so that the task's other peers announce theirs: every peer
+	// notices within a sync (about a second).
+	TakeoverGrace time.Duration `yaml:"takeoverGrace"`
+	// GC bounds the seed's disk, as the dfdaemon's GC does a node's.
+	GC GCConfig `yaml:"gc"`
+	// SpoolMax caps the bytes that origins without Content-Length may take on disk while they
+	// are spooled, all together (default 10 GiB); such an origin beyond it is refused.
+	SpoolMax int64 `yaml:"spoolMax"`
 }
+
+// GCConfig bounds the disk the seed's store may use; the same policy as the dfdaemon's.
+type GCConfig struct {
+	High     int64         `yaml:"high"` // start evicting above this many bytes; 0 = no quota
+	Low      int64         `yaml:"low"`  // evict down to this many bytes (default 80% of High)
+	TTL      time.Duration `yaml:"ttl"`  // evict tasks unused for this long; 0 = keep
+	Interval time.Duration `yaml:"interval"`
+}
+
+// DefaultSpoolMax is Config.SpoolMax's default.
+const DefaultSpoolMax = 10 << 30
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
@@ -61,6 +82,18 @@ func (c Config) WithDefaults() Config {
 	if c.MaxFailedTasks == 0 {
 		c.MaxFailedTasks = 1024
 	}
+	if c.TakeoverGrace == 0 {
+		c.TakeoverGrace = 2 * time.Second
+	}
+	if c.GC.Interval == 0 {
+		c.GC.Interval = time.Minute
+	}
+	if c.GC.High > 0 && c.GC.Low == 0 {
+		c.GC.Low = c.GC.High * 8 / 10
+	}
+	if c.SpoolMax == 0 {
+		c.SpoolMax = DefaultSpoolMax
+	}
 	c.Scheduler = c.Scheduler.WithDefaults()
 	return c
 }
@@ -83,6 +116,14 @@ func (c Config) Validate() error {
 	}
 	if c.FailedTaskTTL < 0 || c.MaxFailedTasks < 0 {
 		return fmt.Errorf("supernode: negative failedTaskTTL %v or maxFailedTasks %d", c.FailedTaskTTL, c.MaxFailedTasks)
+	}
+	switch {
+	case c.GC.High < 0 || c.GC.Low < 0 || c.GC.TTL < 0 || c.GC.Interval < 0:
+		return errors.New("supernode: negative gc watermark, ttl or interval")
+	case c.GC.Low > c.GC.High && c.GC.High > 0:
+		return errors.New("supernode: gc low watermark above the high one")
+	case c.SpoolMax < 0 || c.TakeoverGrace < 0:
+		return errors.New("supernode: negative spoolMax or takeoverGrace")
 	}
 	return c.Scheduler.Validate()
 }

@@ -454,6 +454,18 @@ func (p *preheats) owed(peer string, task digest.Digest) bool {
 	return false
 }
 
+// uses says whether an unfinished job names task: GC keeps it.
+func (p *preheats) uses(task digest.Digest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, jr := range p.jobs {
+		if !jr.job.State.Final() && slices.ContainsFunc(jr.job.Tasks, func(t preheat.Task) bool { return t.ID == task }) {
+			return true
+		}
+	}
+	return false
+}
+
 // cancel fails a running job at once and stops its run; ok is false for an unknown job.
 func (p *preheats) cancel(id string) (*preheat.Job, bool, error) {
 	p.mu.Lock()
@@ -510,7 +522,12 @@ func (s *Supernode) warmSeed(ctx context.Context, req snapi.TaskRequest) (int64,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.taskFor(id, req)
+	t := s.taskFor(id, req, false)
+	if !t.wantAll {
+		// The seed must hold every piece, not only what peers lack: wake it if it waits.
+		t.wantAll = true
+		t.notify()
+	}
 	for {
 		switch {
 		case t.done:

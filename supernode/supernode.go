@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/host"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
 	digest "github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
@@ -43,6 +45,7 @@ type Supernode struct {
 	tls     bool               // the API serves https
 	life    *lifecycle.Shell   // seeds run under its context
 	preheat *preheats          // preheat jobs (their own lock and bbolt store)
+	spool   *source.Spool      // origins without Content-Length, within Config.SpoolMax
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -92,6 +95,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		cfg: cfg, log: log, node: node, store: node.Store, host: node.Host, upload: node.Upload, ln: ln,
 		origin: netguard.Policy{Allow: cfg.Allow, Deny: cfg.Deny}.Client(),
 		life:   life,
+		spool:  &source.Spool{Dir: cfg.DataDir, Max: cfg.SpoolMax},
 		sched:  scheduler.New(cfg.Scheduler),
 		tasks:  map[digest.Digest]*task{},
 		peers:  map[string]*peerEntry{},
@@ -108,6 +112,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	}
 	life.OnClose(s.preheat.store.Close)
 	s.upload.SetBackground(s.preheat.background)
+	s.upload.SetHeld(s.heldBy)
 	life.HTTP(served, s.routes())
 	return s, nil
 }
@@ -138,17 +143,24 @@ func (s *Supernode) Run(ctx context.Context) error {
 		s.log.Info("the API is plain HTTP: registry and origin credentials in registrations cross the network in clear text unless it serves TLS (--tls-cert, --tls-key)")
 	}
 	s.log.Info("serving", zap.String("http", s.URL()), zap.Strings("p2p", s.P2PAddrs()))
-	return s.life.Run(ctx, s.reapLoop, s.preheat.resume)
+	return s.life.Run(ctx, s.reapLoop, s.gcLoop, s.preheat.resume)
 }
 
 // Close stops the seeds and releases the listener, the seed's libp2p host and its piece store,
 // whether Run ran or not; it is idempotent.
 func (s *Supernode) Close() error { return s.life.Close() }
 
-// loadTasks makes every task in the seed's store known again after a restart; complete ones
-// are served at once, incomplete ones resume at the next registration, and so do those whose
-// index was rebuilt (piece.Meta.Rebuilt): the seed must learn again who may read them.
+// loadTasks makes every task in the seed's store known again after a restart, complete or not,
+// with its piece digests, access and origin: registrations are answered at once. A complete
+// task is served as before; the seed of an incomplete one resumes at the next registration,
+// with that request's URL and headers (the store keeps the URL redacted), fetching only what it
+// lacks and no live peer holds. The peer view comes back from the peers' registrations: each
+// peer that syncs is told to register again, and announces what it holds.
+//
+// A task whose index was rebuilt (piece.Meta.Rebuilt) keeps its verified data but lost who may
+// read it: it is not served until the next registration's seed learns that again (see seed).
 func (s *Supernode) loadTasks() {
+	now := time.Now()
 	for _, info := range s.store.List() {
 		pt, err := s.store.Task(info.Meta.ID)
 		if err != nil {
@@ -156,16 +168,40 @@ func (s *Supernode) loadTasks() {
 		}
 		t := newTask(info.Meta.ID, snapi.TaskRequest{URL: info.Meta.URL, Digest: info.Meta.Digest})
 		s.tasks[t.id] = t
-		if !info.Complete || info.Meta.Rebuilt {
+		if info.Meta.Rebuilt {
 			continue
 		}
-		t.ptask, t.meta = pt, s.metaOf(pt)
-		s.sched.SetTask(schedTask(t.id), pt.PieceCount())
-		s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.PieceCount())
-		s.sched.Report(time.Now(), schedTask(t.id), s.seedID(), pt.PieceCount(), true)
+		s.setMeta(t, pt)
+		s.sched.Join(now, schedTask(t.id), s.seedInfo(), info.Have)
+		if info.Complete {
+			t.done = true
+			s.sched.Report(now, schedTask(t.id), s.seedID(), pt.PieceCount(), true)
+		}
 		s.extendDigests(t)
 		close(t.ready)
 	}
+}
+
+// heldBy is what a child announced it holds of a task (see peer.Server.SetHeld): the seed never
+// offers it those pieces.
+func (s *Supernode) heldBy(child libp2ppeer.ID, id digest.Digest) func(int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok || t.holdings == nil {
+		return nil
+	}
+	p := scheduler.PeerID(child.String())
+	held := piece.NewBitfield(t.holdings.Pieces())
+	for i := range held.Len() {
+		if t.holdings.Holds(p, i) {
+			held.Set(i)
+		}
+	}
+	if held.Count() == 0 {
+		return nil
+	}
+	return held.Has
 }
 
 func (s *Supernode) seedID() scheduler.PeerID { return scheduler.PeerID(s.host.ID().String()) }
@@ -205,40 +241,65 @@ func (s *Supernode) leave(t *task, peerID string) {
 	if p, ok := s.peers[peerID]; ok {
 		delete(p.tasks, t.id)
 	}
+	if t.holdings != nil {
+		// What it held is no longer covered: a waiting seed fetches it.
+		t.holdings.Forget(scheduler.PeerID(peerID))
+		t.notify()
+	}
+}
+
+// dropTask forgets a task: its peers leave it and the scheduler drops it. The caller holds s.mu,
+// and deletes the task from the store itself, after releasing s.mu (piece.Store.GC asks inUse,
+// which takes s.mu, while it holds the store).
+func (s *Supernode) dropTask(t *task) {
+	for p := range t.peers {
+		s.leave(t, p)
+	}
+	s.sched.RemoveTask(schedTask(t.id))
+	delete(s.tasks, t.id)
 }
 
 // reapLoop removes peers that stopped syncing and heartbeating (a killed dfdaemon must not stay
 // a parent for long, though its children notice at once and report it) and failed tasks past
 // their TTL.
 func (s *Supernode) reapLoop(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.PeerTTL / 4)
+	every(ctx, s.cfg.PeerTTL/4, s.reap)
+}
+
+func (s *Supernode) reap(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		_, at, ok := s.failed.GetOldest()
+		if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
+			break
+		}
+		s.failed.RemoveOldest() // forgetFailed drops the task
+	}
+	for id, p := range s.peers {
+		if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
+			continue
+		}
+		for tid := range p.tasks {
+			if t, ok := s.tasks[tid]; ok {
+				s.leave(t, id)
+			}
+		}
+		delete(s.peers, id)
+		s.log.Info("peer expired", zap.String("peer", id))
+	}
+}
+
+// every calls f with the time at every tick of interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(time.Time)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			s.mu.Lock()
-			for {
-				_, at, ok := s.failed.GetOldest()
-				if !ok || now.Sub(at) < s.cfg.FailedTaskTTL {
-					break
-				}
-				s.failed.RemoveOldest() // forgetFailed drops the task
-			}
-			for id, p := range s.peers {
-				if now.Sub(p.lastSeen) < s.cfg.PeerTTL {
-					continue
-				}
-				for tid := range p.tasks {
-					if t, ok := s.tasks[tid]; ok {
-						s.leave(t, id)
-					}
-				}
-				delete(s.peers, id)
-				s.log.Info("peer expired", zap.String("peer", id))
-			}
-			s.mu.Unlock()
+			f(now)
 		}
 	}
 }

@@ -37,6 +37,17 @@ type task struct {
 	created time.Time
 	// checking holds the seed's pieces being re-hashed after a corrupt report.
 	checking map[int]bool
+	// holdings is what the peers announced they hold, and which of their digests are trusted;
+	// nil until meta is known. The seed skips the pieces live peers hold (see seedSkips).
+	holdings *scheduler.Holdings
+	// grace: the seed was started by a registration announcing held pieces (a takeover, a
+	// restart): it waits Config.TakeoverGrace for the other holders before fetching.
+	grace bool
+	// wantAll: a preheat needs the seed to hold every piece, so it skips none.
+	wantAll bool
+	// refused: the seed refused the content for good (it passed the spool cap); registrations
+	// get that error at once until the task is forgotten, rather than each spooling it again.
+	refused bool
 }
 
 func newTask(id digest.Digest, req snapi.TaskRequest) *task {
@@ -54,30 +65,37 @@ func (t *task) info(from int) snapi.TaskInfo {
 	from = min(max(from, 0), len(t.digests))
 	return snapi.TaskInfo{
 		ID: t.id, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize, Digest: t.meta.Digest,
-		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, SeedDone: t.done,
+		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, SeedDone: t.allKnown(),
 		Access: string(t.meta.Access), Origin: t.meta.Origin,
 	}
 }
 
+// allKnown says whether every piece digest is known.
+func (t *task) allKnown() bool { return t.ptask != nil && len(t.digests) == t.ptask.PieceCount() }
+
 // taskFor returns task id, created from req if it is new, with its seed started unless it is
-// running or done (a failed seed is retried with req). The caller holds s.mu.
-func (s *Supernode) taskFor(id digest.Digest, req snapi.TaskRequest) *task {
+// running or done (a failed seed is retried with req). announced says that the registration
+// announces held pieces. The caller holds s.mu.
+func (s *Supernode) taskFor(id digest.Digest, req snapi.TaskRequest, announced bool) *task {
 	t, ok := s.tasks[id]
 	if !ok {
 		t = newTask(id, req)
 		s.tasks[id] = t
 	}
-	s.startSeed(t, req)
+	s.startSeed(t, req, announced)
 	return t
 }
 
 // startSeed begins the single fetch of a task from its origin unless it runs or is done. A seed
-// that failed, or an incomplete task left by a restart, is (re)started by the next registration
-// with that request's URL and headers. The caller holds s.mu.
-func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
-	if t.running || t.done {
+// that failed, an incomplete task left by a restart, and a seed parked while peers held the
+// rest, are (re)started by the next registration with that request's URL and headers. grace:
+// the registration announces held pieces, so the seed waits for the other holders' before it
+// fetches. The caller holds s.mu.
+func (s *Supernode) startSeed(t *task, req snapi.TaskRequest, grace bool) {
+	if t.running || t.done || t.refused {
 		return
 	}
+	t.grace = grace
 	if t.err != nil {
 		t.err = nil
 		t.ready = make(chan struct{})
@@ -103,7 +121,13 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest) {
 func (s *Supernode) seedEnded(t *task, err error) {
 	t.running = false
 	t.req.Header = nil
+	if errors.Is(err, errParked) {
+		s.log.Info("seed parked: the peers hold the rest, and none is downloading; the next registration resumes it",
+			zapTask(t.id), zap.Int("have", t.ptask.Bitfield().Count()), zap.Int("of", t.ptask.PieceCount()))
+		err = nil
+	}
 	if err != nil {
+		t.refused = errors.Is(err, source.ErrSpoolFull)
 		t.err = originError(err)
 		s.log.Warn("seed failed", zapTask(t.id), zapErr(err))
 		s.sched.SourceFailed(schedTask(t.id))
@@ -132,22 +156,35 @@ func (s *Supernode) forgetFailed(id digest.Digest, _ time.Time) {
 	s.log.Debug("failed task forgotten", zapTask(id))
 }
 
-// seed fetches the task from the origin into the seed's store, publishing each piece.
+// seed fetches the task from the origin into the seed's store, publishing each piece. It skips
+// the pieces live peers hold (seedSkips): it then waits for a change while peers still download,
+// and parks (errParked) once none does.
 func (s *Supernode) seed(ctx context.Context, t *task) error {
 	s.mu.Lock()
-	req := t.req
+	req, grace := t.req, t.grace
 	s.mu.Unlock()
-	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter}
+	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter,
+		Skip: func(i int) bool { return s.seedSkips(t, i) }}
 	shown := taskid.Redact(req.URL, s.cfg.QueryFilter)
 	private := taskid.Credentialed(req.URL, req.Header, s.cfg.QueryFilter)
 	var first *http.Response
 	pt, err := s.store.Task(t.id)
 	if errors.Is(err, piece.ErrNotFound) {
-		resp, err := origin.Get(ctx, 0, -1)
+		// Peers that announce what they hold are taking the task over from a supernode that
+		// died: ask the origin for one byte, which says the length, and fetch nothing more
+		// until they have announced.
+		end := int64(-1)
+		if grace {
+			end = 0
+		}
+		resp, err := origin.Get(ctx, 0, end)
 		if err != nil {
 			return err
 		}
-		length, err := source.LengthOrSpool(resp, s.cfg.DataDir)
+		length, err := s.spool.LengthOrSpool(resp)
+		if errors.Is(err, source.ErrSpoolFull) {
+			err = fmt.Errorf("%w (--spool-max)", err)
+		}
 		if err != nil {
 			resp.Body.Close()
 			return fmt.Errorf("%s: %w", shown, err)
@@ -161,7 +198,11 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 			resp.Body.Close()
 			return err
 		}
-		first = resp
+		if resp.StatusCode == http.StatusPartialContent {
+			resp.Body.Close()
+		} else {
+			first, grace = resp, false // the origin ignored the range: take what it sends
+		}
 	} else if err != nil {
 		return err
 	} else if private {
@@ -191,11 +232,40 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		}
 	}
 	s.publishMeta(t, pt)
-	err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
-		_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
-		s.metrics.originBytes.Add(float64(n))
-		s.publishDigests(t)
-	})
+	if grace && !pt.Complete() {
+		timer := time.NewTimer(s.cfg.TakeoverGrace)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+	for {
+		err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
+			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
+			s.metrics.originBytes.Add(float64(n))
+			s.log.Debug("seed fetched a piece", zapTask(t.id), zap.Int("piece", i))
+			s.publishDigest(t, i, d)
+		})
+		first = nil
+		if err != nil || pt.Complete() {
+			break
+		}
+		// Every missing piece was held by a live peer when Fill passed it.
+		changed, parked := s.seedIdle(t)
+		if parked != nil {
+			return parked
+		}
+		if changed == nil {
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -217,6 +287,46 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	return nil
 }
 
+// errParked ends a seed that holds what no live peer holds while no peer downloads the task:
+// it keeps no goroutine or credentials for them. The next registration resumes it.
+var errParked = errors.New("seed parked")
+
+// seedSkips says whether the seed need not fetch piece i from the origin: a live peer holds it
+// with its trusted digest, and no preheat needs the seed to hold it.
+func (s *Supernode) seedSkips(t *task, i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !t.wantAll && t.holdings != nil && t.holdings.Covered(i)
+}
+
+// seedIdle decides what a seed does when every piece it lacks is held by a live peer: fill
+// again at once (nil, nil: a piece was left uncovered meanwhile), wait for the next change of
+// the task (a holder leaving or reported, a preheat, a peer completing), or park when no peer
+// downloads the task any more.
+func (s *Supernode) seedIdle(t *task) (<-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range t.ptask.PieceCount() {
+		if !t.ptask.Has(i) && (t.wantAll || !t.holdings.Covered(i)) {
+			return nil, nil
+		}
+	}
+	if !s.downloading(t) {
+		return nil, errParked
+	}
+	return t.changed, nil
+}
+
+// downloading says whether a peer registered for t still downloads it; the caller holds s.mu.
+func (s *Supernode) downloading(t *task) bool {
+	for p := range t.peers {
+		if t.holdings == nil || !t.holdings.Complete(scheduler.PeerID(p)) {
+			return true
+		}
+	}
+	return false
+}
+
 var errDigest = errors.New("content digest mismatch")
 
 // metaOf is pt's metadata as peers are told it. A task stored before access was recorded was
@@ -234,8 +344,7 @@ func (s *Supernode) metaOf(pt *piece.Task) piece.Meta {
 func (s *Supernode) publishMeta(t *task, pt *piece.Task) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.ptask, t.meta = pt, s.metaOf(pt)
-	s.sched.SetTask(schedTask(t.id), pt.PieceCount())
+	s.setMeta(t, pt)
 	// The origin answered: a retried seed takes the task out of "back to source".
 	s.sched.SourceRecovered(schedTask(t.id))
 	s.sched.Join(time.Now(), schedTask(t.id), s.seedInfo(), pt.Bitfield().Count())
@@ -248,27 +357,65 @@ func (s *Supernode) publishMeta(t *task, pt *piece.Task) {
 	t.notify()
 }
 
-// publishDigests appends newly hashed pieces to the known prefix and wakes waiting syncs.
-func (s *Supernode) publishDigests(t *task) {
+// setMeta records the seed's piece task of t: its meta, the scheduler's piece count and what
+// is trusted of the peers' announcements. The caller holds s.mu.
+func (s *Supernode) setMeta(t *task, pt *piece.Task) {
+	t.ptask, t.meta = pt, s.metaOf(pt)
+	s.sched.SetTask(schedTask(t.id), pt.PieceCount())
+	if t.holdings == nil || t.holdings.Pieces() != pt.PieceCount() {
+		// Digests announced by peers are adopted only for a task whose content digest checks
+		// the result at the end (see scheduler.Holdings and docs/architecture.md).
+		quorum := 0
+		if t.meta.Digest != "" {
+			quorum = takeoverQuorum
+		}
+		t.holdings = scheduler.NewHoldings(pt.PieceCount(), quorum)
+	}
+	for i := range pt.PieceCount() {
+		if d := pt.Digest(i); d != "" {
+			t.holdings.Trust(i, d.String())
+		}
+	}
+}
+
+// takeoverQuorum is how many distinct peers must announce the same digest for a piece, none
+// another, before a supernode taking a task over adopts it. One: early in a burst most pieces
+// are held by a single peer, and the content digest checks the result (docs/architecture.md,
+// "Several supernodes", says what a lie can and cannot do).
+const takeoverQuorum = 1
+
+// publishDigest records the digest of piece i the seed just hashed, appends newly known digests
+// to the published prefix and wakes waiting syncs. The seed's hash wins over a digest adopted
+// from peers: those that announced another one are blocked for the task.
+func (s *Supernode) publishDigest(t *task, i int, d digest.Digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if liars := t.holdings.Trust(i, d.String()); len(liars) > 0 {
+		s.log.Error("peers announced a piece digest that the origin's content does not have: they are blocked for this task",
+			zapTask(t.id), zap.Int("piece", i), zap.Stringer("origin", d), zap.Any("peers", liars))
+		for _, p := range liars {
+			s.sched.Block(time.Now(), schedTask(t.id), p)
+		}
+	}
+	if i < len(t.digests) {
+		t.digests[i] = d // it may replace an adopted digest
+	}
 	if s.extendDigests(t) {
 		t.notify()
 	}
 }
 
+// extendDigests appends to t.digests the trusted digests known past its end: the seed's own,
+// and those adopted from peers' announcements. The caller holds s.mu.
 func (s *Supernode) extendDigests(t *task) bool {
 	grew := false
 	for len(t.digests) < t.ptask.PieceCount() {
-		d := t.ptask.Digest(len(t.digests))
-		if d == "" || !t.ptask.Has(len(t.digests)) {
+		d := t.holdings.Trusted(len(t.digests))
+		if d == "" {
 			break
 		}
-		t.digests = append(t.digests, d)
+		t.digests = append(t.digests, digest.Digest(d))
 		grew = true
-	}
-	if len(t.digests) == t.ptask.PieceCount() && !t.running {
-		t.done = true
 	}
 	return grew
 }
@@ -283,6 +430,8 @@ func originError(err error) *apierr.Error {
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeForbidden}
 	case errors.Is(err, errDigest):
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeDigestMismatch}
+	case errors.Is(err, source.ErrSpoolFull):
+		return &apierr.Error{Message: err.Error(), Code: apierr.CodeLocal}
 	default:
 		return &apierr.Error{Message: err.Error(), Code: apierr.CodeOriginUnreachable}
 	}
@@ -319,12 +468,14 @@ func (s *Supernode) checkSeedPiece(t *task, i int, reporter string) {
 	})
 }
 
-// refetch fetches the pieces the seed lost back from the origin, unless a seed fetch runs (it
-// will not revisit pieces behind it: the task then lacks the piece until the next registration
-// after the seed ends). The caller holds s.mu.
+// refetch fetches the pieces the seed lost back from the origin. A running seed does it: it
+// fills again when woken, once it is waiting for peers (a seed still on its first pass does not
+// revisit pieces behind it: the task then lacks the piece until the next registration after the
+// seed ends). The caller holds s.mu.
 func (s *Supernode) refetch(t *task, pt *piece.Task) {
 	if t.running {
-		s.log.Warn("the seed is still fetching this task; the dropped piece stays missing", zapTask(t.id))
+		s.log.Warn("the seed is still running: it fetches the dropped piece when it next fills the task", zapTask(t.id))
+		t.notify()
 		return
 	}
 	t.running = true
@@ -360,6 +511,11 @@ func (s *Supernode) failureReport(now time.Time, t *task, reporter string, f sna
 		_, verdict = s.sched.Failure(now, schedTask(t.id), scheduler.PeerID(reporter), scheduler.PeerID(f.Parent), why)
 	}
 	s.metrics.failureReports.WithLabelValues(string(f.Reason), verdict.String()).Inc()
+	if verdict != scheduler.Ignored && t.holdings != nil && s.dropHolder(t, reporter, f.Parent, why) {
+		s.log.Info("children could not get pieces from a parent: what it announced no longer counts as held",
+			zapTask(t.id), zap.String("parent", f.Parent), zap.String("child", reporter), zap.String("reason", string(f.Reason)))
+		t.notify() // a waiting seed fetches what nobody else holds
+	}
 	if why != scheduler.FailCorrupt || verdict == scheduler.Ignored {
 		return
 	}
@@ -369,6 +525,19 @@ func (s *Supernode) failureReport(now time.Time, t *task, reporter string, f sna
 	if f.Parent == string(s.seedID()) {
 		s.checkSeedPiece(t, *f.Piece, reporter)
 	}
+}
+
+// dropHolder applies a counted failure report about parent to what it announced it holds: a
+// corrupt piece drops it at once, unreachable reports once enough children agree, a timeout
+// never (a slow parent still holds its pieces). The caller holds s.mu.
+func (s *Supernode) dropHolder(t *task, reporter, parent string, why scheduler.FailureReason) bool {
+	switch why {
+	case scheduler.FailCorrupt:
+		return t.holdings.Forget(scheduler.PeerID(parent))
+	case scheduler.FailUnreachable:
+		return t.holdings.Unreachable(scheduler.PeerID(parent), scheduler.PeerID(reporter))
+	}
+	return false
 }
 
 func validPiece(t *task, i *int) bool {

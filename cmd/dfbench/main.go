@@ -15,6 +15,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/bench"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/version"
 )
 
 func main() {
@@ -44,8 +45,9 @@ func workloadFlags() []cli.Flag {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "dfbench",
-		Usage: "measure Pouch against the Kumar–Ross bound and against origin-only pulls",
+		Name:    "dfbench",
+		Version: version.Get().String(),
+		Usage:   "measure Pouch against the Kumar–Ross bound and against origin-only pulls",
 		Commands: []*cli.Command{
 			{
 				Name:      "run",

@@ -14,6 +14,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
 
@@ -28,8 +29,9 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "dfdaemon",
-		Usage: "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
+		Name:    "dfdaemon",
+		Version: version.Get().String(),
+		Usage:   "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. https://10.0.0.1:8002,https://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
 			&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
@@ -45,6 +47,9 @@ func app() *cli.App {
 			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "how often to tell the supernodes this node is alive; their answers bring preheat jobs, so it is also how soon a job reaches the node (default 10s)"},
 			&cli.IntFlag{Name: "preheat-concurrency", Usage: "preheat downloads at once, so that warming the cluster does not starve live pulls (default 2)"},
+			&cli.BoolFlag{Name: "dht", Value: true, Usage: "join Pouch's DHT, through which nodes find each other's content when no supernode answers (--dht=false: straight to the origin then)"},
+			&cli.StringSliceFlag{Name: "bootstrap-peers", Usage: "DHT: peers to join through besides the parents supernodes schedule, multiaddrs ending in /p2p/PEER-ID, comma-separated"},
+			&cli.DurationFlag{Name: "dht-reprovide", Usage: "DHT: how often every held task is announced again (default 30m)"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
 			&cli.StringFlag{Name: "registry-default", Usage: "registry mirror: upstream HOST[:PORT] for requests without ?ns= (e.g. docker.io)"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "registry mirror: upstreams reached over plain HTTP, HOST[:PORT],..."},
@@ -65,6 +70,7 @@ func run(c *cli.Context) error {
 		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
 		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
 		Heartbeat: c.Duration("heartbeat"), PreheatConcurrency: c.Int("preheat-concurrency"),
+		DHT: dfdaemon.DHTConfig{Disabled: !c.Bool("dht"), BootstrapPeers: cliutil.List(c.StringSlice("bootstrap-peers")), Reprovide: c.Duration("dht-reprovide")},
 	}
 	if cfg.UploadRate, err = cliutil.Rate(c, "upload-rate"); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/internal/version"
 )
 
 func main() {
@@ -42,6 +43,7 @@ func main() {
 func app() *cli.App {
 	return &cli.App{
 		Name:      "dfget",
+		Version:   version.Get().String(),
 		Usage:     "download a URL through the P2P network",
 		ArgsUsage: "URL",
 		UsageText: "dfget URL -O FILE [--digest sha256:HEX] [-H 'Name: value']... [--timeout 10m]",

@@ -14,11 +14,14 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/containerd"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/runtime"
 )
 
 // TestMain lets a test run the real main in a child process (the test binary itself), so the
 // process exit status is checked, not only the error run returns.
 func TestMain(m *testing.M) {
+	// The runtime runs this binary as a detached container's logger and supervisor.
+	runtime.HelperMain(os.Args)
 	if os.Getenv("POUCH_TEST_RUN_MAIN") == "1" {
 		os.Args = append([]string{"pouch"}, strings.Split(os.Getenv("POUCH_TEST_ARGS"), "\x1f")...)
 		main()
@@ -51,7 +54,7 @@ func pouch(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	err = run(ctx, append([]string{"pouch"}, args...), &out, &errb)
+	err = run(ctx, append([]string{"pouch"}, args...), strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), err
 }
 
@@ -118,7 +121,7 @@ func TestCLI(t *testing.T) {
 	if _, _, err := pouch(t, "mirror", "setup", "--hosts-dir", hostsDir, "--mirror", "http://"+reg, "--registry", upstream); err != nil {
 		t.Fatal(err)
 	}
-	global := []string{"--address", ctd.Address, "--namespace", "pouch-cli", "--hosts-dir", hostsDir}
+	global := []string{"--address", ctd.Address, "--namespace", "pouch-cli", "--hosts-dir", hostsDir, "--root", t.TempDir()}
 	p := func(args ...string) (string, string, error) { return pouch(t, append(global, args...)...) }
 
 	out, _, err := p("pull", ref)
@@ -129,21 +132,24 @@ func TestCLI(t *testing.T) {
 		t.Errorf("pull output lacks a line per layer and a summary:\n%s", out)
 	}
 
-	code, stdout, stderr := pouchProcess(t, append(global, "run", "--rm", ref)...)
+	code, stdout, stderr := pouchProcess(t, append(global, "run", "--rm", "--network", "none", ref)...)
 	if code != 0 || stdout != image.BusyboxOutput {
 		t.Errorf("pouch run --rm: status %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	code, _, stderr = pouchProcess(t, append(global, "run", "--rm", ref, "sh", "-c", "echo oops >&2; exit 3")...)
+	code, _, stderr = pouchProcess(t, append(global, "run", "--rm", "--network", "none", ref, "sh", "-c", "echo oops >&2; exit 3")...)
 	if code != 3 || stderr != "oops\n" {
 		t.Errorf("pouch run --rm ... exit 3: status %d, stderr %q; want 3 and %q", code, stderr, "oops\n")
 	}
 
-	if _, _, err := p("run", "--name", "web", ref); err != nil {
+	if _, _, err := p("run", "--name", "web", "--network", "none", ref); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = p("ps")
-	if err != nil || !strings.Contains(out, "web") || !strings.Contains(out, "exited (0)") {
-		t.Errorf("ps = %q, %v; want web exited (0)", out, err)
+	out, _, err = p("ps", "-a")
+	if err != nil || !strings.Contains(out, "web") || !strings.Contains(out, "Exited (0)") {
+		t.Errorf("ps -a = %q, %v; want web Exited (0)", out, err)
+	}
+	if out, _, err := p("ps"); err != nil || strings.Contains(out, "web") {
+		t.Errorf("ps = %q, %v; want no stopped container", out, err)
 	}
 	out, _, err = p("images")
 	if err != nil || !strings.Contains(out, ref) {
@@ -158,12 +164,12 @@ func TestCLI(t *testing.T) {
 	if out, _, err := p("rmi", ref); err != nil || out != ref+"\n" {
 		t.Errorf("rmi = %q, %v", out, err)
 	}
-	if out, _, err := p("ps"); err != nil || strings.Count(out, "\n") != 1 {
-		t.Errorf("ps after rm = %q, %v; want only the header", out, err)
+	if out, _, err := p("ps", "-a"); err != nil || strings.Count(out, "\n") != 1 {
+		t.Errorf("ps -a after rm = %q, %v; want only the header", out, err)
 	}
 
 	missing := reg + "/pouch/nothere:1"
-	code, _, stderr = pouchProcess(t, append(global, "run", "--rm", missing)...)
+	code, _, stderr = pouchProcess(t, append(global, "run", "--rm", "--network", "none", missing)...)
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	if want := "pouch: image not found: " + missing; code != exitPouchFailed || lines[len(lines)-1] != want {
 		t.Errorf("run of a missing image: status %d, stderr %q; want %d and a last line %q", code, stderr, exitPouchFailed, want)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
+	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -26,8 +27,9 @@ func main() {
 
 func app() *cli.App {
 	return &cli.App{
-		Name:  "supernode",
-		Usage: "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
+		Name:    "supernode",
+		Version: version.Get().String(),
+		Usage:   "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
 		UsageText: "supernode --data-dir DIR [--listen ADDR] [flags]     run the supernode\n" +
 			"supernode preheat [flags] REF|URL                    warm an image or a file (see supernode preheat --help)",
 		Flags: append([]cli.Flag{
@@ -40,6 +42,10 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by the admin views (task listing and deletion, preheat jobs); without one they answer only loopback clients"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "preheat: registries reached over plain HTTP, HOST[:PORT],..."},
+			&cli.StringFlag{Name: "gc-high", Usage: "disk quota of the seed's store: evict least recently used tasks not in use above this size, e.g. 500GiB (" + cliutil.Units + ")"},
+			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
+			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
+			&cli.StringFlag{Name: "spool-max", Value: "10GiB", Usage: "disk that origins without Content-Length may take while they are spooled, all together; such an origin beyond it is refused (" + cliutil.Units + ")"},
 			&cli.StringFlag{Name: "log-level", Value: "info"},
 		}, cliutil.Networks()...),
 		Commands: []*cli.Command{preheatCommand()},
@@ -64,11 +70,20 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := supernode.New(supernode.Config{
+	cfg := supernode.Config{
 		Listen: c.String("listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
 		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
 		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), RegistryInsecure: cliutil.List(c.StringSlice("registry-insecure")),
-	}, log)
+		GC: supernode.GCConfig{TTL: c.Duration("gc-ttl")},
+	}
+	for name, dst := range map[string]*int64{"gc-high": &cfg.GC.High, "gc-low": &cfg.GC.Low, "spool-max": &cfg.SpoolMax} {
+		if v := c.String(name); v != "" {
+			if *dst, err = cliutil.ParseBytes(v); err != nil {
+				return fmt.Errorf("--%s: %w", name, err)
+			}
+		}
+	}
+	s, err := supernode.New(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,25 @@ type Server struct {
 	superForeground atomic.Int64
 	superActive     atomic.Int64 // the streams that are not idle (superState.active)
 	background      atomic.Pointer[BackgroundFunc]
+	held            atomic.Pointer[HeldFunc]
+}
+
+// HeldFunc returns what a child already holds of a task, as far as the server's owner knows
+// (nil: nothing known).
+type HeldFunc func(child peer.ID, task digest.Digest) func(piece int) bool
+
+// SetHeld tells a super-seeding server which pieces its children already hold — the supernode
+// knows it from their registrations when it takes a task over or restarts — so that it never
+// offers a child one of them: an offer the child does not take blocks one of its few slots
+// at the seed until it expires, and a child that arrives holding half the task would wait
+// that long for each pair of useful offers. The set is read once per stream. Nil: nothing is
+// known.
+func (s *Server) SetHeld(f HeldFunc) {
+	if f == nil {
+		s.held.Store(nil)
+		return
+	}
+	s.held.Store(&f)
 }
 
 // BackgroundFunc reports whether a child's stream for a task only warms the child's cache (a
@@ -141,18 +160,12 @@ func (s *Server) handle(st network.Stream) {
 	r := bufio.NewReaderSize(st, 4<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
 	_ = st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	typ, n, err := readHeader(r)
-	if err != nil || typ != msgHello {
-		st.Reset()
-		return
-	}
-	raw, err := readPayload(r, n)
+	id, err := readHello(r)
 	if err != nil {
 		st.Reset()
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	id := digest.Digest(raw)
 	task, err := s.waitTask(ctx, id)
 	if err != nil {
 		if s.ctx.Err() != nil {
@@ -196,10 +209,14 @@ func (s *Server) handle(st network.Stream) {
 	if s.cfg.SuperSeed {
 		ss := s.superSeed(task)
 		child := st.Conn().RemotePeer()
-		ann = &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers, background: func() bool {
+		sa := &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers, background: func() bool {
 			f := s.background.Load()
 			return f != nil && (*f)(child, id)
 		}}
+		if f := s.held.Load(); f != nil {
+			sa.held = (*f)(child, id)
+		}
+		ann = sa
 	}
 	defer ann.close()
 	changed := task.Changed()

@@ -87,3 +87,23 @@ func TestClientRefusalIsUnavailable(t *testing.T) {
 		t.Fatalf("404: %v, want a StatusError", err)
 	}
 }
+
+// A task beyond what supernodes take is never sent: the supernode is unavailable to it, and
+// the peer fetches it from the origin instead of failing. So is a supernode that fails locally.
+func TestClientUnavailableForWhatTheSupernodeCannotServe(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		httpx.WriteError(w, http.StatusInsufficientStorage, apierr.Error{Message: "spool cap", Code: apierr.CodeLocal})
+	}))
+	t.Cleanup(srv.Close)
+	c := NewClient(srv.URL, ClientConfig{})
+	long := RegisterRequest{Task: TaskRequest{URL: "https://h/" + string(bytes.Repeat([]byte("x"), MaxURL))}}
+	if _, err := c.Register(context.Background(), long); !errors.Is(err, ErrUnavailable) || calls.Load() != 0 {
+		t.Errorf("a %d-byte URL: %v after %d calls, want ErrUnavailable before any", len(long.Task.URL), err, calls.Load())
+	}
+	if _, err := c.Register(context.Background(), RegisterRequest{Task: TaskRequest{URL: "https://h/x"}}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a supernode failing locally: %v, want ErrUnavailable", err)
+	}
+}

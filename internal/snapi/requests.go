@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/url"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -48,9 +49,21 @@ func Decode(r io.Reader, v PeerRequest) error {
 // Caller is the registering peer.
 func (r *RegisterRequest) Caller() string { return r.Peer.ID }
 
+// Bounds of a registration's task: a failed task is remembered (bounded in number, see the
+// supernode's failedTaskTTL) with its URL, and the headers stay in memory while its seed runs,
+// so a body of 1 MiB must not become a URL of 1 MiB. Pre-signed URLs are a few KiB; bearer
+// tokens and cookies a few KiB each.
+const (
+	MaxURL         = 16 << 10
+	MaxHeaderBytes = 64 << 10
+)
+
 // Validate checks what the supernode relies on: an absolute http(s) URL, a sha256 digest if
-// any, and a peer that can be dialled.
+// any, bounded URL and headers, and a peer that can be dialled.
 func (r *RegisterRequest) Validate() error {
+	if err := r.Task.tooLarge(); err != nil {
+		return err
+	}
 	u, err := url.Parse(r.Task.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("task url must be an absolute http or https URL")
@@ -64,7 +77,67 @@ func (r *RegisterRequest) Validate() error {
 	if len(r.Peer.Addrs) == 0 {
 		return errors.New("peer id and addrs are required")
 	}
+	if r.Holding != nil {
+		if err := r.Holding.validate(); err != nil {
+			return err
+		}
+	}
 	return r.Peer.validate()
+}
+
+// Bounds of a holding: a peer announces the digests of at most MaxHeldDigests pieces (about
+// 600 KiB of JSON, inside MaxBody), and a bitfield of at most maxBitfield bytes (2^20 pieces,
+// the most a task may have).
+const (
+	MaxHeldDigests = 8192
+	maxBitfield    = 1 << 17
+	maxOrigin      = 8 << 10
+)
+
+func (h *Holding) validate() error {
+	if h.ContentLength < 0 || h.PieceSize <= 0 {
+		return errors.New("holding: content length must not be negative and the piece size must be positive")
+	}
+	if len(h.Bitfield) > maxBitfield || len(h.Digests) > MaxHeldDigests {
+		return fmt.Errorf("holding: at most %d digests and a %d-byte bitfield", MaxHeldDigests, maxBitfield)
+	}
+	held := 0
+	for _, b := range h.Bitfield {
+		held += bits.OnesCount8(b)
+	}
+	if held != len(h.Digests) {
+		return fmt.Errorf("holding: %d pieces held, %d digests", held, len(h.Digests))
+	}
+	for _, d := range h.Digests {
+		if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+			return fmt.Errorf("holding: piece digest %q is not sha256:<64 hex>", d)
+		}
+	}
+	if h.Access != "" && h.Access != "public" && h.Access != "private" {
+		return fmt.Errorf("holding: access %q is neither public nor private", h.Access)
+	}
+	if len(h.Origin) > maxOrigin {
+		return fmt.Errorf("holding: origin longer than %d bytes", maxOrigin)
+	}
+	return nil
+}
+
+// tooLarge says why a task is beyond MaxURL or MaxHeaderBytes, or nil.
+func (t *TaskRequest) tooLarge() error {
+	if len(t.URL) > MaxURL || len(t.Tag) > MaxURL {
+		return fmt.Errorf("task url and tag must be at most %d bytes", MaxURL)
+	}
+	size := 0
+	for k, vs := range t.Header {
+		size += len(k)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	if size > MaxHeaderBytes {
+		return fmt.Errorf("task headers take %d bytes, at most %d", size, MaxHeaderBytes)
+	}
+	return nil
 }
 
 // Caller is the syncing peer.

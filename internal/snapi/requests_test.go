@@ -52,6 +52,13 @@ func TestDecodeRefusesWhatIsInvalid(t *testing.T) {
 		{"register as a seed", &RegisterRequest{}, `{"task":{"url":"https://h/x"},"peer":{"id":"` + testPeerID + `","addrs":["/ip4/10.0.0.1/tcp/4001"],"seed":true}}`, false},
 		{"register, negative have", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"have":-1}`, false},
 		{"register, negative rate", &RegisterRequest{}, `{"task":{"url":"https://h/x"},"peer":{"id":"` + testPeerID + `","addrs":["/ip4/10.0.0.1/tcp/4001"],"uploadRate":-5}}`, false},
+		{"register, url of 17 KiB", &RegisterRequest{}, `{"task":{"url":"https://h/` + strings.Repeat("x", 17<<10) + `"},` + p + `}`, false},
+		{"register, 65 KiB of headers", &RegisterRequest{}, `{"task":{"url":"https://h/x","header":{"Cookie":["` + strings.Repeat("c", 65<<10) + `"]}},` + p + `}`, false},
+		{"register holding", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"have":1,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"QA==","digests":["` + testTask.String() + `"],"access":"public"}}`, true},
+		{"register holding, digests and bits disagree", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"YA==","digests":["` + testTask.String() + `"]}}`, false},
+		{"register holding, md5 piece digest", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"QA==","digests":["md5:d41d8cd98f00b204e9800998ecf8427e"]}}`, false},
+		{"register holding, unknown access", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":1048576,"bitfield":"","digests":[],"access":"everyone"}}`, false},
+		{"register holding, no piece size", &RegisterRequest{}, `{"task":{"url":"https://h/x"},` + p + `,"holding":{"contentLength":3145728,"pieceSize":0,"bitfield":"","digests":[]}}`, false},
 		{"sync", &SyncRequest{}, `{` + task + `,"peer":"` + testPeerID + `","have":3,"failures":[{"parent":"x","reason":"timeout"}]}`, true},
 		{"sync, bad task", &SyncRequest{}, `{"task":"sha256:../../etc","peer":"` + testPeerID + `"}`, false},
 		{"sync, negative wait", &SyncRequest{}, `{` + task + `,"peer":"` + testPeerID + `","waitMs":-1}`, false},
@@ -179,4 +186,12 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		`{"peer":{"id":"` + testPeerID + `","seed":true}}`,
 		`{"peer":{"id":"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"}}`,
 	}, func(t *testing.T, r *HeartbeatRequest) { checkPeer(t, r.Peer) })
+}
+
+func TestHoldingHeld(t *testing.T) {
+	t.Parallel()
+	h := Holding{Bitfield: []byte{0b1000_0001, 0b0100_0000}}
+	if got := h.Held(); len(got) != 3 || got[0] != 0 || got[1] != 7 || got[2] != 9 {
+		t.Errorf("Held() = %v, want [0 7 9]", got)
+	}
 }

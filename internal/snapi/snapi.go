@@ -54,12 +54,48 @@ type TaskRequest struct {
 	Tag    string        `json:"tag,omitempty"`
 }
 
-// RegisterRequest joins a peer to a task. Have is what the peer already holds (after a restart
-// or a supernode move).
+// RegisterRequest joins a peer to a task. Have is how many pieces the peer already holds, and
+// Holding which ones (after a restart, or when it moves to another supernode).
 type RegisterRequest struct {
-	Task TaskRequest `json:"task"`
-	Peer Peer        `json:"peer"`
-	Have int         `json:"have"`
+	Task    TaskRequest `json:"task"`
+	Peer    Peer        `json:"peer"`
+	Have    int         `json:"have"`
+	Holding *Holding    `json:"holding,omitempty"`
+}
+
+// Holding is what a peer already holds of a task, announced when it registers: after its home
+// supernode died and it moved to the next one in rendezvous order, after that supernode
+// restarted, or when it resumes a download. The supernode takes the task over from these
+// announcements: it schedules the holders to the others, and its seed fetches from the origin
+// only the pieces no live peer holds. Announced digests are claims: the supernode adopts one
+// only when several peers agree and the task's content digest will check the result (see
+// scheduler.Holdings and docs/architecture.md, "Several supernodes").
+type Holding struct {
+	ContentLength int64 `json:"contentLength"`
+	PieceSize     int64 `json:"pieceSize"`
+	// Bitfield is the held pieces in piece.Bitfield's wire form: bit i in byte i/8, most
+	// significant bit first.
+	Bitfield []byte `json:"bitfield"`
+	// Digests are the digests the held pieces were verified against, in piece order: one per
+	// bit set in Bitfield.
+	Digests []digest.Digest `json:"digests"`
+	// Access and Origin are the task's access ("public", "private") and origin as the peer
+	// recorded them.
+	Access string `json:"access,omitempty"`
+	Origin string `json:"origin,omitempty"`
+}
+
+// Held lists the indexes of the pieces set in the bitfield, in order.
+func (h *Holding) Held() []int {
+	var out []int
+	for k, b := range h.Bitfield {
+		for j := range 8 {
+			if b&(0x80>>j) != 0 {
+				out = append(out, 8*k+j)
+			}
+		}
+	}
+	return out
 }
 
 // TaskInfo is what a peer needs to download a task.
@@ -70,7 +106,9 @@ type TaskInfo struct {
 	Digest        digest.Digest   `json:"digest,omitempty"`
 	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
 	DigestsFrom   int             `json:"digestsFrom"`
-	SeedDone      bool            `json:"seedDone"` // the seed holds every piece: Digests is complete
+	// SeedDone says that every piece digest is known (Digests is complete): the seed holds
+	// every piece, or, after a takeover, holds what no live peer holds.
+	SeedDone bool `json:"seedDone"`
 	// Access is "public" when the seed fetched the content without credentials, "private"
 	// when its request carried some (an Authorization, Proxy-Authorization or Cookie header, a
 	// signed query); empty (a supernode that does not say) must be read as private with no
@@ -237,9 +275,14 @@ func LoadCA(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Register joins a task; it waits until the seed knows the content length.
+// Register joins a task; it waits until the seed knows the content length. A task beyond what
+// supernodes take (MaxURL, MaxHeaderBytes) makes them unavailable to it: the peer fetches it
+// from the origin.
 func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
 	var out RegisterResponse
+	if err := req.Task.tooLarge(); err != nil {
+		return out, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	return out, c.post(ctx, PathRegister, req, &out)
 }
 
@@ -308,6 +351,10 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 			return fmt.Errorf("%w: supernode: %d: %s", ErrUnavailable, resp.StatusCode, body.Message)
 		case body.Code == apierr.CodeUnauthorized:
 			return fmt.Errorf("%w: %s refused this peer: %s", ErrUnavailable, c.Base, body.Message)
+		case body.Code == apierr.CodeLocal:
+			// The supernode cannot serve the task itself (its disk is full, the content is
+			// beyond its spool cap): the next supernode or the origin can.
+			return fmt.Errorf("%w: %s cannot serve it: %s", ErrUnavailable, c.Base, body.Message)
 		}
 		return &StatusError{Status: resp.StatusCode, Err: body}
 	}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -49,6 +51,9 @@ type Origin struct {
 	// Filter names the query parameters blanked in errors (taskid.Redact); nil means
 	// taskid.DefaultFilter.
 	Filter []string
+	// Skip, when set, names missing pieces Fill must not fetch (the supernode's seed skips what
+	// live peers hold); it is asked again before each piece, so its answer may change.
+	Skip func(piece int) bool
 }
 
 // shown is the URL as errors name it.
@@ -120,28 +125,91 @@ func Length(resp *http.Response) (int64, error) {
 
 // LengthOrSpool returns the content length of a 200 or 206 response. An origin that does not
 // say (chunked encoding) is read to the end into an unlinked temporary file in dir, which then
-// replaces resp.Body: pieces need the length before the first one is cut.
+// replaces resp.Body: pieces need the length before the first one is cut. Nothing bounds the
+// spool; a Spool does.
 func LengthOrSpool(resp *http.Response, dir string) (int64, error) {
+	return (&Spool{Dir: dir}).LengthOrSpool(resp)
+}
+
+// ErrSpoolFull is a response without Content-Length that would take the spool past its cap.
+var ErrSpoolFull = errors.New("spool cap reached")
+
+// Spool bounds the disk that responses without a Content-Length take while they are spooled:
+// Max bytes over every response spooled at once, each holding its share until its body is
+// closed. It is safe for concurrent use.
+type Spool struct {
+	Dir  string
+	Max  int64 // 0 = no cap
+	used atomic.Int64
+}
+
+// Used is the number of bytes spooled now.
+func (s *Spool) Used() int64 { return s.used.Load() }
+
+// LengthOrSpool is the package's LengthOrSpool within the spool's cap: a response that would
+// pass it is refused with ErrSpoolFull, having read no more than what was left.
+func (s *Spool) LengthOrSpool(resp *http.Response) (int64, error) {
 	n, err := Length(resp)
 	if !errors.Is(err, ErrNoLength) || resp.StatusCode != http.StatusOK {
 		return n, err
 	}
-	f, err := os.CreateTemp(dir, ".spool-*")
+	f, err := os.CreateTemp(s.Dir, ".spool-*")
 	if err != nil {
 		return 0, err
 	}
 	os.Remove(f.Name()) // the open file lives on; nothing is left behind on a crash
-	n, err = io.Copy(f, resp.Body)
+	body := &spooled{File: f, spool: s}
+	var src io.Reader = resp.Body
+	if s.Max > 0 {
+		src = &budgetReader{r: resp.Body, s: s, held: &body.held}
+	}
+	n, err = io.Copy(f, src)
 	resp.Body.Close()
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		f.Close()
+		body.Close()
+		if errors.Is(err, ErrSpoolFull) {
+			return 0, fmt.Errorf("%w: the origin sent no Content-Length and its response does not fit the spool: cap %d bytes, %d of them taken by other responses",
+				ErrSpoolFull, s.Max, s.Used())
+		}
 		return 0, fmt.Errorf("spool a response without Content-Length: %w", err)
 	}
-	resp.Body = f
+	resp.Body = body
 	return n, nil
+}
+
+// budgetReader takes every byte it reads from the spool's budget.
+type budgetReader struct {
+	r    io.Reader
+	s    *Spool
+	held *int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		if b.s.used.Add(int64(n)) > b.s.Max {
+			b.s.used.Add(-int64(n))
+			return 0, ErrSpoolFull
+		}
+		*b.held += int64(n)
+	}
+	return n, err
+}
+
+// spooled is a spool file as a response body; closing it gives its bytes back to the spool.
+type spooled struct {
+	*os.File
+	spool *Spool
+	held  int64
+	once  sync.Once
+}
+
+func (f *spooled) Close() error {
+	f.once.Do(func() { f.spool.used.Add(-f.held) })
+	return f.File.Close()
 }
 
 // Fill writes every missing piece of task from the origin, in order, calling onPiece after each
@@ -164,8 +232,9 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 		retries = 5
 	}
 	failures := 0
+	skip := func(i int) bool { return task.Has(i) || o.Skip != nil && o.Skip(i) }
 	for i := 0; i < meta.PieceCount(); {
-		if task.Has(i) {
+		if skip(i) {
 			i++
 			continue
 		}
@@ -177,7 +246,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 			body = nil
 		}
 		if body == nil {
-			end := runEnd(task, i, meta)
+			end := runEnd(i, meta, skip)
 			resp, err := o.Get(ctx, off, end)
 			if err != nil {
 				var se *StatusError
@@ -236,10 +305,10 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 	return nil
 }
 
-// runEnd is the last byte of the run of missing pieces that starts at piece i.
-func runEnd(task *piece.Task, i int, meta piece.Meta) int64 {
+// runEnd is the last byte of the run of pieces to fetch that starts at piece i.
+func runEnd(i int, meta piece.Meta, skip func(int) bool) int64 {
 	j := i
-	for j+1 < meta.PieceCount() && !task.Has(j+1) {
+	for j+1 < meta.PieceCount() && !skip(j+1) {
 		j++
 	}
 	off, n := piece.Bounds(j, meta.ContentLength, meta.PieceSize)

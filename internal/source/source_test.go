@@ -1,13 +1,22 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 // TestErrorsRedactSignatures: whatever goes wrong, an error never shows a signed query's
@@ -45,5 +54,73 @@ func TestErrorsRedactSignatures(t *testing.T) {
 		if strings.Contains(u, "forbidden") && (!errors.As(err, &se) || se.Status != http.StatusForbidden) {
 			t.Errorf("%s: %v, want a 403 StatusError", u, err)
 		}
+	}
+}
+
+// Fill fetches only the pieces Skip does not name, with one Range request per run of them.
+func TestFillSkips(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 6<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	task, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: int64(len(data)), PieceSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := map[int]bool{0: true, 2: true, 3: true}
+	o := Origin{Client: srv.Client(), URL: srv.URL, Skip: func(i int) bool { return skipped[i] }}
+	if err := o.Fill(context.Background(), task, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range task.PieceCount() {
+		if task.Has(i) == skipped[i] {
+			t.Errorf("piece %d: present %v, skipped %v", i, task.Has(i), skipped[i])
+		}
+	}
+	want := []string{"bytes=1048576-2097151", "bytes=4194304-6291455"}
+	if !slices.Equal(ranges, want) {
+		t.Errorf("requests %q, want %q", ranges, want)
+	}
+}
+
+// A spool refuses a response without Content-Length beyond its cap, over every response it
+// holds at once, and gives the space back when a spooled body is closed.
+func TestSpoolCap(t *testing.T) {
+	t.Parallel()
+	chunked := func(n int) *http.Response {
+		return &http.Response{StatusCode: http.StatusOK, ContentLength: -1, Body: io.NopCloser(bytes.NewReader(make([]byte, n)))}
+	}
+	s := &Spool{Dir: t.TempDir(), Max: 100}
+	first := chunked(60)
+	if n, err := s.LengthOrSpool(first); err != nil || n != 60 {
+		t.Fatalf("60 bytes under a cap of 100: %d, %v", n, err)
+	}
+	if _, err := s.LengthOrSpool(chunked(60)); !errors.Is(err, ErrSpoolFull) || !strings.Contains(err.Error(), "100 bytes") {
+		t.Fatalf("60 more bytes while 60 are held: %v, want ErrSpoolFull naming the cap", err)
+	}
+	if s.Used() != 60 {
+		t.Fatalf("a refused response still holds %d bytes of the spool", s.Used()-60)
+	}
+	first.Body.Close()
+	if s.Used() != 0 {
+		t.Fatalf("%d bytes held after the spooled body was closed", s.Used())
+	}
+	if n, err := s.LengthOrSpool(chunked(100)); err != nil || n != 100 {
+		t.Fatalf("100 bytes once the spool is free: %d, %v", n, err)
 	}
 }

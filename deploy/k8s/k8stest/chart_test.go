@@ -66,14 +66,21 @@ func (e *chartEnv) chartValues() map[string]any {
 	repo, tag := e.pouchImage[:i], e.pouchImage[i+1:]
 	return map[string]any{
 		"image": map[string]any{"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"},
-		"dfdaemon": map[string]any{
-			"containerdHostsDir": e.n.HostsDir,
-			"registryInsecure":   []any{e.origin.Host},
-		},
+		// The node has no cluster DNS and the origin listens on its loopback: the supernode
+		// runs in the node's network, and the dfdaemon is given its address. Its volume is a
+		// hostPath, which ignores fsGroup: the supernode runs as root to write it.
 		"supernode": map[string]any{
-			"persistence": map[string]any{"size": "1Gi"},
+			"hostNetwork":        true,
+			"podSecurityContext": map[string]any{"runAsNonRoot": false, "runAsUser": 0, "runAsGroup": 0},
+			"persistence":        map[string]any{"size": "1Gi"},
+			"config":             map[string]any{"allow-networks": "127.0.0.0/8"},
 		},
-		"adminToken": e.adminToken,
+		"dfdaemon": map[string]any{
+			"supernodes": []any{"http://127.0.0.1:8002"},
+			"mirror":     map[string]any{"hostsDir": e.n.HostsDir},
+			"config":     map[string]any{"registry-insecure": []any{e.origin.Host}, "allow-networks": "127.0.0.0/8"},
+		},
+		"secrets": map[string]any{"adminToken": e.adminToken},
 	}
 }
 
@@ -81,7 +88,7 @@ func (e *chartEnv) chartValues() map[string]any {
 // so the upgrade rolls the DaemonSet.
 func (e *chartEnv) upgradedValues() map[string]any {
 	v := e.chartValues()
-	v["dfdaemon"].(map[string]any)["logLevel"] = "debug"
+	v["dfdaemon"].(map[string]any)["config"].(map[string]any)["log-level"] = "debug"
 	return v
 }
 
@@ -175,7 +182,9 @@ func (e *chartEnv) testWorkloadThroughMirror(ctx context.Context, t *testing.T) 
 	if out, err := e.n.ContainerLog(pod, "main"); err != nil || out != image.BusyboxOutput {
 		t.Fatalf("pod printed %q (%v), want %q", out, err, image.BusyboxOutput)
 	}
-	for _, l := range img.Layers {
+	// Layer 0 is busybox, already on the node from the earlier pod's image: containerd does
+	// not fetch it again. The random layer is new.
+	for _, l := range img.Layers[1:] {
 		if got := e.origin.BlobBytes(l.Digest); got != int64(len(l.Data)) {
 			t.Errorf("the origin served %d bytes of layer %s, want %d: once, to the seed", got, l.Digest, len(l.Data))
 		}
@@ -251,10 +260,26 @@ func supernodeURL(ctx context.Context, t *testing.T, n *node.Node) string {
 			continue
 		}
 		pods, err := n.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.Spec.Selector})})
-		if err != nil || len(pods.Items) == 0 || pods.Items[0].Status.PodIP == "" {
+		if err != nil || len(pods.Items) == 0 {
 			t.Fatalf("no supernode pod behind Service %s: %v", s.Name, err)
 		}
-		return fmt.Sprintf("http://%s:%d", pods.Items[0].Status.PodIP, s.Spec.Ports[0].TargetPort.IntValue())
+		pod, target := pods.Items[0], s.Spec.Ports[0].TargetPort
+		ip := pod.Status.PodIP
+		if ip == "" && pod.Spec.HostNetwork {
+			ip = "127.0.0.1" // the node's network, and this node's IP is loopback (it has no pod IP)
+		}
+		port := target.IntValue()
+		for _, c := range pod.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.Name == target.StrVal {
+					port = int(p.ContainerPort) // a named target port
+				}
+			}
+		}
+		if ip == "" || port == 0 {
+			t.Fatalf("supernode pod %s behind Service %s: no address (%q) or port (%s)", pod.Name, s.Name, ip, target.String())
+		}
+		return fmt.Sprintf("http://%s:%d", ip, port)
 	}
 	t.Fatalf("no supernode Service in %s", namespace)
 	return ""

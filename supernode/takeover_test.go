@@ -1,0 +1,196 @@
+package supernode
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// rangeOrigin serves data and records every Range asked and the bytes sent.
+type rangeOrigin struct {
+	*httptest.Server
+	sent   atomic.Int64
+	mu     sync.Mutex
+	ranges []string
+}
+
+func newRangeOrigin(t *testing.T, data []byte) *rangeOrigin {
+	o := &rangeOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.ranges = append(o.ranges, r.Header.Get("Range"))
+		o.mu.Unlock()
+		http.ServeContent(countingResponse{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+type countingResponse struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingResponse) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// holding is what a peer holding pieces of data announces.
+func holding(data []byte, held ...int) *snapi.Holding {
+	n := piece.Count(int64(len(data)), 1<<20)
+	bf := piece.NewBitfield(n)
+	h := &snapi.Holding{ContentLength: int64(len(data)), PieceSize: 1 << 20, Access: "public"}
+	for _, i := range held {
+		bf.Set(i)
+	}
+	for i := range n {
+		if bf.Has(i) {
+			off, size := piece.Bounds(i, int64(len(data)), 1<<20)
+			h.Digests = append(h.Digests, digest.FromBytes(data[off:off+size]))
+		}
+	}
+	h.Bitfield = bf.Bytes()
+	return h
+}
+
+func (s *Supernode) seedHas(id digest.Digest) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	if t := s.tasks[id]; t != nil && t.ptask != nil {
+		for i := range t.ptask.PieceCount() {
+			if t.ptask.Has(i) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+// A supernode taking a task over from announcing peers fetches from the origin only the pieces
+// no live peer holds, with Range requests, publishes every digest, and fetches what a peer held
+// once that peer leaves.
+func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i / 4093)
+	}
+	o := newRangeOrigin(t, data)
+	s := start(t, Config{Allow: loopback, TakeoverGrace: 300 * time.Millisecond})
+	ps := newPeers(t, s.URL())
+	id := digest.FromBytes(data)
+	task := snapi.TaskRequest{URL: o.URL + "/blob", Digest: id}
+	ctx := context.Background()
+	for name, held := range map[string][]int{"a": {0, 1, 2, 3}, "b": {2, 3, 4}} {
+		if _, err := ps.client(name).Register(ctx, snapi.RegisterRequest{Task: task, Peer: ps.info(name), Have: len(held), Holding: holding(data, held...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the seed fetches pieces 5-7", func() bool { return slices.Equal(s.seedHas(id), []int{5, 6, 7}) })
+	resp, err := ps.client("a").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("a").ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Task.SeedDone || len(resp.Task.Digests) != 8 {
+		t.Fatalf("after the takeover the peers learn %d digests (seedDone %v), want all 8", len(resp.Task.Digests), resp.Task.SeedDone)
+	}
+	for i, d := range resp.Task.Digests {
+		off, n := piece.Bounds(i, int64(len(data)), 1<<20)
+		if d != digest.FromBytes(data[off:off+n]) {
+			t.Fatalf("published digest of piece %d is wrong", i)
+		}
+	}
+	if sent := o.sent.Load(); sent != 3<<20+1 {
+		t.Errorf("origin sent %d bytes, want the 3 pieces no peer held and a 1-byte probe (%d)", sent, 3<<20+1)
+	}
+	o.mu.Lock()
+	if want := []string{"bytes=0-0", "bytes=5242880-8388607"}; !slices.Equal(o.ranges, want) {
+		t.Errorf("origin requests %q, want %q", o.ranges, want)
+	}
+	o.mu.Unlock()
+
+	// a leaves: pieces 0 and 1 are held by nobody now; b still holds 2-4.
+	if err := ps.client("a").Leave(ctx, snapi.LeaveRequest{Task: id, Peer: ps.info("a").ID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seed fetches what a held alone", func() bool { return slices.Equal(s.seedHas(id), []int{0, 1, 5, 6, 7}) })
+	// b completes: nobody downloads any more, and the seed parks without fetching 2-4.
+	if _, err := ps.client("b").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("b").ID, Have: 8, Complete: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seed parks", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.tasks[id].running
+	})
+	if sent := o.sent.Load(); sent != 5<<20+1 {
+		t.Errorf("origin sent %d bytes in all, want %d", sent, 5<<20+1)
+	}
+}
+
+// A task without a content digest adopts no digest from peers: nothing would check them, so its
+// seed fetches every piece itself, as before.
+func TestTakeoverOfAURLTaskFetchesEverything(t *testing.T) {
+	data := bytes.Repeat([]byte("url task"), 3<<17) // 3 MiB
+	o := newRangeOrigin(t, data)
+	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
+	ps := newPeers(t, s.URL())
+	resp, err := ps.client("a").Register(context.Background(), snapi.RegisterRequest{
+		Task: snapi.TaskRequest{URL: o.URL + "/file"}, Peer: ps.info("a"), Have: 3, Holding: holding(data, 0, 1, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seed holds everything", func() bool { return len(s.seedHas(resp.Task.ID)) == 3 })
+}
+
+// The seed's own hash wins over a digest a lone peer announced: the peers learn the origin's.
+func TestTakeoverSeedHashWins(t *testing.T) {
+	data := bytes.Repeat([]byte("honest"), 1<<19) // 3 MiB
+	o := newRangeOrigin(t, data)
+	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
+	ps := newPeers(t, s.URL())
+	id := digest.FromBytes(data)
+	lie := holding(data, 2)
+	lie.Digests[0] = digest.FromString("not piece 2")
+	ctx := context.Background()
+	if _, err := ps.client("liar").Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: o.URL + "/b", Digest: id}, Peer: ps.info("liar"), Have: 1, Holding: lie}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seed fetches what nobody holds", func() bool { return slices.Equal(s.seedHas(id), []int{0, 1}) })
+	if err := ps.client("liar").Leave(ctx, snapi.LeaveRequest{Task: id, Peer: ps.info("liar").ID}); err != nil {
+		t.Fatal(err)
+	}
+	// a registers as a new downloader: the seed keeps going until it holds everything.
+	resp, err := ps.client("a").Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: o.URL + "/b", Digest: id}, Peer: ps.info("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := digest.FromBytes(data[2<<20:])
+	// The piece is stored before its digest is published: wait for both.
+	waitFor(t, "the seed fetches piece 2 and publishes its hash", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		tk := s.tasks[id]
+		return tk.ptask.Has(2) && len(tk.digests) == 3 && tk.digests[2] == want
+	})
+	sr, err := ps.client("a").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("a").ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sr.Task.Digests[2]; got != want || resp.Task.ID != id {
+		t.Errorf("piece 2 is published as %s, want the origin's %s", got, want)
+	}
+}
