@@ -21,13 +21,13 @@ K8S_CACHE ?= /var/cache/pouch-k8s
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(filter $(notdir $(wildcard cmd/*)),$(CMDS)))
 
-test: ## vet, unit tests with the race detector, then end-to-end tests with real processes (artifacts such as the status page's screenshot in out/test); then deploy/'s
+test: ## vet, unit tests with the race detector, then end-to-end tests with real processes (the short fault tests among them; artifacts such as the status page's screenshot in out/test); then deploy/'s
 	$(GO) vet ./...
 	$(GO) test -race -short -count=1 ./...
 	@mkdir -p out/test
@@ -41,8 +41,8 @@ image-push: ## make image, then push it as IMAGE_REPO:VERSION (IMAGE_INSECURE=1:
 	@test -n "$(IMAGE_REPO)" || { echo "set IMAGE_REPO=host:port/pouch"; exit 1; }
 	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS) --push $(IMAGE_REPO) $(if $(IMAGE_INSECURE),--insecure)
 
-test-faults: ## the long fault tests with real processes (kills, restarts): every TestFault* in e2e, build tag faults
-	$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 40m ./e2e/
+test-faults: ## the long fault tests with real processes (bursts of 20 with peers killed, supernode kills and restarts): every TestFault* in e2e, build tag faults
+	$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 60m ./e2e/
 
 test-k8s: image ## a real single-node Kubernetes on loopback (root; its binaries built once, cached outside the repo)
 	cd deploy/k8s/k8stest && $(GO) vet ./...
@@ -60,6 +60,7 @@ bench: build ## a quick dfbench run (N = 8, 64 MiB) and the Go benchmarks of the
 lint: ## gofmt and go vet (both modules)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags faults ./e2e/
 	cd deploy && $(GO) vet ./...
 
 clean: ## remove build and bench output

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 )
 
 // needNetns skips a test that builds a --netns network where it cannot.
@@ -228,11 +230,16 @@ func TestDfbenchRunNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	deadline := time.Now().Add(30 * time.Second)
-	for len(leftovers(t, pid)) < 5 && time.Now().Before(deadline) { // bridge, 2 veths, 2 namespaces
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
+	// Interrupt once a process runs in each node's namespace: the daemons are up and pulling.
+	wait.Until(t, 30*time.Second, "a process in each node's namespace", func() bool {
+		running := 0
+		for _, name := range leftovers(t, pid) { // bridge, 2 veths, 2 namespaces
+			if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+				running++
+			}
+		}
+		return running == 2
+	})
 	cmd.Process.Signal(syscall.SIGINT)
 	err = cmd.Wait()
 	t.Logf("interrupted dfbench run --netns (%v):\n%s", err, log.String())

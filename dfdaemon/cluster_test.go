@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -29,8 +30,23 @@ func runSupernode(ctx context.Context, tb testing.TB, cfg supernode.Config) *sup
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go sn.Run(ctx)
+	serve(ctx, tb, sn.Run)
 	return sn
+}
+
+// serve runs a daemon's Run until ctx ends or the test does, and waits for it to return before
+// the test is over: what it started must not outlive the test (see leak_test.go).
+func serve(ctx context.Context, tb testing.TB, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
 
 // runDaemon starts a dfdaemon on loopback that serves until ctx ends.
@@ -44,7 +60,7 @@ func runDaemon(ctx context.Context, tb testing.TB, cfg dfdaemon.Config) *dfdaemo
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go d.Run(ctx)
+	serve(ctx, tb, d.Run)
 	return d
 }
 
@@ -117,9 +133,7 @@ func TestRestartResumesFromDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for x.BytesFromPeers() < 6<<20 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(t, time.Minute, "6 MiB from peers", func() bool { return x.BytesFromPeers() >= 6<<20 })
 	x.Close()
 	stop1()
 	<-done1

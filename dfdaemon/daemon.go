@@ -272,11 +272,13 @@ func (d *Daemon) forget(dl *download) bool {
 // dropUnknownAccess deletes the tasks stored before access was recorded. Nothing says who may
 // read them: the first requester's URL, the only one they kept, was never checked against an
 // origin, so no origin can be trusted to authorize readers; served to nobody, they would only
-// take space. The cluster still has them: they come back over P2P, with their access.
+// take space. The cluster still has them: they come back over P2P, with their access. Tasks
+// whose index was rebuilt are kept: their pieces are verified, and the supernode gives their
+// access back at the next download (piece.Meta.Rebuilt).
 func (d *Daemon) dropUnknownAccess() {
 	n := 0
 	for _, info := range d.store.List() {
-		if info.Meta.Access != "" {
+		if info.Meta.Access != "" || info.Meta.Rebuilt {
 			continue
 		}
 		if err := d.store.Delete(info.Meta.ID); err != nil {
@@ -332,16 +334,11 @@ func (d *Daemon) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			sizes := map[digest.Digest]int64{}
-			for _, info := range d.store.List() {
-				sizes[info.Meta.ID] = info.Meta.ContentLength
-			}
-			evicted, err := d.store.GC(now, p, func(id digest.Digest) bool {
+			evicted, err := d.metrics.store.GC(now, p, func(id digest.Digest) bool {
 				d.mu.Lock()
 				defer d.mu.Unlock()
 				return d.inUse[id] > 0
 			})
-			d.metrics.gcEvicted(evicted, sizes, err)
 			if err != nil {
 				d.log.Warn("gc failed", zap.Error(err))
 			}

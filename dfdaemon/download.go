@@ -73,6 +73,7 @@ type download struct {
 	syncFailing  bool
 	failures     []snapi.Failure
 	transfers    []snapi.Transfer
+	local        error // this daemon's store failed (disk full): the download stops, nobody else is to blame
 	lastProgress time.Time
 	rng          *rand.Rand
 	homes        []*snapi.Client // the supernodes for this task, in rendezvous order
@@ -211,7 +212,12 @@ func (dl *download) run(ctx context.Context) {
 		dl.leave()
 	} else if err != nil {
 		err = classify(err)
-		dl.log.Warn("download failed", zap.Error(err))
+		if errors.Is(err, ErrDiskFull) {
+			dl.log.Error("disk full: download stopped, nobody else blamed; the daemon keeps serving what it holds",
+				zap.String("dataDir", dl.d.cfg.DataDir), zap.Error(err))
+		} else {
+			dl.log.Warn("download failed", zap.Error(err))
+		}
 	} else {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 		dl.d.provide(dl.key)
@@ -247,11 +253,14 @@ func (dl *download) verify() error {
 }
 
 func (dl *download) fetch(ctx context.Context) error {
-	if t, err := dl.d.store.Task(dl.key); err == nil && t.Complete() {
-		t.Touch()
-		dl.setMeta(t.Meta())
-		dl.setTask(t)
-		return nil
+	held, err := dl.d.store.Task(dl.key)
+	if err != nil || !held.Complete() {
+		held = nil
+	}
+	// A complete task is served as it is, unless its index was rebuilt: the supernode then
+	// says who may read it (see piece.Meta.Rebuilt), which the registration below learns.
+	if held != nil && (!held.Meta().Rebuilt || len(dl.homes) == 0) {
+		return dl.serveHeld(held)
 	}
 	if len(dl.homes) == 0 {
 		return dl.withoutSupernode(ctx, nil)
@@ -259,6 +268,10 @@ func (dl *download) fetch(ctx context.Context) error {
 	reg, err := dl.register(ctx)
 	if err != nil {
 		if errors.Is(err, snapi.ErrUnavailable) || ctx.Err() == nil && !isAnswer(err) {
+			if held != nil {
+				dl.log.Warn("no supernode answers: the held copy keeps its unknown access", zap.Error(err))
+				return dl.serveHeld(held)
+			}
 			return dl.withoutSupernode(ctx, err)
 		}
 		return err
@@ -278,6 +291,14 @@ func (dl *download) fetch(ctx context.Context) error {
 		return dl.backToSource(ctx, t)
 	}
 	return dl.p2p(ctx, reg.Schedule)
+}
+
+// serveHeld serves a task the store holds complete.
+func (dl *download) serveHeld(t *piece.Task) error {
+	t.Touch()
+	dl.setMeta(t.Meta())
+	dl.setTask(t)
+	return nil
 }
 
 func isAnswer(err error) bool {
@@ -325,13 +346,15 @@ func (dl *download) leave() {
 
 // metaFor is the local task's metadata for info: the access the supernode recorded, or, for a
 // task fetched from the origin by this daemon, its own (info then says so); but the access of a
-// local task that already holds pieces, or knows its access, is kept (piece.Store.Create).
+// local task that already holds pieces, or knows its access, is kept (piece.Store.Create),
+// unless its index was rebuilt (piece.Meta.Rebuilt: the access was lost, and info's is the one
+// of the very bytes it holds).
 func (dl *download) metaFor(info snapi.TaskInfo) piece.Meta {
 	meta := piece.Meta{ID: info.ID, URL: dl.shown(), ContentLength: info.ContentLength, PieceSize: info.PieceSize, Digest: dl.request().Digest,
 		Access: piece.Access(info.Access), Origin: info.Origin}
 	if t, err := dl.d.store.Task(info.ID); err == nil {
 		local := t.Meta()
-		if local.ContentLength == meta.ContentLength && local.PieceSize == meta.PieceSize && (local.Access != "" || t.Bitfield().Count() > 0) {
+		if local.ContentLength == meta.ContentLength && local.PieceSize == meta.PieceSize && !local.Rebuilt && (local.Access != "" || t.Bitfield().Count() > 0) {
 			meta.Access, meta.Origin = local.Access, local.Origin
 		}
 	}
@@ -368,8 +391,11 @@ func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
 // applyTask records piece digests from the supernode.
 func (dl *download) applyTask(info snapi.TaskInfo) {
 	for k, d := range info.Digests {
-		if err := dl.task.SetDigest(info.DigestsFrom+k, d); err != nil {
+		switch err := dl.task.SetDigest(info.DigestsFrom+k, d); {
+		case errors.Is(err, piece.ErrDigestMismatch):
 			dl.log.Warn("supernode digest conflicts with the local one", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
+		case err != nil:
+			dl.log.Warn("cannot record a piece digest", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
 		}
 	}
 	dl.mu.Lock()
@@ -464,8 +490,13 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		dl.mu.Lock()
 		dl.pump(time.Now())
 		why := dl.stuck(time.Now())
-		failed := dl.schedule.Error
+		failed, local := dl.schedule.Error, dl.local
 		dl.mu.Unlock()
+		if local != nil {
+			// Neither the origin nor another parent would help: the disk is ours.
+			stop()
+			return local
+		}
 		if failed != nil {
 			stop()
 			return &snapi.StatusError{Status: http.StatusBadGateway, Err: *failed}
@@ -767,6 +798,16 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				}
 				dl.d.metrics.piece(from, ev.Size, time.Since(requested))
 				dl.poke()
+			case errors.Is(err, piece.ErrIO), errors.Is(err, piece.ErrNotFound), errors.Is(err, piece.ErrClosed):
+				// This daemon's own store failed (disk full): the parent sent good bytes and is
+				// not reported.
+				dl.mu.Lock()
+				if dl.local == nil {
+					dl.local = err
+				}
+				dl.mu.Unlock()
+				dl.poke()
+				return
 			case errors.Is(err, piece.ErrDigestMismatch):
 				dl.log.Warn("parent sent a corrupt piece: blocking it", zap.Stringer("parent", id), zap.Int("piece", ev.Index))
 				dl.d.metrics.corrupt.Inc()

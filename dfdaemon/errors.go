@@ -3,6 +3,7 @@ package dfdaemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -29,8 +30,11 @@ var (
 	// caller fetches what the request names directly.
 	ErrNotShared = errors.New("private content of another origin")
 	// ErrLocal is this daemon's own storage failing (disk full, I/O error, the piece store):
-	// retrying elsewhere will not help, and the origin is not to blame.
+	// retrying elsewhere will not help, and neither the origin nor the parents are to blame.
 	ErrLocal = errors.New("local failure")
+	// ErrDiskFull is the ErrLocal of a full disk (ENOSPC, or a disk quota: EDQUOT): the
+	// operator frees space or moves the data dir; errors.Is(err, ErrLocal) holds too.
+	ErrDiskFull = fmt.Errorf("disk full: %w", ErrLocal)
 	// ErrInternal is any other failure.
 	ErrInternal = errors.New("internal error")
 )
@@ -85,6 +89,9 @@ func APIError(err error) (int, apierr.Error) {
 	case errors.Is(err, ErrOriginUnreachable):
 		body.Code = apierr.CodeOriginUnreachable
 		return http.StatusBadGateway, body
+	case errors.Is(err, ErrDiskFull):
+		body.Code = apierr.CodeDiskFull
+		return http.StatusInsufficientStorage, body
 	case errors.Is(err, ErrLocal):
 		body.Code = apierr.CodeLocal
 		return http.StatusInternalServerError, body
@@ -138,6 +145,9 @@ func classifyOr(err, otherwise error) error {
 		}
 		return &Error{Kind: kind, OriginStatus: sn.Err.OriginStatus, Msg: sn.Err.Message, Err: err}
 	}
+	if isDiskFull(err) {
+		return &Error{Kind: ErrDiskFull, Msg: "disk full: " + err.Error(), Err: err}
+	}
 	if isLocal(err) {
 		return &Error{Kind: ErrLocal, Msg: "local failure: " + err.Error(), Err: err}
 	}
@@ -155,7 +165,7 @@ func isLocal(err error) bool {
 	if errors.As(err, &pe) || errors.As(err, &le) {
 		return true
 	}
-	for _, s := range []error{piece.ErrClosed, piece.ErrNotFound, piece.ErrBadMeta, piece.ErrMetaConflict, piece.ErrOutOfRange, piece.ErrBadBitfield} {
+	for _, s := range []error{piece.ErrIO, piece.ErrClosed, piece.ErrNotFound, piece.ErrBadMeta, piece.ErrMetaConflict, piece.ErrOutOfRange, piece.ErrBadBitfield} {
 		if errors.Is(err, s) {
 			return true
 		}
@@ -164,6 +174,12 @@ func isLocal(err error) bool {
 	// wrapped in a network error, which belongs to the origin.
 	var errno syscall.Errno
 	return !isNetwork(err) && errors.As(err, &errno)
+}
+
+// isDiskFull says whether err is this daemon's disk (or its quota) being full. A full disk on
+// the other end of a connection comes as the origin's or a parent's error, never as an errno.
+func isDiskFull(err error) bool {
+	return !isNetwork(err) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
 }
 
 // isNetwork says whether err came from the network: a dial, a read or write on a connection, a

@@ -60,8 +60,10 @@ func TestClassify(t *testing.T) {
 		{"supernode: digest_mismatch", supernode(apierr.CodeDigestMismatch, 0), false, ErrDigestMismatch, apierr.CodeDigestMismatch, 502, nil},
 		{"supernode: not_found", supernode(apierr.CodeNotFound, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
 		{"supernode: internal", supernode(apierr.CodeInternal, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
-		{"disk full while filling from the origin", diskFull, true, ErrLocal, apierr.CodeLocal, 500, syscall.ENOSPC},
-		{"disk full anywhere", diskFull, false, ErrLocal, apierr.CodeLocal, 500, syscall.ENOSPC},
+		{"disk full while filling from the origin", diskFull, true, ErrDiskFull, apierr.CodeDiskFull, 507, syscall.ENOSPC},
+		{"disk full anywhere", diskFull, false, ErrDiskFull, apierr.CodeDiskFull, 507, ErrLocal},
+		{"disk quota exceeded", fmt.Errorf("%w: %w", piece.ErrIO, syscall.EDQUOT), false, ErrDiskFull, apierr.CodeDiskFull, 507, piece.ErrIO},
+		{"index write failed", fmt.Errorf("record in index: %w: %w", piece.ErrIO, errors.New("bbolt: tx closed")), false, ErrLocal, apierr.CodeLocal, 500, piece.ErrIO},
 		{"piece store closed", fmt.Errorf("task sha256:ab: %w", piece.ErrClosed), true, ErrLocal, apierr.CodeLocal, 500, piece.ErrClosed},
 		{"bare errno", fmt.Errorf("mmap: %w", syscall.ENOMEM), false, ErrLocal, apierr.CodeLocal, 500, syscall.ENOMEM},
 		{"unknown, from the origin", odd, true, ErrOriginUnreachable, apierr.CodeOriginUnreachable, 502, odd},
@@ -110,9 +112,12 @@ func TestClassifyKeepsCancellation(t *testing.T) {
 
 func TestLocalErrorNamesItself(t *testing.T) {
 	t.Parallel()
-	err := classify(&fs.PathError{Op: "write", Path: "/data/x", Err: syscall.ENOSPC})
-	_, body := APIError(err)
-	if want := "local failure: write /data/x: no space left on device"; body.Message != want {
-		t.Errorf("message %q, want %q", body.Message, want)
+	for err, want := range map[error]string{
+		&fs.PathError{Op: "write", Path: "/data/x", Err: syscall.ENOSPC}: "disk full: write /data/x: no space left on device",
+		&fs.PathError{Op: "write", Path: "/data/x", Err: syscall.EIO}:    "local failure: write /data/x: input/output error",
+	} {
+		if _, body := APIError(classify(err)); body.Message != want {
+			t.Errorf("message %q, want %q", body.Message, want)
+		}
 	}
 }

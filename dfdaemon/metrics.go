@@ -5,9 +5,10 @@ import (
 	"errors"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pouch-p2p/pouch/internal/storemetrics"
 )
 
 // Where verified piece bytes came from: the "from" label of the byte counter and the piece
@@ -45,9 +46,7 @@ type metrics struct {
 	// other-content).
 	authorization *prometheus.CounterVec
 	direct        *prometheus.CounterVec
-	gcRuns        *prometheus.CounterVec // result: ok, error
-	gcTasks       prometheus.Counter
-	gcBytes       prometheus.Counter
+	store         *storemetrics.Store    // disk use and garbage collection
 	heartbeats    *prometheus.CounterVec // result: ok, error
 }
 
@@ -75,12 +74,6 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Client requests checked by the gate, by result: public, allowed (the origin accepted the requester), denied (it refused), elsewhere (another origin: fetched directly), error (no usable answer: refused)."}, []string{"result"}),
 		direct: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_direct_fetches_total",
 			Help: "Requests for private content sent to their origin directly, by reason: other-origin, other-content."}, []string{"reason"}),
-		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_gc_runs_total",
-			Help: "Garbage collections of the piece store, by result (ok, error)."}, []string{"result"}),
-		gcTasks: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_gc_evicted_tasks_total",
-			Help: "Tasks evicted by garbage collection (TTL or disk quota)."}),
-		gcBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_gc_evicted_bytes_total",
-			Help: "Content bytes of the tasks evicted by garbage collection."}),
 		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_heartbeats_total",
 			Help: "Heartbeats sent to supernodes, by result (ok, error); the readiness check reads the latest ones."}, []string{"result"}),
 	}
@@ -100,11 +93,10 @@ func newMetrics(d *Daemon) *metrics {
 		m.direct.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "error"} {
-		m.gcRuns.WithLabelValues(r)
 		m.heartbeats.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.bytes, m.pieceSeconds, m.corrupt, m.backToSource, m.downloads, m.failed, m.finished, m.duration,
-		m.authorization, m.direct, m.gcRuns, m.gcTasks, m.gcBytes, m.heartbeats,
+		m.authorization, m.direct, m.heartbeats,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
 			Help: "Piece bytes uploaded to children. The upload rate is rate() of it."}, func() float64 { return float64(d.upload.Uploaded()) }),
@@ -114,13 +106,8 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Parents connected, over every download in progress."}, func() float64 { return float64(d.parentCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_children",
 			Help: "Children's streams this daemon uploads to now (one per child and task)."}, func() float64 { return float64(d.upload.Streams()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_store_bytes",
-			Help: "Content bytes the piece store holds (the sum of its tasks' lengths), which garbage collection keeps under the quota."}, func() float64 { return float64(d.store.Usage()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_store_tasks",
-			Help: "Tasks in the piece store, complete or not."}, func() float64 { return float64(len(d.store.List())) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_store_quota_bytes",
-			Help: "The disk quota (--gc-high): garbage collection evicts above it; 0 = none."}, func() float64 { return float64(d.cfg.GC.High) }),
 	)
+	m.store = storemetrics.New(m.reg, "dfdaemon", d.store, d.cfg.GC.High)
 	return m
 }
 
@@ -180,17 +167,4 @@ func (d *Daemon) parentCount() int {
 		dl.mu.Unlock()
 	}
 	return n
-}
-
-// gcEvicted counts one garbage collection: its evicted tasks, whose sizes are in sizes.
-func (m *metrics) gcEvicted(evicted []digest.Digest, sizes map[digest.Digest]int64, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	m.gcRuns.WithLabelValues(result).Inc()
-	m.gcTasks.Add(float64(len(evicted)))
-	for _, id := range evicted {
-		m.gcBytes.Add(float64(sizes[id]))
-	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/origin"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/supernode"
 )
@@ -37,15 +38,10 @@ func scrapeURL(t *testing.T, ctx context.Context, url string) scrape.Families {
 	return f
 }
 
-// until polls cond until it holds, failing the test after a generous deadline.
+// until waits for cond, failing the test after a generous deadline.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(t, 30*time.Second, what, cond)
 }
 
 // checkDownloadMetrics checks what the daemons of TestTwoPeersTrade count once each fetched

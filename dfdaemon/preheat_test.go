@@ -8,6 +8,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/supernode"
@@ -37,31 +38,25 @@ func TestPreheatAllPeers(t *testing.T) {
 		ds = append(ds, runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), Heartbeat: 100 * time.Millisecond}))
 	}
 	// Every daemon is known once it has sent its first heartbeat.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	wait.Until(t, 5*time.Second, "the daemons to make themselves known to the supernode", func() bool {
 		m, err := scrape.Get(ctx, sn.URL()+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Sum("pouch_supernode_peers", nil) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the daemons did not make themselves known to the supernode")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return m.Sum("pouch_supernode_peers", nil) == 3
+	})
 
 	cl := snapi.NewAdminClient(sn.URL(), "")
 	job, err := cl.CreatePreheat(ctx, snapi.PreheatRequest{URL: reg.Host + "/team/app:latest", Scope: snapi.ScopeAllPeers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for !job.State.Final() {
-		time.Sleep(50 * time.Millisecond)
+	wait.Until(t, time.Minute, "the preheat job to end", func() bool {
 		if job, err = cl.Preheat(ctx, job.ID); err != nil {
 			t.Fatal(err)
 		}
-	}
+		return job.State.Final()
+	})
 	if job.State != snapi.StateSuccess {
 		t.Fatalf("job %s %q, want SUCCESS", job.State, job.Error)
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -37,12 +38,13 @@ import (
 // Exit codes, so scripts can tell failures apart.
 const (
 	ExitOK             = 0
-	ExitFailure        = 1 // anything else, e.g. the output cannot be written, or the dfdaemon's disk failed
+	ExitFailure        = 1 // anything else, e.g. the output cannot be written, or the dfdaemon's store failed
 	ExitUsage          = 2 // bad flags, URL or digest
 	ExitNotFound       = 3 // the origin has no such file (404, 410)
 	ExitOrigin         = 4 // the origin is unreachable, refused, or not allowed
 	ExitDigestMismatch = 5 // the content does not match --digest
 	ExitTimeout        = 6 // --timeout passed
+	ExitDiskFull       = 7 // a disk is full: the dfdaemon's data dir, or where the output is written
 )
 
 // Error is a failure with its exit code.
@@ -146,6 +148,9 @@ func run(ctx context.Context, opts Options, u *url.URL) error {
 		if errors.As(err, &ae) {
 			return classifyAPI(*ae)
 		}
+		if diskFull(err) {
+			return fail(ExitDiskFull, "disk full: cannot write %s after %d bytes: %w", opts.Output, n, err)
+		}
 		return fail(ExitFailure, "download interrupted after %d bytes: %w", n, err)
 	}
 	if size >= 0 && n != size {
@@ -157,9 +162,17 @@ func run(ctx context.Context, opts Options, u *url.URL) error {
 		}
 	}
 	if err := out.commit(); err != nil {
+		if diskFull(err) {
+			return fail(ExitDiskFull, "disk full: cannot write %s: %w", opts.Output, err)
+		}
 		return &Error{Code: ExitFailure, Err: err}
 	}
 	return nil
+}
+
+// diskFull says whether a local write failed for want of space (ENOSPC) or quota (EDQUOT).
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // viaDaemon asks the local dfdaemon for the content; when no daemon answers at all, it fetches
@@ -232,6 +245,9 @@ func classifyAPI(e apierr.Error) error {
 	case apierr.CodeLocal:
 		// The daemon's own disk or store failed: say so, since the origin is fine.
 		return &Error{Code: ExitFailure, Err: fmt.Errorf("dfdaemon: %w", &e)}
+	case apierr.CodeDiskFull:
+		// Its message starts with "disk full": the operator frees space in its data dir.
+		return &Error{Code: ExitDiskFull, Err: fmt.Errorf("dfdaemon: %w", &e)}
 	}
 	return &Error{Code: code, Err: &e}
 }

@@ -22,10 +22,12 @@ import (
 )
 
 // A daemon's error answers, before or after the first byte, become dfget's exit codes; a local
-// failure of the daemon is a generic failure that says so, not "origin unreachable".
+// failure of the daemon is a generic failure that says so, not "origin unreachable", and a full
+// disk has its own exit code.
 func TestDaemonErrorsBecomeExitCodes(t *testing.T) {
 	t.Parallel()
-	diskFull := apierr.Error{Message: "local failure: write /var/lib/dfdaemon/x: no space left on device", Code: apierr.CodeLocal}
+	local := apierr.Error{Message: "local failure: write /var/lib/dfdaemon/x: input/output error", Code: apierr.CodeLocal}
+	diskFull := apierr.Error{Message: "disk full: write /var/lib/dfdaemon/x: no space left on device", Code: apierr.CodeDiskFull}
 	cases := []struct {
 		name    string
 		answer  apierr.Error
@@ -33,8 +35,10 @@ func TestDaemonErrorsBecomeExitCodes(t *testing.T) {
 		code    int
 		message string
 	}{
-		{"local failure up front", diskFull, false, dfget.ExitFailure, "dfdaemon: " + diskFull.Message},
-		{"local failure midway", diskFull, true, dfget.ExitFailure, "dfdaemon: " + diskFull.Message},
+		{"local failure up front", local, false, dfget.ExitFailure, "dfdaemon: " + local.Message},
+		{"local failure midway", local, true, dfget.ExitFailure, "dfdaemon: " + local.Message},
+		{"disk full up front", diskFull, false, dfget.ExitDiskFull, "dfdaemon: " + diskFull.Message},
+		{"disk full midway", diskFull, true, dfget.ExitDiskFull, "dfdaemon: " + diskFull.Message},
 		{"origin 404", apierr.Error{Message: "origin answered 404", Code: apierr.CodeOriginStatus, OriginStatus: 404}, false, dfget.ExitNotFound, "origin answered 404"},
 		{"origin broke off midway", apierr.Error{Message: "connection reset", Code: apierr.CodeOriginUnreachable}, true, dfget.ExitOrigin, "connection reset"},
 		{"digest mismatch midway", apierr.Error{Message: "content hashes to sha256:aa", Code: apierr.CodeDigestMismatch}, true, dfget.ExitDigestMismatch, "content hashes to sha256:aa"},

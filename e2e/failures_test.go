@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 )
 
 // A parent dies in the middle of the transfer: every other node still finishes with a correct
@@ -21,29 +23,26 @@ func TestParentKilledMidTransfer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	wait := burst(ctx, c.daemons, o.URL+"/big.bin", out)
+	finished := burst(ctx, c.daemons, o.URL+"/big.bin", out)
 	// Kill the node that has uploaded most once the swarm is moving: it is surely a parent.
 	victim := -1
-	deadline := time.Now().Add(30 * time.Second)
-	for victim < 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	wait.Until(t, 30*time.Second, "a daemon to upload 8 MiB", func() bool {
 		best := 0.0
 		for i, d := range c.daemons {
 			if up := metric(t, d, "pouch_dfdaemon_upload_bytes_total", nil); up > best && up > 8<<20 {
 				victim, best = i, up
 			}
 		}
-	}
-	if victim < 0 {
-		t.Fatal("no daemon uploaded 8 MiB within 30s")
-	}
+		return victim >= 0
+	})
 	if got := metric(t, c.daemons[victim], "pouch_dfdaemon_download_bytes_total", nil); got >= size {
 		t.Fatalf("victim had already finished (%v bytes): the kill would not be mid-transfer", got)
 	}
 	t.Logf("killing %s mid-transfer", c.daemons[victim].Name)
 	c.daemons[victim].Cmd.Process.Signal(syscall.SIGKILL)
-	codes, msgs := wait()
+	codes, msgs := finished()
 	checkCopies(t, codes, msgs, out, data, victim)
+	t.Logf("a parent killed mid-transfer: the origin sent %.2f copies", originCopies(o, 0, size))
 }
 
 // A parent serves corrupted pieces (its data file was damaged on disk): the child detects it,
@@ -110,4 +109,5 @@ func TestSupernodeKilledMidTransfer(t *testing.T) {
 	c.supernode.Cmd.Process.Signal(syscall.SIGKILL)
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
+	t.Logf("the only supernode killed mid-transfer: the origin sent %.2f copies", originCopies(o, 0, size))
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
@@ -57,6 +58,13 @@ type proc struct {
 	*daemon.Proc
 	log *bytes.Buffer
 	mu  *sync.Mutex
+}
+
+// logText is what the daemon has logged so far.
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
 }
 
 type lockedBuffer struct {
@@ -160,6 +168,28 @@ type cluster struct {
 	root      string
 	supernode *proc
 	daemons   []*proc
+	// The flags each was started with, so that a test can start it again on its data dir.
+	supernodeArgs []string
+	daemonArgs    [][]string
+}
+
+// restartDaemon kills dfdaemon i and starts it again on the same data directory; hurt, when not
+// nil, runs while it is stopped.
+func (c *cluster) restartDaemon(t *testing.T, i int, hurt func()) {
+	t.Helper()
+	c.daemons[i].Kill()
+	if hurt != nil {
+		hurt()
+	}
+	c.daemons[i] = start(t, c.daemons[i].Name, c.daemonArgs[i]...)
+}
+
+// restartSupernode kills the supernode and starts it again on the same data directory; it must
+// have been started on a fixed address (--listen freePort), which the daemons keep calling.
+func (c *cluster) restartSupernode(t *testing.T) {
+	t.Helper()
+	c.supernode.Kill()
+	c.supernode = start(t, c.supernode.Name, c.supernodeArgs...)
 }
 
 func (c *cluster) daemonDir(i int) string { return filepath.Join(c.root, fmt.Sprintf("node%d", i)) }
@@ -173,13 +203,23 @@ func startClusterWith(t *testing.T, n int, supernodeArgs []string, daemonArgs ..
 	t.Helper()
 	root := t.TempDir()
 	c := &cluster{root: root}
-	c.supernode = start(t, "supernode", append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)...)
+	c.supernodeArgs = append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, supernodeArgs...)
+	c.supernode = start(t, "supernode", c.supernodeArgs...)
 	for i := range n {
-		args := append([]string{"--supernode", "http://" + c.supernode.HTTP, "--listen", "127.0.0.1:0",
-			"--data-dir", filepath.Join(root, fmt.Sprintf("node%d", i)), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, daemonArgs...)
-		c.daemons = append(c.daemons, start(t, fmt.Sprintf("dfdaemon %d", i), args...))
+		c.addDaemon(t, c.daemonDir(i), daemonArgs...)
 	}
 	return c
+}
+
+// addDaemon starts one more dfdaemon of the cluster, on data directory dir.
+func (c *cluster) addDaemon(t *testing.T, dir string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"--supernode", "http://" + c.supernode.HTTP, "--listen", "127.0.0.1:0",
+		"--data-dir", dir, "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, extra...)
+	p := start(t, fmt.Sprintf("dfdaemon %d", len(c.daemons)), args...)
+	c.daemonArgs = append(c.daemonArgs, args)
+	c.daemons = append(c.daemons, p)
+	return p
 }
 
 // startDaemons starts n dfdaemons under root (node0, node1, ...) on the supernodes of list,
@@ -242,12 +282,9 @@ func checkCopies(t *testing.T, codes []int, msgs []string, out string, data []by
 // waitBytes waits until daemon p has downloaded at least n bytes.
 func waitBytes(t *testing.T, p *proc, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); metric(t, p, "pouch_dfdaemon_download_bytes_total", nil) < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not get %v bytes within 30s", p.Name, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.Until(t, 30*time.Second, fmt.Sprintf("%s to get %v bytes", p.Name, n), func() bool {
+		return metric(t, p, "pouch_dfdaemon_download_bytes_total", nil) >= n
+	})
 }
 
 // metric sums the series of one metric on a daemon's /metrics that carry labels (nil: all).
@@ -258,4 +295,9 @@ func metric(t *testing.T, p *proc, name string, labels scrape.Labels) float64 {
 		t.Fatalf("metrics of %s: %v", p.Name, err)
 	}
 	return m.Sum(name, labels)
+}
+
+// originCopies is how many copies of size bytes the origin sent since before.
+func originCopies(o *origin, before int64, size int) float64 {
+	return float64(o.sent.Load()-before) / float64(size)
 }

@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -21,19 +23,16 @@ func get(t *testing.T, url string) (int, string) {
 	return code, body
 }
 
-// waitProbe polls url until it answers want.
+// waitProbe polls url until it answers want, and returns the body.
 func waitProbe(t *testing.T, url string, want int) string {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		code, body := get(t, url)
-		if code == want {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s answered %d %q, want %d", url, code, body, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var body string
+	wait.Until(t, 30*time.Second, fmt.Sprintf("%s to answer %d", url, want), func() bool {
+		var code int
+		code, body = get(t, url)
+		return code == want
+	})
+	return body
 }
 
 // The daemons started as the binaries are, with --metrics-listen: each prints the metrics

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
 	"github.com/pouch-p2p/pouch/internal/fixture/tlsca"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
@@ -234,17 +236,23 @@ func TestPreheatSurvivesSupernodeRestart(t *testing.T) {
 	server := "http://" + addr
 	cl := snapi.NewAdminClient(server, "")
 
-	waited := make(chan struct{})
-	var code int
-	var stdout, stderr string
-	go func() {
-		defer close(waited)
-		code, stdout, stderr = supernodeCLI(ctx, t, "", nil, "preheat", "--server", server, "--scope", "all-peers",
-			"--wait", "--interval", "100ms", reg.Host+"/"+preheatRepo+":"+preheatTag)
-	}()
-	// Kill the supernode once the seed holds part of the image, and start it again.
+	cli := exec.CommandContext(ctx, filepath.Join(binDir, "supernode"), "preheat", "--server", server, "--scope", "all-peers",
+		"--wait", "--interval", "100ms", reg.Host+"/"+preheatRepo+":"+preheatTag)
+	var mu sync.Mutex
+	var stdout, stderr bytes.Buffer
+	cli.Stdout, cli.Stderr = lockedBuffer{&mu, &stdout}, lockedBuffer{&mu, &stderr}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	said := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.String()
+	}
+	// Kill the supernode once the seed holds part of the image, and start it again once the
+	// waiting CLI has found it gone.
 	var id string
-	for deadline := time.Now().Add(30 * time.Second); id == ""; {
+	wait.Until(t, 30*time.Second, "the seed to hold part of the image", func() bool {
 		jobs, err := cl.Preheats(ctx)
 		if err == nil && len(jobs) == 1 {
 			for _, pt := range jobs[0].Progress.Tasks {
@@ -253,21 +261,16 @@ func TestPreheatSurvivesSupernodeRestart(t *testing.T) {
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the seed never held part of the image: %v %+v", err, jobs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return id != ""
+	})
 	c.supernode.Kill()
-	time.Sleep(time.Second) // the waiting CLI finds it gone
-	c.supernode = start(t, "supernode", append([]string{"--data-dir", filepath.Join(c.root, "sn"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug"}, snArgs...)...)
+	wait.Until(t, 30*time.Second, "the waiting CLI to say the supernode is unreachable", func() bool {
+		return strings.Contains(said(), "supernode unreachable, still waiting")
+	})
+	c.restartSupernode(t)
 
-	<-waited
-	if code != 0 {
-		t.Fatalf("supernode preheat --wait across the restart: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
-	}
-	if !strings.Contains(stderr, "supernode unreachable, still waiting") {
-		t.Errorf("the waiting CLI did not say the supernode was unreachable:\n%s", stderr)
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("supernode preheat --wait across the restart: %v\nstdout: %s\nstderr: %s", err, stdout.String(), said())
 	}
 	job, err := cl.Preheat(ctx, id)
 	if err != nil || job.State != snapi.StateSuccess {

@@ -27,4 +27,9 @@ var (
 	ErrBadBitfield = errors.New("piece: invalid bitfield")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("piece: store closed")
+	// ErrIO: the store's own disk failed: a data file or the index could not be written,
+	// synced or read (disk full, I/O error, read-only file system). The cause stays in the
+	// chain, so errors.Is(err, syscall.ENOSPC) tells a full disk. The bytes being written are
+	// not to blame: whoever sent them is not at fault.
+	ErrIO = errors.New("piece: storage I/O failed")
 )

@@ -26,6 +26,13 @@ type Meta struct {
 	// Origin is the redacted URL of that fetch: the only place that may authorize a reader of
 	// private content.
 	Origin string `json:"origin,omitempty"`
+	// Rebuilt marks a task recovered from its data file after the index was found damaged
+	// (Open): its URL, Access and Origin were lost with the index. Its pieces are only those
+	// verified since (against its digest-based ID, or against trusted piece digests), so they are
+	// the very bytes the cluster holds under that ID, and the access a trusted party records for
+	// that content — the supernode, or an origin's own answer — may be adopted (Create, Task.
+	// MakePrivate) even though the task holds pieces. Cleared once the access is known again.
+	Rebuilt bool `json:"rebuilt,omitempty"`
 }
 
 // Access is who may read a task's content.

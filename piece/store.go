@@ -18,6 +18,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/pouch-p2p/pouch/internal/boltx"
 )
 
 const (
@@ -39,12 +41,17 @@ const (
 // its ID, with keys "meta" (JSON Meta), "bits" (Bitfield.Bytes), "access"
 // (big-endian unix nanoseconds) and a bucket "digests" mapping a big-endian
 // uint32 piece index to the raw 32-byte SHA-256.
+//
+// A task rebuilt after the index was damaged (Meta.Rebuilt) may also have a bucket
+// "candidates", laid out like "digests": the hashes of pieces found in its data file, not yet
+// verified against a trusted digest.
 var (
-	bucketTasks   = []byte("tasks")
-	bucketDigests = []byte("digests")
-	keyMeta       = []byte("meta")
-	keyBits       = []byte("bits")
-	keyAccess     = []byte("access")
+	bucketTasks      = []byte("tasks")
+	bucketDigests    = []byte("digests")
+	bucketCandidates = []byte("candidates")
+	keyMeta          = []byte("meta")
+	keyBits          = []byte("bits")
+	keyAccess        = []byte("access")
 )
 
 // Options configure a Store.
@@ -108,6 +115,12 @@ type GCPolicy struct {
 // than its content length loses its pieces (its bitfield is reset) but keeps
 // its metadata and piece digests. Index entries that do not validate, and data
 // files without an index entry, are removed.
+//
+// An index that is damaged (it does not open, does not read back, fails bbolt's
+// consistency check, or makes bbolt panic while loading) is moved aside to
+// index.db.damaged-<time> and rebuilt from the data files (see rebuild), with one
+// warning in the log; Open then succeeds. Only an index locked by another process,
+// or a disk that cannot be read or written, makes it fail.
 func Open(dir string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -116,17 +129,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, dataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("piece: open store: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, indexFile), 0o600, &bolt.Options{
-		Timeout: openTimeout,
-		NoSync:  opts.NoSync,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("piece: open index %s: %w", filepath.Join(dir, indexFile), err)
-	}
 	s := &Store{
 		dir:           dir,
 		log:           log,
-		db:            db,
 		noSync:        opts.NoSync,
 		tasks:         make(map[digest.Digest]*Task),
 		commits:       make(chan *commitReq),
@@ -134,18 +139,58 @@ func Open(dir string, opts Options) (*Store, error) {
 		flusherDone:   make(chan struct{}),
 		committerDone: make(chan struct{}),
 	}
-	if err := s.load(); err != nil {
-		for _, t := range s.tasks {
-			_ = t.f.Close()
+	path := filepath.Join(dir, indexFile)
+	bopts := &bolt.Options{Timeout: openTimeout, NoSync: opts.NoSync}
+	db, err := boltx.Open(path, 0o600, bopts)
+	if err == nil {
+		s.db = db
+		if err = boltx.Guard(s.load); err != nil {
+			s.discard()
 		}
-		_ = db.Close()
-		return nil, err
+	}
+	if errors.Is(err, boltx.ErrDamaged) {
+		err = s.recoverIndex(path, bopts, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("piece: open index %s: %w", path, err)
 	}
 	s.removeOrphans()
 	go s.flushLoop()
 	go s.commitLoop()
 	log.Info("piece store opened", zap.String("dir", dir), zap.Int("tasks", len(s.tasks)), zap.Int64("usage", s.usage.Load()))
 	return s, nil
+}
+
+// discard closes what a failed load opened: the data files and the index.
+func (s *Store) discard() {
+	for _, t := range s.tasks {
+		_ = t.f.Close()
+	}
+	clear(s.tasks)
+	s.usage.Store(0)
+	_ = boltx.Guard(s.db.Close) // a damaged index may panic again while closing
+	s.db = nil
+}
+
+// recoverIndex moves the damaged index aside, starts a new one and rebuilds it from the data
+// files, saying so in one line.
+func (s *Store) recoverIndex(path string, bopts *bolt.Options, damage error) error {
+	start := time.Now()
+	db, aside, err := boltx.Replace(path, 0o600, bopts, start)
+	if err != nil {
+		return fmt.Errorf("%w (the index was damaged: %w)", err, damage)
+	}
+	s.db = db
+	st, err := s.rebuild()
+	if err != nil {
+		s.discard()
+		return fmt.Errorf("rebuild from the data files: %w", err)
+	}
+	s.log.Warn("piece index damaged: moved aside and rebuilt from the data files; complete tasks verified against their digest are served at once, the pieces of the others once the supernode's piece digests confirm them",
+		zap.String("aside", aside), zap.String("damage", damage.Error()),
+		zap.Int("complete", st.complete), zap.Int("partial", st.partial), zap.Int("dropped", st.dropped),
+		zap.Int64("bytesRead", st.bytes), zap.Duration("took", time.Since(start)))
+	return nil
 }
 
 func (s *Store) dataPath(hex string) string { return filepath.Join(s.dir, dataDir, hex) }
@@ -187,6 +232,23 @@ func (s *Store) load() error {
 }
 
 func (s *Store) loadTask(b *bolt.Bucket, key string) (*Task, error) {
+	t, err := s.loadTaskIndex(b, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.keepCandidates(b.Bucket(bucketCandidates)); err != nil {
+		_ = t.f.Close()
+		return nil, err
+	}
+	for i := range t.candidates {
+		if t.known.Has(i) { // its digest came before a restart, the promotion did not reach the index
+			t.promoteLocked(i)
+		}
+	}
+	return t, nil
+}
+
+func (s *Store) loadTaskIndex(b *bolt.Bucket, key string) (*Task, error) {
 	var m Meta
 	if err := json.Unmarshal(b.Get(keyMeta), &m); err != nil {
 		return nil, fmt.Errorf("%w: meta: %w", ErrBadMeta, err)
@@ -382,13 +444,13 @@ func (s *Store) Create(m Meta) (*Task, error) {
 	// O_TRUNC: a stray file of the same name holds nothing we can trust.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create task %s: %w", m.ID, err)
+		return nil, fmt.Errorf("create task %s: %w: %w", m.ID, ErrIO, err)
 	}
 	t.f = f
 	undo := func(err error) (*Task, error) {
 		_ = f.Close()
 		_ = os.Remove(path)
-		return nil, fmt.Errorf("create task %s: %w", m.ID, err)
+		return nil, fmt.Errorf("create task %s: %w: %w", m.ID, ErrIO, err)
 	}
 	if err := f.Truncate(m.ContentLength); err != nil {
 		return undo(err)

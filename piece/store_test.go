@@ -687,6 +687,10 @@ func TestOpenLocked(t *testing.T) {
 		_ = s.Close()
 		t.Fatal("second Open of the same directory succeeded")
 	}
+	// A locked index may be sound: it is not taken for a damaged one.
+	if aside, _ := filepath.Glob(filepath.Join(dir, indexFile+".damaged-*")); len(aside) != 0 {
+		t.Fatalf("a locked index was moved aside: %v", aside)
+	}
 }
 
 func TestCreateConcurrent(t *testing.T) {

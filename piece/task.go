@@ -53,10 +53,14 @@ type Task struct {
 	digests [][sha256.Size]byte
 	known   Bitfield
 	nknown  int
-	pending []int                 // digests recorded but not yet in the index
-	writing map[int]chan struct{} // pieces being written, closed when done
-	changed chan struct{}         // nil until someone waits
-	done    chan struct{}
+	pending []int // digests recorded but not yet in the index
+	// candidates are the hashes of pieces found in the data file when the index was rebuilt
+	// (Meta.Rebuilt) and not verified yet: SetDigest makes such a piece present when its trusted
+	// digest matches. Nil for every other task.
+	candidates map[int][sha256.Size]byte
+	writing    map[int]chan struct{} // pieces being written, closed when done
+	changed    chan struct{}         // nil until someone waits
+	done       chan struct{}
 }
 
 func newTask(s *Store, m Meta) *Task {
@@ -169,6 +173,10 @@ func (t *Task) touchAt(now time.Time) {
 // idempotent for the same value; a different value for a known digest is
 // ErrDigestMismatch. The digest is kept in memory at once and reaches the
 // index within a few seconds, or with the piece when the piece is written.
+//
+// In a task rebuilt after the index was damaged (Meta.Rebuilt), a piece whose
+// bytes were found in the data file and hash to d becomes present at once:
+// nothing needs fetching again.
 func (t *Task) SetDigest(i int, d digest.Digest) error {
 	if i < 0 || i >= t.n {
 		return t.rangeErr(i)
@@ -178,24 +186,51 @@ func (t *Task) SetDigest(i int, d digest.Digest) error {
 		return fmt.Errorf("task %s piece %d: %w", t.id, i, err)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if err := t.goneLocked(); err != nil {
+		t.mu.Unlock()
 		return err
 	}
 	if t.known.Has(i) {
-		if t.digests[i] == raw {
+		cur := t.digests[i]
+		t.mu.Unlock()
+		if cur == raw {
 			return nil
 		}
 		return fmt.Errorf("%w: task %s piece %d: digest %s already recorded, offered %s",
-			ErrDigestMismatch, t.id, i, digestOf(t.digests[i]), d)
+			ErrDigestMismatch, t.id, i, digestOf(cur), d)
 	}
 	t.digests[i] = raw
 	t.known.Set(i)
 	t.nknown++
 	t.pending = append(t.pending, i)
 	t.s.dirty.Store(true)
+	found := t.promoteLocked(i)
 	t.notifyLocked()
+	t.mu.Unlock()
+	if !found {
+		return nil
+	}
+	if err := t.persistPiece(i); err != nil {
+		// Present in memory, as a written piece whose record failed: only a restart forgets it.
+		return fmt.Errorf("task %s piece %d: record in index: %w: %w", t.id, i, ErrIO, err)
+	}
 	return nil
+}
+
+// promoteLocked marks piece i present if the bytes found in the data file when the index was
+// rebuilt hash to its now known digest, and reports whether it did; t.mu must be held.
+func (t *Task) promoteLocked(i int) bool {
+	c, ok := t.candidates[i]
+	if !ok {
+		return false
+	}
+	delete(t.candidates, i)
+	if c != t.digests[i] || t.bits.Has(i) || t.writing[i] != nil {
+		return false
+	}
+	t.bits.Set(i)
+	t.have++
+	return true
 }
 
 // WritePiece reads exactly the length of piece i from r and writes it at the
@@ -249,7 +284,7 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	if err == nil && !t.s.noSync {
 		// The bit must never reach the index before the bytes reach the disk.
 		if serr := t.f.Sync(); serr != nil {
-			err = fmt.Errorf("task %s piece %d: sync data: %w", t.id, i, serr)
+			err = fmt.Errorf("task %s piece %d: sync data: %w", t.id, i, t.ioErr(serr))
 		}
 	}
 	if err != nil {
@@ -284,7 +319,7 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 		// The piece is verified and on disk, so it stays present in memory;
 		// only a restart would forget it.
 		t.s.log.Error("recording piece in index", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
-		return digestOf(got), fmt.Errorf("task %s piece %d: record in index: %w", t.id, i, err)
+		return digestOf(got), fmt.Errorf("task %s piece %d: record in index: %w: %w", t.id, i, ErrIO, err)
 	}
 	return digestOf(got), nil
 }
@@ -311,6 +346,7 @@ func (t *Task) claim(i int, source bool) (want [sha256.Size]byte, wantKnown, pre
 		busy, ok := t.writing[i]
 		if !ok {
 			t.writing[i] = make(chan struct{})
+			delete(t.candidates, i) // the bytes found at rebuild are about to be overwritten
 			want = t.digests[i]
 			t.mu.Unlock()
 			return want, wantKnown, false, nil
@@ -345,7 +381,7 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 		if k > 0 {
 			h.Write(buf[:k])
 			if _, werr := t.f.WriteAt(buf[:k], off+done); werr != nil {
-				return sum, fmt.Errorf("task %s at offset %d: write data: %w", t.id, off+done, t.fileErr(werr))
+				return sum, fmt.Errorf("task %s at offset %d: write data: %w", t.id, off+done, t.ioErr(werr))
 			}
 			done += int64(k)
 		}
@@ -374,6 +410,11 @@ func (t *Task) persistPiece(i int) error {
 		t.mu.Unlock()
 		if err := b.Put(keyBits, bits); err != nil {
 			return err
+		}
+		if c := b.Bucket(bucketCandidates); c != nil {
+			if err := c.Delete(pieceKey(i)); err != nil {
+				return err
+			}
 		}
 		return b.Bucket(bucketDigests).Put(pieceKey(i), raw[:])
 	})
@@ -406,7 +447,7 @@ func (t *Task) Verify(i int) error {
 	defer bufPool.Put(bp)
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(t.f, off, n), *bp); err != nil {
-		return fmt.Errorf("task %s piece %d: verify: %w", t.id, i, t.fileErr(err))
+		return fmt.Errorf("task %s piece %d: verify: %w", t.id, i, t.ioErr(err))
 	}
 	var got [sha256.Size]byte
 	h.Sum(got[:0])
@@ -422,7 +463,7 @@ func (t *Task) Verify(i int) error {
 	mismatch := fmt.Errorf("%w: task %s piece %d: stored bytes hash to %s, want %s; piece dropped",
 		ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
 	if err := t.persistBits(); err != nil {
-		return errors.Join(mismatch, fmt.Errorf("task %s piece %d: record the drop in the index: %w", t.id, i, err))
+		return errors.Join(mismatch, fmt.Errorf("task %s piece %d: record the drop in the index: %w: %w", t.id, i, ErrIO, err))
 	}
 	return mismatch
 }
@@ -490,8 +531,11 @@ func (t *Task) ReadAt(p []byte, off int64) (int, error) {
 		p = p[:t.length-off]
 	}
 	n, err := t.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		return n, t.ioErr(err)
+	}
 	if err != nil {
-		return n, t.fileErr(err)
+		return n, err
 	}
 	if short {
 		return n, io.EOF
@@ -506,7 +550,7 @@ func (t *Task) Sum() (digest.Digest, error) {
 	defer bufPool.Put(bp)
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(t.f, 0, t.length), *bp); err != nil {
-		return "", fmt.Errorf("task %s: sum: %w", t.id, t.fileErr(err))
+		return "", fmt.Errorf("task %s: sum: %w", t.id, t.ioErr(err))
 	}
 	return digest.NewDigest(digest.SHA256, h), nil
 }
@@ -534,10 +578,11 @@ func (t *Task) adopt(m Meta) (*Task, error) {
 		t.meta.URL, changed = m.URL, true
 	}
 	if cur.Access == "" && m.Access != "" {
-		// Only for a task that holds nothing yet: pieces stored while the access was unknown
-		// keep it unknown, whatever a later fetch says.
-		if t.have == 0 {
-			t.meta.Access, t.meta.Origin, changed = m.Access, m.Origin, true
+		// Only for a task that holds nothing yet, or whose pieces were verified after its index
+		// was rebuilt (Meta.Rebuilt): pieces stored while the access was unknown keep it
+		// unknown, whatever a later fetch says.
+		if t.have == 0 || cur.Rebuilt {
+			t.meta.Access, t.meta.Origin, t.meta.Rebuilt, changed = m.Access, m.Origin, false, true
 		}
 	}
 	t.mu.Unlock()
@@ -565,7 +610,7 @@ func (t *Task) MakePrivate(origin string) error {
 		t.mu.Unlock()
 		return nil
 	}
-	t.meta.Access, t.meta.Origin = AccessPrivate, origin
+	t.meta.Access, t.meta.Origin, t.meta.Rebuilt = AccessPrivate, origin, false
 	t.mu.Unlock()
 	return t.saveMeta()
 }
@@ -586,7 +631,7 @@ func (t *Task) saveMeta() error {
 		return b.Put(keyMeta, meta)
 	})
 	if err != nil {
-		return fmt.Errorf("task %s: update meta: %w", t.id, err)
+		return fmt.Errorf("task %s: update meta: %w: %w", t.id, ErrIO, err)
 	}
 	return nil
 }
@@ -639,6 +684,16 @@ func (t *Task) fileErr(err error) error {
 		return gone
 	}
 	return err
+}
+
+// ioErr is fileErr for a failure of the task's own file: ErrNotFound or ErrClosed when the task
+// went away, else the failure marked ErrIO.
+func (t *Task) ioErr(err error) error {
+	err = t.fileErr(err)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrIO, err)
 }
 
 func (t *Task) rangeErr(i int) error {

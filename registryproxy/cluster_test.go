@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -71,6 +70,16 @@ func startCluster(t *testing.T, n int, opts registry.Options) *cluster {
 		origin.Close()
 	})
 	return c
+}
+
+// downloads is how many downloads daemon d has started.
+func downloads(t *testing.T, d *dfdaemon.Daemon) float64 {
+	t.Helper()
+	m, err := scrape.Gather(d.Metrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Sum("pouch_dfdaemon_downloads_total", nil)
 }
 
 func (c *cluster) url(i int, path string) string {
@@ -207,12 +216,15 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("HEAD blob", func(t *testing.T) {
 		d := img.Layers[1].Digest
-		before := c.origin.BlobBytes(d)
+		before, started := c.origin.BlobBytes(d), downloads(t, c.daemons[0])
 		r := do(t, http.MethodHead, c.url(0, "/v2/demo/busybox/blobs/"+d.String()), nil)
 		if r.status != http.StatusOK || r.header.Get("Content-Length") != fmt.Sprint(len(img.Layers[1].Data)) || r.header.Get("Docker-Content-Digest") != d.String() {
 			t.Errorf("HEAD: %d %v", r.status, r.header)
 		}
-		time.Sleep(100 * time.Millisecond)
+		// A download would have been started before the HEAD was answered.
+		if n := downloads(t, c.daemons[0]) - started; n != 0 {
+			t.Errorf("HEAD of a blob started %v downloads", n)
+		}
 		if after := c.origin.BlobBytes(d); after != before {
 			t.Errorf("HEAD of a blob fetched %d bytes from the origin", after-before)
 		}

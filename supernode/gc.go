@@ -24,12 +24,7 @@ func (s *Supernode) gcLoop(ctx context.Context) {
 
 // collect runs one GC pass.
 func (s *Supernode) collect(now time.Time, p piece.GCPolicy) {
-	sizes := map[digest.Digest]int64{}
-	for _, info := range s.store.List() {
-		sizes[info.Meta.ID] = info.Meta.ContentLength
-	}
-	evicted, err := s.store.GC(now, p, s.inUse)
-	s.metrics.gcEvicted(evicted, sizes, err)
+	evicted, err := s.metrics.store.GC(now, p, s.inUse)
 	if err != nil {
 		s.log.Warn("gc failed", zapErr(err))
 	}

@@ -3,11 +3,11 @@ package supernode
 import (
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/storemetrics"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
 
@@ -29,9 +29,7 @@ type metrics struct {
 	reported          *prometheus.CounterVec // from: seed, peer
 	preheatCreated    prometheus.Counter
 	preheatEnded      *prometheus.CounterVec // state: SUCCESS, FAILED
-	gcRuns            *prometheus.CounterVec // result: ok, error
-	gcTasks           prometheus.Counter
-	gcBytes           prometheus.Counter
+	store             *storemetrics.Store    // the seed's disk use and garbage collection
 }
 
 // The call label of the scheduling metrics: which API call asked for the decision.
@@ -70,12 +68,6 @@ func newMetrics(s *Supernode) *metrics {
 			Help: "Preheat jobs accepted."}),
 		preheatEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_preheat_jobs_ended_total",
 			Help: "Preheat jobs that ended, by state (SUCCESS, FAILED; a cancelled job is FAILED)."}, []string{"state"}),
-		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_gc_runs_total",
-			Help: "Garbage collections of the seed's store, by result (ok, error)."}, []string{"result"}),
-		gcTasks: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_supernode_gc_evicted_tasks_total",
-			Help: "Tasks evicted from the seed's store by garbage collection (TTL or disk quota)."}),
-		gcBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_supernode_gc_evicted_bytes_total",
-			Help: "Content bytes of the tasks evicted from the seed's store."}),
 	}
 	for _, call := range []string{callRegister, callSync} {
 		m.decision.WithLabelValues(call)
@@ -85,9 +77,6 @@ func newMetrics(s *Supernode) *metrics {
 	}
 	for _, r := range []string{"success", "failed"} {
 		m.seeds.WithLabelValues(r)
-	}
-	for _, r := range []string{"ok", "error"} {
-		m.gcRuns.WithLabelValues(r)
 	}
 	for reason := range failureReasons {
 		for _, v := range []scheduler.Verdict{scheduler.Ignored, scheduler.Counted, scheduler.BlockedForAll} {
@@ -100,7 +89,7 @@ func newMetrics(s *Supernode) *metrics {
 		m.preheatEnded.WithLabelValues(string(st))
 	}
 	m.reg.MustRegister(m.registrations, m.originBytes, m.corruptReports, m.failureReports, m.seedPiecesDropped, m.decision,
-		m.decisions, m.seeds, m.seedPiece, m.reported, m.preheatCreated, m.preheatEnded, m.gcRuns, m.gcTasks, m.gcBytes,
+		m.decisions, m.seeds, m.seedPiece, m.reported, m.preheatCreated, m.preheatEnded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&schedulerCollector{s: s}, &preheatCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_tasks", Help: "Tasks known."}, func() float64 {
@@ -128,13 +117,10 @@ func newMetrics(s *Supernode) *metrics {
 			Help: "Piece bytes the seed uploaded to peers. The seed's upload rate is rate() of it."}, func() float64 { return float64(s.upload.Uploaded()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_seed_children",
 			Help: "Children's streams the seed uploads to now (one per child and task)."}, func() float64 { return float64(s.upload.Streams()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_store_bytes",
-			Help: "Content bytes the seed's piece store holds (the sum of its tasks' lengths), which garbage collection keeps under the quota."}, func() float64 { return float64(s.store.Usage()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_store_quota_bytes",
-			Help: "The seed's disk quota (--gc-high): garbage collection evicts above it; 0 = none."}, func() float64 { return float64(s.cfg.GC.High) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_spool_bytes",
 			Help: "Bytes spooled now for origins that send no Content-Length (capped by --spool-max)."}, func() float64 { return float64(s.spool.Used()) }),
 	)
+	m.store = storemetrics.New(m.reg, "supernode", s.store, s.cfg.GC.High)
 	return m
 }
 
@@ -158,19 +144,6 @@ func (m *metrics) seedEnded(err error) {
 		result = "failed"
 	}
 	m.seeds.WithLabelValues(result).Inc()
-}
-
-// gcEvicted counts one garbage collection: its evicted tasks, whose sizes are in sizes.
-func (m *metrics) gcEvicted(evicted []digest.Digest, sizes map[digest.Digest]int64, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	m.gcRuns.WithLabelValues(result).Inc()
-	m.gcTasks.Add(float64(len(evicted)))
-	for _, id := range evicted {
-		m.gcBytes.Add(float64(sizes[id]))
-	}
 }
 
 // schedulerCollector exports the scheduler's state and event counts at each scrape. The

@@ -53,6 +53,7 @@ type jobRun struct {
 	cancel  context.CancelFunc // stops the run; nil before it starts
 	started time.Time          // when this run began: peers get PeerTTL from here to heartbeat
 	changed chan struct{}      // closed and replaced whenever the job changes
+	ended   chan struct{}      // closed when the run has returned; nil before it starts
 }
 
 // jobSecret is what a job was given for its own use: never logged, stored or shown.
@@ -81,6 +82,10 @@ func openPreheats(s *Supernode) (*preheats, error) {
 		return nil, err
 	}
 	p := &preheats{s: s, log: s.log.Named("preheat"), store: store, jobs: map[string]*jobRun{}}
+	if damage, aside := store.Damaged(); aside != "" {
+		p.log.Warn("preheat store damaged: moved aside, its jobs are lost; starting with an empty one",
+			zap.String("aside", aside), zap.String("damage", damage))
+	}
 	jobs, bad, err := store.Load()
 	if err != nil {
 		store.Close()
@@ -127,12 +132,14 @@ func (p *preheats) persist(jr *jobRun) {
 func (p *preheats) start(jr *jobRun) {
 	jr.started = time.Now()
 	ctx, cancel := context.WithCancel(p.s.life.Context())
-	jr.cancel = cancel
+	jr.cancel, jr.ended = cancel, make(chan struct{})
 	if !p.s.life.Go(func(context.Context) {
+		defer close(jr.ended)
 		defer cancel()
 		p.run(ctx, jr)
 	}) {
 		cancel()
+		close(jr.ended)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/fixture/image"
 	"github.com/pouch-p2p/pouch/internal/fixture/registry"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/supernode/preheat"
 )
@@ -51,20 +52,15 @@ func waitJob(t *testing.T, s *Supernode, id string, until func(snapi.PreheatJob)
 	if until == nil {
 		until = func(j snapi.PreheatJob) bool { return j.State.Final() }
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		j, err := admin(s).Preheat(context.Background(), id)
-		if err != nil {
+	var j snapi.PreheatJob
+	wait.Until(t, 30*time.Second, "job "+id, func() bool {
+		var err error
+		if j, err = admin(s).Preheat(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if until(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s: still %s after 30s: %+v", id, j.State, j)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return until(j)
+	})
+	return j
 }
 
 func imageConfig(reg *registry.Registry) Config {
@@ -366,7 +362,10 @@ func TestPreheatCancel(t *testing.T) {
 	if _, err := admin(s).CancelPreheat(context.Background(), "nope"); !errors.As(err, &se) || se.Status != http.StatusNotFound {
 		t.Errorf("cancel of an unknown job: %v, want 404", err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	s.preheat.mu.Lock()
+	ended := s.preheat.jobs[j.ID].ended
+	s.preheat.mu.Unlock()
+	<-ended
 	if j, _ := admin(s).Preheat(context.Background(), j.ID); j.State != snapi.StateFailed || j.Error != preheat.ReasonCancelled {
 		t.Errorf("after its run stopped the job is %s %q", j.State, j.Error)
 	}

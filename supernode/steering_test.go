@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
@@ -49,12 +50,7 @@ func (s *Supernode) metric(t *testing.T, name string, labels scrape.Labels) floa
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(t, 20*time.Second, what, cond)
 }
 
 // A digest registered first with a dead URL: the seed fails. The next registration, with a good

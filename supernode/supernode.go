@@ -172,6 +172,9 @@ func (s *Supernode) Close() error { return s.life.Close() }
 // with that request's URL and headers (the store keeps the URL redacted), fetching only what it
 // lacks and no live peer holds. The peer view comes back from the peers' registrations: each
 // peer that syncs is told to register again, and announces what it holds.
+//
+// A task whose index was rebuilt (piece.Meta.Rebuilt) keeps its verified data but lost who may
+// read it: it is not served until the next registration's seed learns that again (see seed).
 func (s *Supernode) loadTasks() {
 	now := time.Now()
 	for _, info := range s.store.List() {
@@ -181,6 +184,9 @@ func (s *Supernode) loadTasks() {
 		}
 		t := newTask(info.Meta.ID, snapi.TaskRequest{URL: info.Meta.URL, Digest: info.Meta.Digest})
 		s.tasks[t.id] = t
+		if info.Meta.Rebuilt {
+			continue
+		}
 		s.setMeta(t, pt)
 		s.sched.Join(now, schedTask(t.id), s.seedInfo(), info.Have)
 		if info.Complete {

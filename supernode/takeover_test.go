@@ -178,12 +178,19 @@ func TestTakeoverSeedHashWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the seed fetches piece 2", func() bool { return len(s.seedHas(id)) == 3 })
+	want := digest.FromBytes(data[2<<20:])
+	// The piece is stored before its digest is published: wait for both.
+	waitFor(t, "the seed fetches piece 2 and publishes its hash", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		tk := s.tasks[id]
+		return tk.ptask.Has(2) && len(tk.digests) == 3 && tk.digests[2] == want
+	})
 	sr, err := ps.client("a").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("a").ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := sr.Task.Digests[2], digest.FromBytes(data[2<<20:]); got != want || resp.Task.ID != id {
+	if got := sr.Task.Digests[2]; got != want || resp.Task.ID != id {
 		t.Errorf("piece 2 is published as %s, want the origin's %s", got, want)
 	}
 }

@@ -218,6 +218,25 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		if err := pt.MakePrivate(shown); err != nil {
 			return err
 		}
+	} else if m := pt.Meta(); m.Rebuilt {
+		// The index was rebuilt and who may read this was lost with it: the origin's answer
+		// to a request without credentials for one byte says it is public there.
+		resp, err := origin.Get(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		total, err := source.Length(resp)
+		if err != nil {
+			return fmt.Errorf("origin %s: %w", shown, err)
+		}
+		if total != m.ContentLength {
+			return fmt.Errorf("origin %s: content length changed from %d to %d", shown, m.ContentLength, total)
+		}
+		m.URL, m.Access, m.Origin = shown, piece.AccessPublic, shown
+		if pt, err = s.store.Create(m); err != nil {
+			return err
+		}
 	}
 	s.publishMeta(t, pt)
 	if grace && !pt.Complete() {

@@ -49,13 +49,14 @@ func app() *cli.App {
 		UsageText: "dfget URL -O FILE [--digest sha256:HEX] [-H 'Name: value']... [--timeout 10m]",
 		Description: fmt.Sprintf(`Exit codes:
    %d  ok
-   %d  other failure (the output cannot be written, the dfdaemon's disk or store failed)
+   %d  other failure (the output cannot be written, the dfdaemon's store failed)
    %d  usage: bad flags, URL or digest
    %d  not found at the origin (404, 410)
    %d  origin unreachable, refused, or not allowed
    %d  the content does not match --digest
-   %d  --timeout passed`, dfget.ExitOK, dfget.ExitFailure, dfget.ExitUsage, dfget.ExitNotFound,
-			dfget.ExitOrigin, dfget.ExitDigestMismatch, dfget.ExitTimeout),
+   %d  --timeout passed
+   %d  disk full: the dfdaemon's data dir, or where the output is written`, dfget.ExitOK, dfget.ExitFailure, dfget.ExitUsage, dfget.ExitNotFound,
+			dfget.ExitOrigin, dfget.ExitDigestMismatch, dfget.ExitTimeout, dfget.ExitDiskFull),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"O"}, Usage: "output file, or - for stdout"},
 			&cli.StringFlag{Name: "daemon", Value: "http://127.0.0.1:65001", Usage: "the local dfdaemon"},

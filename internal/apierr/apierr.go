@@ -25,7 +25,8 @@ const (
 	CodeForbidden         Code = "forbidden"          // the destination is not allowed (SSRF policy)
 	CodeUnauthorized      Code = "unauthorized"
 	CodeDigestMismatch    Code = "digest_mismatch" // the content does not match the requested digest
-	CodeLocal             Code = "local"           // the answering daemon failed locally (disk full, store error)
+	CodeLocal             Code = "local"           // the answering daemon failed locally (store or file error)
+	CodeDiskFull          Code = "disk_full"       // the answering daemon's disk is full: a local failure too
 	CodeInternal          Code = "internal"
 )
 

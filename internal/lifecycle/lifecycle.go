@@ -143,7 +143,12 @@ func (s *Shell) Run(ctx context.Context, loops ...func(ctx context.Context)) err
 			s.serving.Store(false)
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
-			_ = srv.Shutdown(sctx) // a timeout leaves requests to the lifetime context's end
+			if srv.Shutdown(sctx) != nil {
+				// Requests still in flight after the grace period are cut off with the lifetime
+				// context; their connections are closed now, or one that turns idle after
+				// Shutdown stopped watching would wait for a next request forever.
+				_ = srv.Close()
+			}
 			return nil
 		})
 	}

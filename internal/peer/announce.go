@@ -13,11 +13,11 @@ import (
 
 // announcer decides which pieces one child stream is told about.
 type announcer interface {
-	initial() piece.Bitfield    // the bitfield sent after hello
-	update(now time.Time) []int // pieces to announce now
-	requested(i int)            // the child asked for piece i
-	sent(i int)                 // piece i went out to the child
-	close()                     // the stream ended
+	initial() piece.Bitfield        // the bitfield sent after hello
+	update(now time.Time) []int     // pieces to announce now
+	requested(i int, now time.Time) // the child asked for piece i
+	sent(i int)                     // piece i went out to the child
+	close()                         // the stream ended
 }
 
 // fullAnnouncer tells the child about every piece it holds, as soon as it holds it.
@@ -43,9 +43,9 @@ func (a *fullAnnouncer) update(time.Time) []int {
 	return out
 }
 
-func (a *fullAnnouncer) requested(int) {}
-func (a *fullAnnouncer) sent(int)      {}
-func (a *fullAnnouncer) close()        {}
+func (a *fullAnnouncer) requested(int, time.Time) {}
+func (a *fullAnnouncer) sent(int)                 {}
+func (a *fullAnnouncer) close()                   {}
 
 const (
 	// superSeedOffers is the pieces a child may have pending at the seed; the policy and the
@@ -55,6 +55,11 @@ const (
 	// superSeedExpiry (it got that piece from a peer meanwhile) is replaced.
 	superSeedTick   = 250 * time.Millisecond
 	superSeedExpiry = 2 * time.Second
+	// superSeedIdleExpiry is how long an idle child — one that let an offer expire without
+	// requesting anything since it was made — keeps an offer. Such a stream holds one offer at a
+	// time, and only out of the slots the other children leave: a stream that never requests
+	// (a broken or hostile peer) must not hold a share of the seed.
+	superSeedIdleExpiry = 500 * time.Millisecond
 )
 
 // superState is shared by every child stream of one task: how often each piece was sent, and
@@ -67,7 +72,10 @@ type superState struct {
 	// foreground counts the streams of this server, over every task, that serve a pull a client
 	// waits for (see Server.SetBackground).
 	foreground *atomic.Int64
-	streams    int
+	// active counts the streams of this server, over every task, that are not idle: idle ones
+	// leave each of them its share of offers (superSeedOffers).
+	active  *atomic.Int64
+	streams int
 	// have and grew: how many pieces the seed held at the last update of any stream, and when
 	// that last grew (see superAnnouncer.update).
 	have int
@@ -83,7 +91,8 @@ func (s *Server) superSeed(t *piece.Task) *superState {
 	id := t.Meta().ID
 	st, ok := s.supers[id]
 	if !ok {
-		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending, foreground: &s.superForeground}
+		st = &superState{sent: make([]int, t.PieceCount()), offered: make([]int, t.PieceCount()), pending: &s.superPending,
+			foreground: &s.superForeground, active: &s.superActive}
 		s.supers[id] = st
 	}
 	st.mu.Lock() // streams is guarded by st.mu, like everything superAnnouncer.close touches
@@ -104,6 +113,12 @@ type superAnnouncer struct {
 	// counted says it is counted in st.foreground.
 	background func() bool
 	counted    bool
+	// idle: an offer expired while the child had requested nothing since it was made
+	// (superSeedIdleExpiry); lastRequest is when it last requested a piece; counted in
+	// st.active while not idle.
+	idle        bool
+	lastRequest time.Time
+	active      bool
 	// held says which pieces the child already holds (see Server.SetHeld); nil: none known.
 	held func(int) bool
 }
@@ -116,11 +131,26 @@ func (a *superAnnouncer) initial() piece.Bitfield {
 func (a *superAnnouncer) update(now time.Time) []int {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
+	expiry := superSeedExpiry
+	if a.idle {
+		expiry = superSeedIdleExpiry
+	}
 	for i, at := range a.offers {
-		if !a.asked[i] && now.Sub(at) > superSeedExpiry {
+		if !a.asked[i] && now.Sub(at) > expiry {
 			delete(a.offers, i)
 			a.st.offered[i]--
 			a.st.pending.Add(-1)
+			if a.lastRequest.Before(at) {
+				a.idle = true
+			}
+		}
+	}
+	if a.active == a.idle { // the stream turned idle or active again (or is new)
+		a.active = !a.idle
+		if a.active {
+			a.st.active.Add(1)
+		} else {
+			a.st.active.Add(-1)
 		}
 	}
 	bg := a.background != nil && a.background()
@@ -136,6 +166,12 @@ func (a *superAnnouncer) update(now time.Time) []int {
 	if bg && a.st.foreground.Load() > 0 {
 		limit /= 2 // the other half is kept for the pulls clients wait for
 	}
+	quota := a.quota
+	if a.idle {
+		// Only what the children that take their offers leave, one at a time.
+		quota = 1
+		limit -= a.st.active.Load() * superSeedOffers
+	}
 	// While pieces keep arriving from the origin, each goes out once: the children trade it,
 	// and the seed's upload goes to the next new piece. Offering the few pieces it holds to
 	// every child instead sent each of them to all children whenever the origin was no faster
@@ -147,7 +183,7 @@ func (a *superAnnouncer) update(now time.Time) []int {
 	}
 	once := !a.task.Complete() && now.Sub(a.st.grew) < superSeedExpiry
 	var out []int
-	for len(a.offers) < a.quota && a.st.pending.Load() < limit {
+	for len(a.offers) < quota && a.st.pending.Load() < limit {
 		best, bestLoad := -1, 0
 		for i := range a.st.sent {
 			if a.told[i] || !a.task.Has(i) || a.held != nil && a.held(i) {
@@ -172,12 +208,13 @@ func (a *superAnnouncer) update(now time.Time) []int {
 	return out
 }
 
-func (a *superAnnouncer) requested(i int) {
+func (a *superAnnouncer) requested(i int, now time.Time) {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
 	if _, ok := a.offers[i]; ok {
 		a.asked[i] = true
 	}
+	a.lastRequest, a.idle = now, false
 }
 
 func (a *superAnnouncer) sent(i int) {
@@ -205,6 +242,9 @@ func (a *superAnnouncer) close() {
 	a.offers = nil
 	if a.counted {
 		a.st.foreground.Add(-1)
+	}
+	if a.active {
+		a.st.active.Add(-1)
 	}
 	a.st.streams--
 }

@@ -1,10 +1,13 @@
 package peer
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
+	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
 )
 
@@ -13,8 +16,8 @@ import (
 func TestBackgroundStreamsLeaveHalfTheSeedToClients(t *testing.T) {
 	t.Parallel()
 	task := newSeeded(t, 32<<20, 1<<20).task // 32 pieces
-	var pending, foreground atomic.Int64
-	st := &superState{sent: make([]int, task.PieceCount()), offered: make([]int, task.PieceCount()), pending: &pending, foreground: &foreground}
+	var pending, foreground, active atomic.Int64
+	st := &superState{sent: make([]int, task.PieceCount()), offered: make([]int, task.PieceCount()), pending: &pending, foreground: &foreground, active: &active}
 	stream := func(background bool) *superAnnouncer {
 		a := &superAnnouncer{task: task, st: st, offers: map[int]time.Time{}, quota: scheduler.SuperSeedPending,
 			background: func() bool { return background }}
@@ -51,5 +54,79 @@ func TestBackgroundStreamsLeaveHalfTheSeedToClients(t *testing.T) {
 	}
 	if got := len(preheat.update(now)); got != all {
 		t.Errorf("once the clients left the preheat stream got %d offers, want all %d", got, all)
+	}
+}
+
+// Four streams that say hello to the seed and never request anything do not starve an honest
+// child of the seed's offers: it gets every piece, and it does not have to wait until the idle
+// streams have been offered all of them (which is how it got any before idle streams lost their
+// share).
+func TestIdleStreamsDoNotStarveTheSeed(t *testing.T) {
+	t.Parallel()
+	src := newSeededWith(t, 32<<20, 1<<20, ServerConfig{SuperSeed: true})
+	id, n := src.task.Meta().ID, src.task.PieceCount()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	offered := make([]atomic.Int64, 4)
+	for k := range offered {
+		conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		go func() { // reads what the seed offers, requests nothing
+			for {
+				ev, err := conn.Next()
+				if err != nil {
+					return
+				}
+				if ev.Kind == EventHave {
+					offered[k].Add(1)
+				}
+			}
+		}()
+	}
+	wait.Until(t, 30*time.Second, "the idle streams to hold the seed's offers", func() bool {
+		for k := range offered {
+			if offered[k].Load() < superSeedOffers {
+				return false
+			}
+		}
+		return true
+	})
+
+	store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dst := copyMeta(t, src.task, store)
+	conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for got := 0; got < n; {
+		ev, err := conn.Next()
+		if err != nil {
+			t.Fatalf("honest child after %d of %d pieces: %v", got, n, err)
+		}
+		switch ev.Kind {
+		case EventHave:
+			if err := conn.Request(ev.Index); err != nil {
+				t.Fatal(err)
+			}
+		case EventPiece:
+			if err := dst.WritePiece(ev.Index, conn.Body(ev)); err != nil {
+				t.Fatal(err)
+			}
+			got++
+		}
+	}
+	for k := range offered {
+		if o := offered[k].Load(); o >= int64(n) {
+			t.Errorf("idle stream %d was offered all %d pieces before the honest child had them", k, o)
+		}
 	}
 }

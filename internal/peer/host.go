@@ -16,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -31,6 +30,8 @@ type HostConfig struct {
 	Listen  []string // multiaddrs, e.g. /ip4/127.0.0.1/tcp/0
 	KeyFile string   // the peer's identity, created on first start, so a restart keeps its ID
 	Secret  string   // optional cluster pre-shared key: only peers that know it can connect
+	Role    Role     // sizes the default limits
+	Limits  *Limits  // what remote peers may hold; nil = DefaultLimits(Role)
 }
 
 // NewHost starts a libp2p host: TCP, TLS first (measured faster here than Noise), yamux.
@@ -43,6 +44,17 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
+	limits := DefaultLimits(cfg.Role)
+	if cfg.Limits != nil {
+		limits = *cfg.Limits
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	rm, err := limits.resourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("peer: resource manager: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(listen...),
@@ -50,9 +62,8 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		// Pouch bounds its own streams and message sizes; the default resource manager's
-		// per-peer memory limits would throttle piece streams instead.
-		libp2p.ResourceManager(&network.NullResourceManager{}),
+		// Streams and connections bounded per peer and in total (limits.go); the host closes it.
+		libp2p.ResourceManager(rm),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 	}
@@ -62,6 +73,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		rm.Close() // the host would have, had it started; closing twice is harmless
 		return nil, fmt.Errorf("peer: start libp2p host on %v: %w", listen, err)
 	}
 	return h, nil

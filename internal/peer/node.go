@@ -38,7 +38,11 @@ func OpenNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := NewHost(HostConfig{Listen: []string{cfg.Listen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret})
+	role := RolePeer
+	if cfg.SuperSeed {
+		role = RoleSeed // only the supernode's seed super-seeds
+	}
+	h, err := NewHost(HostConfig{Listen: []string{cfg.Listen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret, Role: role})
 	if err != nil {
 		store.Close()
 		return nil, err

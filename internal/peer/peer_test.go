@@ -333,3 +333,44 @@ func BenchmarkPieceStream(b *testing.B) {
 		}
 	})
 }
+
+// One peer that opens more streams than its share is refused the extra ones; another peer is
+// still served in full.
+func TestPeerStreamLimitHoldsOnePeerOnly(t *testing.T) {
+	t.Parallel()
+	limits := DefaultLimits(RoleSeed)
+	limits.PeerStreamsIn = 3
+	h, err := NewHost(HostConfig{Role: RoleSeed, Limits: &limits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	src := newSeeded(t, 4<<20, 1<<20)
+	srv := NewServer(h, src.store, ServerConfig{})
+	t.Cleanup(srv.Close)
+	id, n := src.task.Meta().ID, src.task.PieceCount()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	greedy := newHost(t)
+	opened := 0
+	for range 2 * limits.PeerStreamsIn {
+		conn, _, err := Dial(ctx, greedy, info(h), id, n)
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { conn.Close() })
+		opened++
+	}
+	if opened == 0 || opened > limits.PeerStreamsIn {
+		t.Errorf("one peer opened %d streams, its limit is %d", opened, limits.PeerStreamsIn)
+	}
+	store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := fetchAll(ctx, newHost(t), info(h), copyMeta(t, src.task, store)); err != nil {
+		t.Fatalf("another peer, while the greedy one holds its streams: %v", err)
+	}
+}

@@ -63,6 +63,7 @@ type Server struct {
 	superPending atomic.Int64 // see superState.pending
 	// superForeground counts the client streams (see SetBackground, superState.foreground).
 	superForeground atomic.Int64
+	superActive     atomic.Int64 // the streams that are not idle (superState.active)
 	background      atomic.Pointer[BackgroundFunc]
 	held            atomic.Pointer[HeldFunc]
 }
@@ -258,7 +259,7 @@ func (s *Server) handle(st network.Stream) {
 			if !ok {
 				return
 			}
-			ann.requested(i)
+			ann.requested(i, time.Now())
 			if err := s.sendPiece(ctx, st, w, task, i); err != nil {
 				log.Debug("upload stopped", zap.Int("piece", i), zap.Error(err))
 				st.Reset()

@@ -282,6 +282,11 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, piece.ErrIO) {
+				// The store's own disk (full, failing): asking the origin again would only
+				// fetch the same bytes to nowhere.
+				return fmt.Errorf("piece %d: %w", i, err)
+			}
 			if failures++; failures > retries {
 				return fmt.Errorf("origin %s: piece %d: %w", o.shown(), i, err)
 			}

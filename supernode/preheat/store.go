@@ -2,11 +2,14 @@ package preheat
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/pouch-p2p/pouch/internal/boltx"
 )
 
 // DBFile is the store's file name in the supernode's data directory.
@@ -18,12 +21,22 @@ var bucketJobs = []byte("jobs")
 // job and resumes the unfinished ones. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
+	// damage says why the file found at open was damaged, and aside where it went; empty when
+	// it was sound.
+	damage, aside string
 }
 
-// OpenStore opens (creating if needed) dir/preheat.db.
+// OpenStore opens (creating if needed) dir/preheat.db. A damaged file (see boltx.Open) is moved
+// aside and a new, empty one used instead: the jobs are lost, the supernode starts (Damaged).
 func OpenStore(dir string) (*Store, error) {
 	path := filepath.Join(dir, DBFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	opts := &bolt.Options{Timeout: 5 * time.Second}
+	s := &Store{}
+	db, err := boltx.Open(path, 0o600, opts)
+	if errors.Is(err, boltx.ErrDamaged) {
+		s.damage = err.Error()
+		db, s.aside, err = boltx.Replace(path, 0o600, opts, time.Now())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("preheat: open %s: %w", path, err)
 	}
@@ -34,8 +47,13 @@ func OpenStore(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("preheat: %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s.db = db
+	return s, nil
 }
+
+// Damaged says, when the file found at open was damaged, why and where it was moved; both are
+// empty when it was sound.
+func (s *Store) Damaged() (damage, aside string) { return s.damage, s.aside }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }

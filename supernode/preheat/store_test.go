@@ -1,7 +1,10 @@
 package preheat
 
 import (
+	"bytes"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +59,31 @@ func TestStoreKeepsJobsAcrossReopen(t *testing.T) {
 	}
 	if !jobs[1].Credentials {
 		t.Error("job b lost the mark that it had credentials")
+	}
+}
+
+// A damaged preheat.db does not keep the supernode from starting: it is moved aside, and an
+// empty store takes its place.
+func TestDamagedStoreIsReplaced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, DBFile), bytes.Repeat([]byte("garbage!"), 2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("open over a damaged file: %v", err)
+	}
+	defer s.Close()
+	damage, aside := s.Damaged()
+	if damage == "" || aside == "" {
+		t.Fatalf("Damaged() = %q, %q; want why and where", damage, aside)
+	}
+	if b, err := os.ReadFile(aside); err != nil || !bytes.HasPrefix(b, []byte("garbage!")) {
+		t.Errorf("the damaged file is not kept at %s: %v", aside, err)
+	}
+	if jobs, bad, err := s.Load(); err != nil || len(jobs)+len(bad) != 0 {
+		t.Errorf("the new store holds %d jobs, %d bad, %v; want none", len(jobs), len(bad), err)
 	}
 }
 

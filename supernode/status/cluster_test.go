@@ -17,6 +17,7 @@ import (
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/fixture/origin"
+	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/supernode"
 	"github.com/pouch-p2p/pouch/supernode/status"
@@ -44,6 +45,21 @@ type running struct {
 	done    chan error // the download's outcome, once released
 }
 
+// runUntilCleanup runs a daemon until ctx ends or the test does, and waits for it to return
+// before the test is over (TestMain checks that no goroutine outlives the tests).
+func runUntilCleanup(ctx context.Context, t *testing.T, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
 // startRunning starts the cluster and a download through the dfdaemon's local API (what dfget
 // does) of a pre-signed URL, and returns once the supernode schedules the dfdaemon for it.
 func startRunning(t *testing.T, ctx context.Context) *running {
@@ -55,13 +71,13 @@ func startRunning(t *testing.T, ctx context.Context) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go sn.Run(ctx)
+	runUntilCleanup(ctx, t, sn.Run)
 	d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback,
 		StallTimeout: time.Minute, Heartbeat: 200 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go d.Run(ctx)
+	runUntilCleanup(ctx, t, d.Run)
 	u := origin.URL + "/models/weights.bin?X-Amz-Signature=" + secretSig + "&X-Amz-Expires=300"
 	id, err := taskid.For(u, "", "", taskid.DefaultFilter)
 	if err != nil {
@@ -112,20 +128,18 @@ func basicAuth() string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+adminToken))
 }
 
-// waitTask polls the snapshot until the task satisfies ok.
+// waitTask polls the snapshot until the task satisfies ok, and returns that snapshot.
 func waitTask(t *testing.T, ctx context.Context, r *running, ok func(status.Task) bool) status.Status {
 	t.Helper()
-	for {
-		st := snapshot(t, ctx, r.sn.URL())
+	var st status.Status
+	wait.Until(t, time.Minute, "the task in the expected state", func() bool {
+		st = snapshot(t, ctx, r.sn.URL())
 		for _, task := range st.Tasks {
 			if task.ID == r.task.String() && ok(task) {
-				return st
+				return true
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the task never reached the expected state; last snapshot: %+v", st.Tasks)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return false
+	})
+	return st
 }

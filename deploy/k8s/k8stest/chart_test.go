@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -73,7 +74,7 @@ func (e *chartEnv) chartValues() map[string]any {
 			"hostNetwork":        true,
 			"podSecurityContext": map[string]any{"runAsNonRoot": false, "runAsUser": 0, "runAsGroup": 0},
 			"persistence":        map[string]any{"size": "1Gi"},
-			"config":             map[string]any{"allow-networks": "127.0.0.0/8"},
+			"config":             map[string]any{"allow-networks": "127.0.0.0/8", "registry-insecure": []any{e.origin.Host}},
 		},
 		"dfdaemon": map[string]any{
 			"supernodes": []any{"http://127.0.0.1:8002"},
@@ -212,28 +213,47 @@ func (e *chartEnv) testPreheat(ctx context.Context, t *testing.T) {
 	}
 	ref := e.origin.Host + "/pouch-test/preheated:1"
 	api := supernodeURL(ctx, t, e.n)
-	body, _ := json.Marshal(map[string]any{"image": ref})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v1/preheats", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e.adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("preheat %s: %v", ref, err)
+	body, _ := json.Marshal(map[string]any{"type": "image", "url": ref, "scope": "seed"})
+	call := func(method, url string, body []byte) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
 	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("the supernode has no preheat API (POST /api/v1/preheats) in this tree yet")
+	status, data := call(http.MethodPost, api+"/api/v1/preheats", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("preheat %s: %d %s", ref, status, data)
 	}
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("preheat %s: %s", ref, resp.Status)
+	var job struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+		Error string `json:"error"`
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	if err := json.Unmarshal(data, &job); err != nil || job.ID == "" {
+		t.Fatalf("preheat %s: answer %s: %v", ref, data, err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); job.State != "SUCCESS"; time.Sleep(200 * time.Millisecond) {
+		if job.State == "FAILED" {
+			t.Fatalf("preheat job %s of %s failed: %s", job.ID, ref, job.Error)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("preheat job %s of %s still %s after 2m", job.ID, ref, job.State)
+		}
+		status, data = call(http.MethodGet, api+"/api/v1/preheats/"+job.ID, nil)
+		if status != http.StatusOK || json.Unmarshal(data, &job) != nil {
+			t.Fatalf("preheat job %s: %d %s", job.ID, status, data)
+		}
+	}
 	for _, l := range img.Blobs() {
-		for e.origin.BlobBytes(l.Digest) < int64(len(l.Data)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("preheat of %s: the seed fetched %d of %d bytes of %s from the origin in 2m", ref, e.origin.BlobBytes(l.Digest), len(l.Data), l.Digest)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if got := e.origin.BlobBytes(l.Digest); got < int64(len(l.Data)) {
+			t.Errorf("preheat SUCCESS, but the origin sent %d of %d bytes of %s", got, len(l.Data), l.Digest)
 		}
 	}
 	served := e.origin.TotalBlobBytes()
