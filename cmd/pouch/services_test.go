@@ -170,7 +170,7 @@ func TestServices(t *testing.T) {
 		t.Run(string(flavor), func(t *testing.T) {
 			began := time.Now()
 			defer func() { t.Logf("%s: %v", flavor, time.Since(began).Round(time.Millisecond)) }()
-			w := newWorld(t, flavor, fmt.Sprintf("pouchtest%d", i), fmt.Sprintf("10.213.%d.0/24", i))
+			w := newWorld(t, flavor, fmt.Sprintf("pouchtest%d", i), fmt.Sprintf("10.214.%d.0/24", i)) // not 10.213/16: the netns fixture's
 			t.Run("publish", w.testPublish)
 			t.Run("detached logs and stop", w.testDetached)
 			t.Run("restart policy", w.testRestart)
