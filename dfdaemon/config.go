@@ -13,17 +13,21 @@ import (
 
 // Config is everything a dfdaemon needs.
 type Config struct {
-	Supernode    string         `yaml:"supernode"`    // supernode URLs, comma-separated; empty = origin only
-	SupernodeCA  string         `yaml:"supernodeCA"`  // PEM bundle trusted for https supernodes instead of the system roots
-	DataDir      string         `yaml:"dataDir"`      // pieces, index, identity
-	Listen       string         `yaml:"listen"`       // local API (dfget) and registry mirror
-	P2PListen    string         `yaml:"p2pListen"`    // libp2p multiaddr
-	UploadRate   int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
-	DownloadRate int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
-	Secret       string         `yaml:"secret"`       // cluster secret: libp2p private network and supernode API membership
-	Allow        []netip.Prefix `yaml:"allowNetworks"`
-	Deny         []netip.Prefix `yaml:"denyNetworks"`
-	QueryFilter  []string       `yaml:"queryFilter"`
+	Supernode   string `yaml:"supernode"`   // supernode URLs, comma-separated; empty = origin only
+	SupernodeCA string `yaml:"supernodeCA"` // PEM bundle trusted for https supernodes instead of the system roots
+	DataDir     string `yaml:"dataDir"`     // pieces, index, identity
+	Listen      string `yaml:"listen"`      // local API (dfget) and registry mirror
+	// MetricsListen is a second listener for /metrics, /healthz and /readyz only, plain HTTP
+	// (Prometheus on another host; the local API is loopback by default). Empty: none; the
+	// local API serves them either way.
+	MetricsListen string         `yaml:"metricsListen"`
+	P2PListen     string         `yaml:"p2pListen"`    // libp2p multiaddr
+	UploadRate    int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
+	DownloadRate  int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
+	Secret        string         `yaml:"secret"`       // cluster secret: libp2p private network and supernode API membership
+	Allow         []netip.Prefix `yaml:"allowNetworks"`
+	Deny          []netip.Prefix `yaml:"denyNetworks"`
+	QueryFilter   []string       `yaml:"queryFilter"`
 	// StallTimeout is how long a download may make no progress over P2P before the daemon
 	// fetches the missing pieces from the origin itself.
 	StallTimeout time.Duration `yaml:"stallTimeout"`

@@ -21,11 +21,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/dfapi"
+	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
@@ -54,6 +53,9 @@ type Daemon struct {
 	gate      *gate            // who may read what: every client request passes it
 	life      *lifecycle.Shell // downloads run under its context
 	preheat   *preheater       // assignments from the supernodes' heartbeat answers
+	ready     health.Checks    // /readyz: see readyChecks
+	metricsLn net.Listener     // --metrics-listen; nil: metrics on the local API only
+	beats     heartbeats       // the latest heartbeat to each supernode, for readiness
 	holders   *holders         // the DHT, when no supernode answers (dht.go); nil: none
 
 	mu        sync.Mutex
@@ -109,8 +111,9 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	d.dropUnknownAccess()
 	d.preheat = newPreheater(d)
 	d.mux.HandleFunc("POST "+dfapi.PathDownload, d.handleDownload)
-	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	if err := d.observe(); err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	return d, nil
 }
 
@@ -231,7 +234,7 @@ func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
 			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
 			rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-			homes: d.ring.For(key.String()),
+			homes: d.ring.For(key.String()), started: time.Now(),
 		}
 		started := d.life.Go(func(ctx context.Context) {
 			dl.run(ctx)
@@ -303,6 +306,8 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			resp, err := c.Heartbeat(hctx, snapi.HeartbeatRequest{Peer: d.self(), Preheat: results})
 			cancel()
+			d.beats.record(c.Base, err)
+			d.metrics.heartbeatSent(err)
 			d.preheat.reported(i, results, err == nil)
 			if err == nil {
 				d.preheat.assign(ctx, i, resp.Preheat)
@@ -329,7 +334,7 @@ func (d *Daemon) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			evicted, err := d.store.GC(now, p, func(id digest.Digest) bool {
+			evicted, err := d.metrics.store.GC(now, p, func(id digest.Digest) bool {
 				d.mu.Lock()
 				defer d.mu.Unlock()
 				return d.inUse[id] > 0
@@ -343,50 +348,4 @@ func (d *Daemon) gcLoop(ctx context.Context) {
 			}
 		}
 	}
-}
-
-type metrics struct {
-	reg          *prometheus.Registry
-	bytes        *prometheus.CounterVec
-	corrupt      prometheus.Counter
-	backToSource prometheus.Counter
-	downloads    prometheus.Counter
-	failed       prometheus.Counter
-	// authorization counts the gate's outcomes (result: public, allowed, denied, elsewhere,
-	// error); direct counts requests sent to their origin directly (reason: other-origin,
-	// other-content).
-	authorization *prometheus.CounterVec
-	direct        *prometheus.CounterVec
-}
-
-func newMetrics(d *Daemon) *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_download_bytes_total",
-			Help: "Piece bytes downloaded, by source (peer or origin)."}, []string{"source"}),
-		corrupt: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_corrupt_pieces_total",
-			Help: "Pieces from parents that failed their SHA-256; the parent was blocked."}),
-		backToSource: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_back_to_source_total",
-			Help: "Downloads that fetched pieces from the origin themselves."}),
-		downloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_total", Help: "Downloads started."}),
-		failed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_downloads_failed_total", Help: "Downloads failed."}),
-		authorization: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_authorization_total",
-			Help: "Client requests checked by the gate, by result: public, allowed (the origin accepted the requester), denied (it refused), elsewhere (another origin: fetched directly), error (no usable answer: refused)."}, []string{"result"}),
-		direct: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_direct_fetches_total",
-			Help: "Requests for private content sent to their origin directly, by reason: other-origin, other-content."}, []string{"reason"}),
-	}
-	m.bytes.WithLabelValues("peer")
-	m.bytes.WithLabelValues("origin")
-	for _, r := range []string{gatePublic, gateAllowed, gateDenied, gateElsewhere, gateError} {
-		m.authorization.WithLabelValues(r)
-	}
-	for _, r := range []string{directOtherOrigin, directOtherContent} {
-		m.direct.WithLabelValues(r)
-	}
-	m.reg.MustRegister(m.bytes, m.corrupt, m.backToSource, m.downloads, m.failed, m.authorization, m.direct,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
-			Help: "Piece bytes uploaded to children."}, func() float64 { return float64(d.upload.Uploaded()) }),
-	)
-	return m
 }

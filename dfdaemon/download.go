@@ -56,6 +56,7 @@ type download struct {
 
 	fromPeers  atomic.Int64
 	fromOrigin atomic.Int64
+	started    time.Time // for the download's duration
 
 	mu           sync.Mutex
 	req          Request // whose headers reach the origin: the starter's, then the first authorized one's
@@ -217,11 +218,11 @@ func (dl *download) run(ctx context.Context) {
 		} else {
 			dl.log.Warn("download failed", zap.Error(err))
 		}
-		dl.d.metrics.failed.Inc()
 	} else {
 		dl.log.Info("download complete", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 		dl.d.provide(dl.key)
 	}
+	dl.d.metrics.downloadEnded(err, time.Since(dl.started))
 	dl.err = err
 	for _, c := range []chan struct{}{dl.ready, dl.created} {
 		select {
@@ -447,10 +448,13 @@ func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 		}
 	}
 	meta := t.Meta()
+	last := time.Now() // pieces stream in order: each one's time is since the previous one
 	return o.Fill(ctx, t, first, func(i int, _ digest.Digest) {
 		_, n := piece.Bounds(i, meta.ContentLength, meta.PieceSize)
 		dl.fromOrigin.Add(n)
-		dl.d.metrics.bytes.WithLabelValues("origin").Add(float64(n))
+		now := time.Now()
+		dl.d.metrics.piece(srcOrigin, n, now.Sub(last))
+		last = now
 	})
 }
 
@@ -724,7 +728,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	for {
 		ev, err := p.conn.Next()
 		if err != nil {
-			if ctx.Err() == nil && !p.retired {
+			if ctx.Err() == nil && !dl.isRetired(p) {
 				reason = snapi.FailUnreachable
 			}
 			return
@@ -758,8 +762,10 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.mu.Lock()
 			f := dl.inflight[ev.Index]
 			mine := f != nil && f.owner == id
+			var requested time.Time
 			if mine {
 				f.receiving = true
+				requested = f.since
 			}
 			delete(p.requested, ev.Index)
 			dl.mu.Unlock()
@@ -768,7 +774,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					if ctx.Err() == nil && !p.retired {
+					if ctx.Err() == nil && !dl.isRetired(p) {
 						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
 					}
 					return
@@ -786,7 +792,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			switch {
 			case err == nil:
 				dl.fromPeers.Add(ev.Size)
-				dl.d.metrics.bytes.WithLabelValues("peer").Add(float64(ev.Size))
+				from := srcPeer
+				if p.info.Seed {
+					from = srcSeed
+				}
+				dl.d.metrics.piece(from, ev.Size, time.Since(requested))
 				dl.poke()
 			case errors.Is(err, piece.ErrIO), errors.Is(err, piece.ErrNotFound), errors.Is(err, piece.ErrClosed):
 				// This daemon's own store failed (disk full): the parent sent good bytes and is
@@ -807,13 +817,20 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil && !p.retired {
+				if ctx.Err() == nil && !dl.isRetired(p) {
 					reason = snapi.FailUnreachable
 				}
 				return
 			}
 		}
 	}
+}
+
+// isRetired says whether the scheduler dropped p; applySchedule retires parents under dl.mu.
+func (dl *download) isRetired(p *parentState) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return p.retired
 }
 
 // dropParent forgets a parent and frees what it was asked for, and queues the report of why it

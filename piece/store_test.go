@@ -858,3 +858,21 @@ func TestAccess(t *testing.T) {
 		}
 	}
 }
+
+// Check passes on an open store and fails with ErrClosed once it is closed.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed store: %v, want ErrClosed", err)
+	}
+}

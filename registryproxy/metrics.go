@@ -7,16 +7,29 @@ import (
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec // kind, code
-	blobBytes *prometheus.CounterVec // source: p2p, upstream
+	requests  *prometheus.CounterVec   // kind, code, registry
+	latency   *prometheus.HistogramVec // kind, registry
+	blobBytes *prometheus.CounterVec   // source: p2p, upstream
 	fallbacks prometheus.Counter
 }
+
+// The registry label of requests that name none the mirror knows: its values are the
+// configured registries (default, allowed, per-registry settings) and these two, so that no
+// client can grow the label's values.
+const (
+	registryOther = "other" // a registry that is not configured (served when no allow list is set)
+	registryNone  = "none"  // no upstream: no ns and no default, or a request refused before
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pouch_registryproxy_requests_total", Help: "Mirror requests by kind (base, manifest, blob, tags, other) and HTTP status.",
-		}, []string{"kind", "code"}),
+			Name: "pouch_registryproxy_requests_total", Help: "Mirror requests by kind (base, manifest, blob, tags, other), HTTP status (code) and upstream registry (a configured one, other, or none).",
+		}, []string{"kind", "code", "registry"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pouch_registryproxy_request_seconds", Help: "Time of a mirror request, from its arrival to the last byte of the answer, by kind and upstream registry (as in pouch_registryproxy_requests_total).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"kind", "registry"}),
 		blobBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pouch_registryproxy_blob_bytes_total", Help: "Blob bytes sent to clients, by where they came from (p2p, upstream).",
 		}, []string{"source"}),
@@ -29,6 +42,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.latency, err = register(reg, m.latency); err != nil {
 		return nil, err
 	}
 	if m.blobBytes, err = register(reg, m.blobBytes); err != nil {

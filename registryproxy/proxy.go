@@ -81,6 +81,7 @@ type Proxy struct {
 	policy  netguard.Policy
 	metrics *metrics
 	allowed map[string]bool
+	known   map[string]bool // the registries named in the config: the registry label's values
 
 	mu        sync.Mutex
 	upstreams *simplelru.LRU[string, *upstream] // by ns; bounded, since any client names one
@@ -112,16 +113,21 @@ func New(cfg Config, blobs Blobs, opts Options) (*Proxy, error) {
 	p := &Proxy{
 		cfg: cfg, blobs: blobs, log: log.Named("registryproxy"), policy: opts.Policy, metrics: m,
 		allowed:   map[string]bool{},
+		known:     map[string]bool{},
 		upstreams: newUpstreams(),
 		manifests: newManifestCache(cfg.ManifestCacheBytes),
 		tags:      expirable.NewLRU[string, *manifest](tagCacheEntries, nil, cfg.TagTTL),
 	}
 	for _, a := range cfg.Allowed {
-		a = strings.ToLower(a)
-		if a == "index.docker.io" || a == hubAPI {
-			a = dockerHub
-		}
+		a = canonicalRegistry(a)
 		p.allowed[a] = true
+		p.known[a] = true
+	}
+	for h := range cfg.Registries {
+		p.known[canonicalRegistry(h)] = true
+	}
+	if cfg.Default != "" {
+		p.known[canonicalRegistry(cfg.Default)] = true
 	}
 	if p.cfg.Default != "" && len(p.allowed) > 0 && !p.allowed[strings.ToLower(p.cfg.Default)] {
 		return nil, fmt.Errorf("registryproxy: default %s is not in the allowed registries", p.cfg.Default)
@@ -152,8 +158,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
 	rt, status, code, msg := parseRoute(r.URL.EscapedPath())
+	registry := registryNone
 	defer func() {
-		p.metrics.requests.WithLabelValues(string(rt.kind), fmt.Sprint(sw.code())).Inc()
+		p.metrics.requests.WithLabelValues(string(rt.kind), fmt.Sprint(sw.code()), registry).Inc()
+		p.metrics.latency.WithLabelValues(string(rt.kind), registry).Observe(time.Since(start).Seconds())
 		if p.log.Core().Enabled(zap.DebugLevel) {
 			p.log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 				zap.String("ns", r.URL.Query().Get("ns")), zap.Int("status", sw.code()), zap.Duration("took", time.Since(start)))
@@ -176,6 +184,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, status, code, msg := p.resolveUpstream(r)
+	if up != nil {
+		registry = p.registryLabel(up.name)
+	}
 	if up == nil {
 		writeError(w, status, code, msg, nil)
 		return

@@ -59,10 +59,7 @@ func (p *Proxy) resolveUpstream(r *http.Request) (*upstream, int, string, string
 	if err := validHost(ns); err != nil {
 		return nil, http.StatusBadRequest, CodeNameInvalid, "ns: " + err.Error()
 	}
-	ns = strings.ToLower(ns)
-	if ns == "index.docker.io" || ns == hubAPI {
-		ns = dockerHub
-	}
+	ns = canonicalRegistry(ns)
 	if len(p.allowed) > 0 && !p.allowed[ns] {
 		return nil, http.StatusNotFound, CodeNameUnknown, fmt.Sprintf("registry %s is not mirrored here", ns)
 	}
@@ -71,6 +68,26 @@ func (p *Proxy) resolveUpstream(r *http.Request) (*upstream, int, string, string
 		return nil, http.StatusBadGateway, CodeUnsupported, err.Error()
 	}
 	return up, 0, "", ""
+}
+
+// canonicalRegistry is the one name of a registry host: lower case, Docker Hub's aliases as
+// docker.io.
+func canonicalRegistry(host string) string {
+	host = strings.ToLower(host)
+	if host == "index.docker.io" || host == hubAPI {
+		return dockerHub
+	}
+	return host
+}
+
+// registryLabel is the metrics' registry label of an upstream: its name when the config names
+// it, else "other", so the label has as many values as the config has registries whatever
+// clients send.
+func (p *Proxy) registryLabel(ns string) string {
+	if p.known[ns] {
+		return ns
+	}
+	return registryOther
 }
 
 func (p *Proxy) upstream(ns string) (*upstream, error) {

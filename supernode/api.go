@@ -11,12 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
+	"github.com/pouch-p2p/pouch/supernode/status"
 )
 
 func (s *Supernode) routes() http.Handler {
@@ -32,8 +34,8 @@ func (s *Supernode) routes() http.Handler {
 	mux.HandleFunc("GET "+snapi.PathPreheats, s.handleListPreheats)
 	mux.HandleFunc("GET "+snapi.PathPreheats+"/{id}", s.handleGetPreheat)
 	mux.HandleFunc("DELETE "+snapi.PathPreheats+"/{id}", s.handleCancelPreheat)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	health.Mount(mux, &s.ready, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	status.Mount(mux, s.admin, s.snapshot)
 	return mux
 }
 
@@ -110,7 +112,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 		s.announce(t, req.Peer.ID, req.Holding)
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
-	s.metrics.decision.Observe(time.Since(start).Seconds())
+	s.metrics.decided(callRegister, start, d)
 	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
 }
 
@@ -150,9 +152,10 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 	}
 	for _, tr := range req.Transfers {
 		s.sched.Transfer(now, st, pid, scheduler.PeerID(tr.Parent), tr.Bytes, time.Duration(tr.Millis)*time.Millisecond)
+		s.transferred(now, t, req.Peer, tr)
 	}
 	d := s.sched.Report(now, st, pid, req.Have, req.Complete)
-	s.metrics.decision.Observe(time.Since(now).Seconds())
+	s.metrics.decided(callSync, now, d)
 	if req.Complete && t.holdings != nil && !t.holdings.Complete(pid) {
 		t.holdings.SetComplete(pid)
 		t.notify() // a seed waiting for downloading peers may park

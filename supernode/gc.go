@@ -24,7 +24,7 @@ func (s *Supernode) gcLoop(ctx context.Context) {
 
 // collect runs one GC pass.
 func (s *Supernode) collect(now time.Time, p piece.GCPolicy) {
-	evicted, err := s.store.GC(now, p, s.inUse)
+	evicted, err := s.metrics.store.GC(now, p, s.inUse)
 	if err != nil {
 		s.log.Warn("gc failed", zapErr(err))
 	}

@@ -178,6 +178,7 @@ func (p *preheats) create(req snapi.PreheatRequest) (*preheat.Job, error) {
 	}
 	p.jobs[id] = jr
 	p.persist(jr)
+	p.s.metrics.preheatCreated.Inc()
 	p.log.Info("preheat job created", zap.String("job", id), zap.String("type", string(req.Type)),
 		zap.String("url", shown), zap.String("platform", req.Platform), zap.String("scope", string(req.Scope)))
 	p.start(jr)
@@ -235,7 +236,7 @@ func (p *preheats) update(jr *jobRun, f func(j *preheat.Job)) {
 	p.persist(jr)
 	jr.notify()
 	if j := jr.job; j.State.Final() && !before.Final() {
-		p.log.Info("preheat job ended", zap.String("job", j.ID), zap.String("state", string(j.State)), zap.String("error", j.Error))
+		p.ended(j)
 	}
 }
 
@@ -419,7 +420,7 @@ func (p *preheats) beat(peer string, results []snapi.PreheatResult) []snapi.Preh
 		p.persist(jr)
 		jr.notify()
 		if j := jr.job; j.State.Final() {
-			p.log.Info("preheat job ended", zap.String("job", j.ID), zap.String("state", string(j.State)), zap.String("error", j.Error))
+			p.ended(j)
 		}
 	}
 	var out []snapi.PreheatAssignment
@@ -479,11 +480,29 @@ func (p *preheats) cancel(id string) (*preheat.Job, bool, error) {
 	}
 	jr.job.Fail(time.Now(), preheat.ReasonCancelled)
 	p.persist(jr)
+	p.s.metrics.preheatEnded.WithLabelValues(string(jr.job.State)).Inc()
 	if jr.cancel != nil {
 		jr.cancel()
 	}
 	p.log.Info("preheat job cancelled", zap.String("job", id))
 	return jr.job.Clone(), true, nil
+}
+
+// ended logs and counts a job that has just reached a final state; the caller holds p.mu.
+func (p *preheats) ended(j *preheat.Job) {
+	p.s.metrics.preheatEnded.WithLabelValues(string(j.State)).Inc()
+	p.log.Info("preheat job ended", zap.String("job", j.ID), zap.String("state", string(j.State)), zap.String("error", j.Error))
+}
+
+// countByState counts the jobs kept, by state, for the metrics.
+func (p *preheats) countByState() map[snapi.PreheatState]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[snapi.PreheatState]int{}
+	for _, jr := range p.jobs {
+		out[jr.job.State]++
+	}
+	return out
 }
 
 func (p *preheats) get(id string) (*preheat.Job, bool) {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
@@ -26,6 +27,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
+	"github.com/pouch-p2p/pouch/supernode/status"
 )
 
 // Supernode is a running supernode: New binds its listeners, Run serves until ctx ends, Close
@@ -46,6 +48,11 @@ type Supernode struct {
 	life    *lifecycle.Shell   // seeds run under its context
 	preheat *preheats          // preheat jobs (their own lock and bbolt store)
 	spool   *source.Spool      // origins without Content-Length, within Config.SpoolMax
+	ready   health.Checks      // /readyz: see observe
+	// metricsLn is the --metrics-listen listener; nil: metrics on the API listener only.
+	metricsLn net.Listener
+	started   time.Time
+	seedSent  status.Meter // piece bytes peers report receiving from the seed
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -60,6 +67,11 @@ type peerEntry struct {
 	info     snapi.Peer
 	lastSeen time.Time
 	tasks    map[digest.Digest]bool
+	// For the status page: bytes received and sent as reported by the peer and its children,
+	// and the failure reports against it that counted.
+	received, sent status.Meter
+	failures       int
+	lastFailure    time.Time
 }
 
 // New opens the store, starts the seed's libp2p host and binds the HTTP listener.
@@ -100,6 +112,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		tasks:  map[digest.Digest]*task{},
 		peers:  map[string]*peerEntry{},
 	}
+	s.started = time.Now()
 	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
 	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
 	s.metrics = newMetrics(s)
@@ -114,6 +127,9 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	s.upload.SetBackground(s.preheat.background)
 	s.upload.SetHeld(s.heldBy)
 	life.HTTP(served, s.routes())
+	if err := s.observe(); err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -37,6 +38,11 @@ type task struct {
 	created time.Time
 	// checking holds the seed's pieces being re-hashed after a corrupt report.
 	checking map[int]bool
+	// Bytes by source, for the status page: fetched by the seed from the origin (atomic: the
+	// seed adds to it without s.mu), and received by peers from the seed or from other peers,
+	// as they report it.
+	originBytes          atomic.Int64
+	seedBytes, peerBytes int64
 	// holdings is what the peers announced they hold, and which of their digests are trusted;
 	// nil until meta is known. The seed skips the pieces live peers hold (see seedSkips).
 	holdings *scheduler.Holdings
@@ -107,6 +113,7 @@ func (s *Supernode) startSeed(t *task, req snapi.TaskRequest, grace bool) {
 	s.failed.Remove(t.id) // forgetFailed keeps it: it is running
 	started := s.life.Go(func(ctx context.Context) {
 		err := s.seed(ctx, t)
+		s.metrics.seedEnded(err)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.seedEnded(t, err)
@@ -242,11 +249,14 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 		}
 	}
 	for {
+		last := time.Now() // pieces stream in order: each one's time is since the previous one
 		err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
+			s.publishDigest(t, i, d) // first: peers wait for it
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
-			s.metrics.originBytes.Add(float64(n))
+			now := time.Now()
+			s.fetchedFromOrigin(t, n, now.Sub(last))
+			last = now
 			s.log.Debug("seed fetched a piece", zapTask(t.id), zap.Int("piece", i))
-			s.publishDigest(t, i, d)
 		})
 		first = nil
 		if err != nil || pt.Complete() {
@@ -481,9 +491,12 @@ func (s *Supernode) refetch(t *task, pt *piece.Task) {
 	t.running = true
 	origin := source.Origin{Client: s.origin, URL: t.req.URL, Filter: s.cfg.QueryFilter}
 	started := s.life.Go(func(ctx context.Context) {
+		last := time.Now()
 		err := origin.Fill(ctx, pt, nil, func(i int, _ digest.Digest) {
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
-			s.metrics.originBytes.Add(float64(n))
+			now := time.Now()
+			s.fetchedFromOrigin(t, n, now.Sub(last))
+			last = now
 		})
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -511,6 +524,12 @@ func (s *Supernode) failureReport(now time.Time, t *task, reporter string, f sna
 		_, verdict = s.sched.Failure(now, schedTask(t.id), scheduler.PeerID(reporter), scheduler.PeerID(f.Parent), why)
 	}
 	s.metrics.failureReports.WithLabelValues(string(f.Reason), verdict.String()).Inc()
+	if verdict != scheduler.Ignored {
+		if p, ok := s.peers[f.Parent]; ok {
+			p.failures++
+			p.lastFailure = now
+		}
+	}
 	if verdict != scheduler.Ignored && t.holdings != nil && s.dropHolder(t, reporter, f.Parent, why) {
 		s.log.Info("children could not get pieces from a parent: what it announced no longer counts as held",
 			zapTask(t.id), zap.String("parent", f.Parent), zap.String("child", reporter), zap.String("reason", string(f.Reason)))

@@ -38,6 +38,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics, /healthz and /readyz, and nothing else, on this address (plain HTTP), e.g. :9101 for a Prometheus on another host; the local API serves them either way"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children in bytes/s, e.g. 50MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents in bytes/s, e.g. 50MB; empty = none"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the supernode's API"},
@@ -68,7 +69,8 @@ func run(c *cli.Context) error {
 	defer log.Sync()
 	cfg := dfdaemon.Config{
 		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
-		P2PListen: c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
+		MetricsListen: c.String("metrics-listen"),
+		P2PListen:     c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
 		Heartbeat: c.Duration("heartbeat"), PreheatConcurrency: c.Int("preheat-concurrency"),
 		DHT: dfdaemon.DHTConfig{Disabled: !c.Bool("dht"), BootstrapPeers: cliutil.List(c.StringSlice("bootstrap-peers")), Reprovide: c.Duration("dht-reprovide")},
 	}
@@ -100,7 +102,7 @@ func run(c *cli.Context) error {
 	if _, err := d.MountMirror(mirror); err != nil {
 		return err
 	}
-	cliutil.Ready(os.Stdout, d.Addr(), d.P2PAddrs())
+	cliutil.Ready(os.Stdout, d.Addr(), d.P2PAddrs(), cliutil.MetricsField(d.MetricsAddr())...)
 	return d.Run(c.Context)
 }
 

@@ -34,13 +34,14 @@ func app() *cli.App {
 			"supernode preheat [flags] REF|URL                    warm an image or a file (see supernode preheat --help)",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics, /healthz and /readyz, and nothing else, on this address (plain HTTP even with TLS), e.g. :9102; the API serves them either way"},
 			&cli.StringFlag{Name: "data-dir", Usage: "seed pieces, task index, preheat jobs and identity (required)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) for the API: serve https (with --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
-			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token required by the admin views (task listing and deletion, preheat jobs); without one they answer only loopback clients"},
+			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token (or Basic password, for a browser) required by the admin views (task listing and deletion, preheat jobs, the status page at /); without one they answer only loopback clients"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "preheat: registries reached over plain HTTP, HOST[:PORT],..."},
 			&cli.StringFlag{Name: "gc-high", Usage: "disk quota of the seed's store: evict least recently used tasks not in use above this size, e.g. 500GiB (" + cliutil.Units + ")"},
 			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
@@ -71,7 +72,7 @@ func run(c *cli.Context) error {
 		return err
 	}
 	cfg := supernode.Config{
-		Listen: c.String("listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
+		Listen: c.String("listen"), MetricsListen: c.String("metrics-listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
 		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
 		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), RegistryInsecure: cliutil.List(c.StringSlice("registry-insecure")),
 		GC: supernode.GCConfig{TTL: c.Duration("gc-ttl")},
@@ -87,6 +88,6 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cliutil.Ready(os.Stdout, s.Addr(), s.P2PAddrs())
+	cliutil.Ready(os.Stdout, s.Addr(), s.P2PAddrs(), cliutil.MetricsField(s.MetricsAddr())...)
 	return s.Run(c.Context)
 }

@@ -1,5 +1,6 @@
-// Package grafana checks the dashboard in this directory: every query parses as PromQL and
-// every metric it names is one a running supernode or dfdaemon exports.
+// Package grafana checks the dashboard in this directory: every query parses as PromQL, every
+// metric it names is one a running supernode or dfdaemon exports, and every Pouch metric they
+// export is on a panel.
 package grafana
 
 import (
@@ -122,7 +123,7 @@ func exported(families scrape.Families, name string) bool {
 
 // Every metric the dashboard queries is exported by a supernode or a dfdaemon that have just
 // served a small image through the dfdaemon's registry mirror (labelled series exist only once
-// counted).
+// counted), and every Pouch metric they export is queried by a panel.
 func TestDashboardMetricsAreExported(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -195,6 +196,8 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 			}
 		}
 	}
+	// And every Pouch metric has a panel: a new metric is added to the dashboard with it
+	// (docs/metrics.md says what each means).
 	var unused []string
 	for n := range families {
 		if strings.HasPrefix(n, "pouch_") && !used[n] {
@@ -202,5 +205,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		}
 	}
 	slices.Sort(unused)
-	t.Logf("Pouch metrics no panel shows: %v", unused)
+	if len(unused) > 0 {
+		t.Errorf("Pouch metrics no panel shows: %v; add them to %s", unused, dashboard)
+	}
 }

@@ -89,7 +89,18 @@ func Rate(c *cli.Context, name string) (int64, error) {
 }
 
 // Ready prints the line that tells scripts and tests where a daemon listens; it is the only
-// thing a daemon writes to stdout.
-func Ready(w io.Writer, httpAddr string, p2p []string) {
-	fmt.Fprintf(w, "listening http=%s p2p=%s\n", httpAddr, strings.Join(p2p, ","))
+// thing a daemon writes to stdout. Extra fields follow as KEY=VALUE (MetricsField); readers
+// look fields up by key, so adding one breaks none.
+func Ready(w io.Writer, httpAddr string, p2p []string, extra ...string) {
+	fields := append([]string{"listening", "http=" + httpAddr, "p2p=" + strings.Join(p2p, ",")}, extra...)
+	fmt.Fprintln(w, strings.Join(fields, " "))
+}
+
+// MetricsField is the ready line's field for a metrics listener's address, or nothing without
+// one.
+func MetricsField(addr string) []string {
+	if addr == "" {
+		return nil
+	}
+	return []string{"metrics=" + addr}
 }

@@ -2,6 +2,7 @@ package cliutil
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,24 @@ func TestPermute(t *testing.T) {
 	for _, c := range cases {
 		if got := Permute(flags, c.in); !slices.Equal(got, c.want) {
 			t.Errorf("Permute(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// The ready line names the API and libp2p addresses, and the metrics listener's only when there
+// is one.
+func TestReadyLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		metrics, want string
+	}{
+		{"", "listening http=127.0.0.1:8002 p2p=/ip4/127.0.0.1/tcp/4001,/ip4/10.0.0.1/tcp/4001\n"},
+		{"127.0.0.1:9102", "listening http=127.0.0.1:8002 p2p=/ip4/127.0.0.1/tcp/4001,/ip4/10.0.0.1/tcp/4001 metrics=127.0.0.1:9102\n"},
+	} {
+		var b strings.Builder
+		Ready(&b, "127.0.0.1:8002", []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.1/tcp/4001"}, MetricsField(tc.metrics)...)
+		if b.String() != tc.want {
+			t.Errorf("metrics %q: %q, want %q", tc.metrics, b.String(), tc.want)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -41,8 +42,8 @@ type Shell struct {
 	ctx    context.Context // the daemon's lifetime: ends when it closes
 	cancel context.CancelFunc
 
-	ln      net.Listener // nil: no HTTP API
-	handler http.Handler
+	servers []server // the HTTP API, and the metrics listener when there is one
+	serving atomic.Bool
 
 	mu      sync.Mutex
 	closing bool          // no more Go
@@ -71,9 +72,15 @@ func (s *Shell) OnClose(f func() error) {
 	s.closers = append(s.closers, f)
 }
 
-// HTTP makes Run serve h on ln, and Close close ln.
+type server struct {
+	ln      net.Listener
+	handler http.Handler
+}
+
+// HTTP makes Run serve h on ln, and Close close ln. A daemon may serve several listeners (its
+// API, a separate metrics listener); each gets its own server.
 func (s *Shell) HTTP(ln net.Listener, h http.Handler) {
-	s.ln, s.handler = ln, h
+	s.servers = append(s.servers, server{ln: ln, handler: h})
 	s.OnClose(func() error {
 		// Run's server closes the listener on shutdown; closing it again is no failure.
 		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -122,16 +129,18 @@ func (s *Shell) Run(ctx context.Context, loops ...func(ctx context.Context)) err
 	defer stop()
 	defer context.AfterFunc(s.ctx, stop)() // Close stops Run
 	g, gctx := errgroup.WithContext(ctx)
-	if s.ln != nil {
-		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
+	s.serving.Store(len(s.servers) > 0) // before the shutdowns below can clear it
+	for _, sv := range s.servers {
+		srv := &http.Server{Handler: sv.handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 		g.Go(func() error {
-			if err := srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve HTTP on %s: %w", s.ln.Addr(), err)
+			if err := srv.Serve(sv.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve HTTP on %s: %w", sv.ln.Addr(), err)
 			}
 			return nil
 		})
 		g.Go(func() error {
 			<-gctx.Done()
+			s.serving.Store(false)
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
 			if srv.Shutdown(sctx) != nil {
@@ -152,6 +161,10 @@ func (s *Shell) Run(ctx context.Context, loops ...func(ctx context.Context)) err
 	err := g.Wait()
 	return errors.Join(err, s.release())
 }
+
+// Serving reports whether Run serves the HTTP listeners: from Run's start until its shutdown
+// begins. A readiness check reads it.
+func (s *Shell) Serving() bool { return s.serving.Load() }
 
 // Close ends the lifetime context, waits for a running Run to return and for the work started
 // with Go, then runs the release steps. It is safe to call without Run, after Run returned, and

@@ -191,3 +191,45 @@ func TestCloseReportsReleaseErrors(t *testing.T) {
 		t.Errorf("second Close = %v, want the first one's result", err)
 	}
 }
+
+// A shell serves every listener it was given (the API and a metrics listener), each with its
+// own handler, and says it serves only while Run does.
+func TestSeveralListenersAndServing(t *testing.T) {
+	f := newFixture(t, nil)
+	metrics, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.shell.HTTP(metrics, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics") }))
+	if f.shell.Serving() {
+		t.Error("Serving before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.shell.Run(ctx) }()
+	for addr, want := range map[string]string{f.ln.Addr().String(): "ok", metrics.Addr().String(): "metrics"} {
+		resp, err := http.Get("http://" + addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Errorf("%s served %q, want %q", addr, body, want)
+		}
+	}
+	if !f.shell.Serving() {
+		t.Error("not Serving while Run serves")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if f.shell.Serving() {
+		t.Error("Serving after Run returned")
+	}
+	if c, err := net.Dial("tcp", metrics.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the second listener still accepts connections after Run returned")
+	}
+}

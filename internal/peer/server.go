@@ -50,6 +50,7 @@ type Server struct {
 	cfg      ServerConfig
 	uploaded atomic.Int64
 	served   atomic.Int64
+	streams  atomic.Int64 // children's streams being served, past the hello
 
 	// ctx is the server's lifetime: every stream's context derives from it, and Close ends it.
 	ctx      context.Context
@@ -144,6 +145,9 @@ func (s *Server) Uploaded() int64 { return s.uploaded.Load() }
 // PiecesServed is the number of pieces sent so far.
 func (s *Server) PiecesServed() int64 { return s.served.Load() }
 
+// Streams is the number of children's streams being served now (one per child and task).
+func (s *Server) Streams() int64 { return s.streams.Load() }
+
 func (s *Server) handle(st network.Stream) {
 	if !s.enter() {
 		st.Reset()
@@ -176,6 +180,9 @@ func (s *Server) handle(st network.Stream) {
 		_ = w.Flush()
 		return
 	}
+
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 
 	// Requests are read on their own goroutine so that haves keep flowing while a piece is sent.
 	reqs := make(chan int, 64)

@@ -1,7 +1,7 @@
 // Package scrape reads Prometheus metrics for tests and dfbench: from a daemon's /metrics over
 // HTTP, parsed by Prometheus's own expfmt, or from a registry in the same process; and sums the
-// series of one metric that carry given labels. It owns reading only: the daemons own their
-// metrics.
+// series of one metric that carry given labels. It also reads a daemon's probes (/healthz,
+// /readyz). It owns reading only: the daemons own their metrics.
 //
 // Tests with a registry in process use Gather rather than client_golang's testutil: testutil's
 // ToFloat64 needs the collector itself, which the daemons keep private, and from a Gatherer it
@@ -11,6 +11,7 @@ package scrape
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,24 @@ func Get(ctx context.Context, url string) (Families, error) {
 	return mfs, nil
 }
 
+// Probe reads a plain-text endpoint such as /readyz: its status code and body.
+func Probe(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("probe %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, "", fmt.Errorf("probe %s: %w", url, err)
+	}
+	return resp.StatusCode, string(body), nil
+}
+
 // Gather reads a registry in the same process.
 func Gather(g prometheus.Gatherer) (Families, error) {
 	mfs, err := g.Gather()
@@ -67,6 +86,18 @@ func (f Families) Sum(name string, labels Labels) float64 {
 	for _, m := range f[name].GetMetric() {
 		if matches(m, labels) {
 			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		}
+	}
+	return total
+}
+
+// Count adds the sample counts of the histogram or summary series named name whose labels
+// include every one of labels (nil: all series): how many observations they made; 0 if none.
+func (f Families) Count(name string, labels Labels) uint64 {
+	var total uint64
+	for _, m := range f[name].GetMetric() {
+		if matches(m, labels) {
+			total += m.GetHistogram().GetSampleCount() + m.GetSummary().GetSampleCount()
 		}
 	}
 	return total

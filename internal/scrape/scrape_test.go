@@ -17,7 +17,11 @@ func TestGetAndGatherAgree(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_bytes_total", Help: "h"}, []string{"source", "kind"})
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_up", Help: "h"})
-	reg.MustRegister(bytes, up)
+	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "test_seconds", Help: "h"}, []string{"from"})
+	reg.MustRegister(bytes, up, took)
+	took.WithLabelValues("seed").Observe(0.1)
+	took.WithLabelValues("seed").Observe(0.2)
+	took.WithLabelValues("peer").Observe(3)
 	bytes.WithLabelValues("peer", "blob").Add(3)
 	bytes.WithLabelValues("peer", "file").Add(4)
 	bytes.WithLabelValues("origin", "blob").Add(5)
@@ -49,6 +53,16 @@ func TestGetAndGatherAgree(t *testing.T) {
 		for from, f := range map[string]scrape.Families{"Get": scraped, "Gather": gathered} {
 			if got := f.Sum(tc.name, tc.labels); got != tc.want {
 				t.Errorf("%s: Sum(%s, %v) = %v, want %v", from, tc.name, tc.labels, got, tc.want)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		labels scrape.Labels
+		want   uint64
+	}{{nil, 3}, {scrape.Labels{"from": "seed"}, 2}, {scrape.Labels{"from": "origin"}, 0}} {
+		for from, f := range map[string]scrape.Families{"Get": scraped, "Gather": gathered} {
+			if got := f.Count("test_seconds", tc.labels); got != tc.want {
+				t.Errorf("%s: Count(test_seconds, %v) = %v, want %v", from, tc.labels, got, tc.want)
 			}
 		}
 	}
