@@ -47,7 +47,7 @@ func (s *Supernode) collect(now time.Time, p piece.GCPolicy) {
 func (s *Supernode) inUse(id digest.Digest) bool {
 	s.mu.Lock()
 	t, ok := s.tasks[id]
-	busy := ok && (t.running || t.wantAll || s.downloading(t))
+	busy := ok && (t.running || t.wantAll && !t.done || s.downloading(t))
 	s.mu.Unlock()
 	return busy || s.preheat.uses(id)
 }
