@@ -252,16 +252,26 @@ func classifyAPI(e apierr.Error) error {
 	return &Error{Code: code, Err: &e}
 }
 
-// output is a file written under a temporary name and renamed when complete.
+// output is a file written under a temporary name and renamed when complete, or, when the path
+// is a device or a pipe (-O /dev/null), written in place: a rename would replace the device with a
+// regular file, for every process on the machine when dfget runs as root.
 type output struct {
 	f         *os.File
 	tmp, path string
+	inPlace   bool // f is the path itself, opened for writing, closed at the end
 	done      bool
 }
 
 func createOutput(path string) (*output, error) {
 	if path == "-" {
 		return &output{f: os.Stdout}, nil
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("cannot write %s: %w", path, err)
+		}
+		return &output{f: f, path: path, inPlace: true}, nil
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".dfget-*")
@@ -276,6 +286,9 @@ func (o *output) Write(p []byte) (int, error) { return o.f.Write(p) }
 func (o *output) commit() error {
 	if o.tmp == "" {
 		o.done = true
+		if o.inPlace {
+			return o.f.Close()
+		}
 		return nil
 	}
 	if err := o.f.Sync(); err != nil {
@@ -295,7 +308,13 @@ func (o *output) commit() error {
 }
 
 func (o *output) abort() {
-	if o.done || o.tmp == "" {
+	if o.done {
+		return
+	}
+	if o.tmp == "" {
+		if o.inPlace {
+			o.f.Close()
+		}
 		return
 	}
 	o.f.Close()

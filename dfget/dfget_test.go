@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/pouch-p2p/pouch/dfget"
@@ -109,5 +110,51 @@ func TestDirectModeAppliesTheSSRFPolicy(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(opts.Output); string(got) != "content" {
 		t.Fatalf("content %q", got)
+	}
+}
+
+// -O naming a device or a pipe (/dev/null is the common case) writes into it: renaming a
+// temporary file over it would replace the device with a regular file, for the whole machine
+// when dfget runs as root. A FIFO stands in for the device here.
+func TestOutputToAPipeWritesInPlace(t *testing.T) {
+	t.Parallel()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "through the pipe")
+	}))
+	defer origin.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noDaemon := "http://" + l.Addr().String()
+	l.Close()
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan string, 1)
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		read <- string(b)
+	}()
+	opts := dfget.Options{URL: origin.URL + "/file", Output: fifo, Daemon: noDaemon,
+		Networks: netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+	if err := dfget.Run(context.Background(), opts); err != nil {
+		t.Fatalf("dfget -O %s: %v", fifo, err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("after the download %s is %v (%v), want the pipe still there", fifo, fi.Mode(), err)
+	}
+	if got := <-read; got != "through the pipe" {
+		t.Fatalf("the pipe's reader got %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(fifo), ".*dfget-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }
