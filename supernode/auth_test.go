@@ -5,12 +5,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,13 +22,8 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
-func fileOrigin(t *testing.T) *httptest.Server {
-	data := bytes.Repeat([]byte("pouch"), 1000)
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
+func fileOrigin(t *testing.T) *origin.Files {
+	return origin.NewData(t, bytes.Repeat([]byte("pouch"), 1000))
 }
 
 // A peer speaks only for itself: unsigned calls are refused, and so is a signed call whose body

@@ -44,7 +44,7 @@ func peerOf(st status.Status, id string) status.Peer {
 // marks its parent failing; a peer not heard from for half the peer TTL is late.
 func TestReportsOnTheStatusPage(t *testing.T) {
 	data := randomData(2 << 20)
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback, PeerTTL: 2 * time.Second})
 	task := snapi.TaskRequest{URL: origin.URL + "/good"}
 	a, b := newPeer(t, ""), newPeer(t, "")
@@ -122,7 +122,7 @@ func TestReportsOnTheStatusPage(t *testing.T) {
 // size.
 func TestPreheatAndSeedMetrics(t *testing.T) {
 	data := randomData(2 << 20) // two 1 MiB pieces
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback})
 	good := createJob(t, s, snapi.PreheatRequest{URL: origin.URL + "/good"})
 	bad := createJob(t, s, snapi.PreheatRequest{URL: origin.URL + "/missing"})
@@ -212,7 +212,7 @@ func TestReadiness(t *testing.T) {
 // the store emptied; the quota is exported.
 func TestGCMetrics(t *testing.T) {
 	data := randomData(2 << 20)
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback, GC: GCConfig{High: 1 << 30, TTL: time.Millisecond, Interval: 50 * time.Millisecond}})
 	p := newPeer(t, "")
 	id := seeded(t, s, p, origin.URL+"/good", data)
