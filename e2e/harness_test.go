@@ -10,22 +10,18 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
-	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -98,48 +94,6 @@ func start(t *testing.T, name string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// origin serves generated content and counts every byte it sends.
-type origin struct {
-	*httptest.Server
-	sent     atomic.Int64
-	requests atomic.Int64
-	files    map[string][]byte
-}
-
-func newOrigin(t *testing.T, files map[string][]byte) *origin {
-	return newOriginRate(t, files, 0)
-}
-
-// newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
-// registry behind a WAN link; 0 = no cap).
-func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
-	o := &origin{files: files}
-	limit := ratelimit.New(rate)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.requests.Add(1)
-		data, ok := o.files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n   *atomic.Int64
-	out io.Writer // the body's way out: the ResponseWriter, through the origin's rate cap
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.out.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -298,6 +252,6 @@ func metric(t *testing.T, p *proc, name string, labels scrape.Labels) float64 {
 }
 
 // originCopies is how many copies of size bytes the origin sent since before.
-func originCopies(o *origin, before int64, size int) float64 {
-	return float64(o.sent.Load()-before) / float64(size)
+func originCopies(o *origin.Files, before int64, size int) float64 {
+	return float64(o.Sent.Load()-before) / float64(size)
 }
