@@ -33,20 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped under -short: these tests build and start real supernode/dfdaemon/dfget processes")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "pouch-e2e-bin-")
-	if err != nil {
-		panic(err)
-	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: cannot build the binaries:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	daemon.BuildMain(m, "..", &binDir, "supernode", "dfdaemon", "dfget")
 }
 
 // proc is a daemon started for a test, its stderr kept to print when the test fails.
