@@ -185,14 +185,8 @@ func TestSupernodeTLS(t *testing.T) {
 	data := randomBytes(t, size)
 	o := origin.NewFiles(t, map[string][]byte{"/f": data})
 	root := t.TempDir()
-	files, err := tlsca.Make(filepath.Join(root, "tls"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := tlsca.Make(filepath.Join(root, "other-tls"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
+	other := tlsca.Temp(t, "127.0.0.1")
 	wrongCA := other.CA
 
 	sn := start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8",

@@ -125,10 +125,7 @@ func TestClosedCluster(t *testing.T) {
 
 // The API serves TLS; a client that trusts the CA talks to it, one that does not cannot.
 func TestTLS(t *testing.T) {
-	files, err := tlsca.Make(t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
 	s := start(t, Config{Allow: loopback, TLSCert: files.Cert, TLSKey: files.Key})
 	if !strings.HasPrefix(s.URL(), "https://") {
 		t.Fatalf("URL %s, want https", s.URL())
@@ -153,11 +150,8 @@ func TestTLS(t *testing.T) {
 
 func TestConfigTLSNeedsBothReadableFiles(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	files, err := tlsca.Make(dir, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
+	dir := filepath.Dir(files.CA)
 	for _, c := range []struct {
 		name      string
 		cert, key string
