@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"path/filepath"
 	"syscall"
@@ -66,12 +67,13 @@ func (r restart) run(t *testing.T) {
 	}
 }
 
+// parseRate reads rate as the daemons read --upload-rate, for the origin to send at the same cap.
 func parseRate(t *testing.T, rate string) int64 {
-	var n int64
-	if _, err := fmt.Sscanf(rate, "%dMB", &n); err != nil {
-		t.Fatalf("rate %q: %v", rate, err)
+	n, err := cliutil.ParseRate(rate)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n * 1e6
+	return n
 }
 
 // The supernode is killed in the middle of a burst and started again on the same data
