@@ -83,7 +83,7 @@ func (f *fileWorkload) fetch(ctx context.Context, cfg Config, nn *netnsNet, i in
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	// Check the copy independently of dfget's own check.
 	got, err := fileDigest(out)

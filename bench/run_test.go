@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,20 +21,7 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "pouch-bench-bin-")
-	if err != nil {
-		panic(err)
-	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget", "../cmd/dfbench", "../cmd/pouch")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: cannot build the binaries:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	daemon.BuildMain(m, "..", &binDir, "supernode", "dfdaemon", "dfget", "dfbench", "pouch")
 }
 
 // TestDfbenchRun runs the dfbench binary on 3 nodes with the baseline and checks that every node

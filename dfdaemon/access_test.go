@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -103,13 +104,8 @@ func TestPrivateContentRequesters(t *testing.T) {
 // daemon drops it at start and fetches the content again.
 func TestUnknownAccessDropped(t *testing.T) {
 	data := []byte("a copy of unknown provenance")
-	var gets atomic.Int64
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gets.Add(1)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(origin.Close)
-	url := origin.URL + "/f"
+	o := origin.NewData(t, data)
+	url := o.URL + "/f"
 	dir := t.TempDir()
 	store, err := piece.Open(filepath.Join(dir, "pieces"), piece.Options{NoSync: true})
 	if err != nil {
@@ -137,7 +133,7 @@ func TestUnknownAccessDropped(t *testing.T) {
 	if got, err := io.ReadAll(x.NewReader(ctx, 0)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("content: %q, %v", got, err)
 	}
-	if gets.Load() != 1 {
-		t.Errorf("origin asked %d times; want once, the stored copy dropped", gets.Load())
+	if o.Requests.Load() != 1 {
+		t.Errorf("origin asked %d times; want once, the stored copy dropped", o.Requests.Load())
 	}
 }

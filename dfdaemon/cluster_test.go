@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"testing"
@@ -65,14 +64,10 @@ func runDaemon(ctx context.Context, tb testing.TB, cfg dfdaemon.Config) *dfdaemo
 }
 
 // randomOrigin serves size random bytes at every path.
-func randomOrigin(tb testing.TB, size int) ([]byte, *httptest.Server) {
+func randomOrigin(tb testing.TB, size int) ([]byte, *origin.Files) {
 	data := make([]byte, size)
 	rand.Read(data)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	tb.Cleanup(origin.Close)
-	return data, origin
+	return data, origin.NewData(tb, data)
 }
 
 // downloadAll fetches url on every daemon at once and checks each copy against want.

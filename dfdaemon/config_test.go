@@ -15,11 +15,8 @@ import (
 
 func TestConfigValidatesSupernodesAndCA(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	files, err := tlsca.Make(dir, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
+	dir := filepath.Dir(files.CA)
 	for _, c := range []struct {
 		name, supernode, ca string
 		ok                  bool

@@ -5,11 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,37 +19,6 @@ import (
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/supernode"
 )
-
-// countingOrigin serves files and counts the bytes of content it sends.
-type countingOrigin struct {
-	*httptest.Server
-	sent atomic.Int64
-}
-
-func newCountingOrigin(t *testing.T, files map[string][]byte) *countingOrigin {
-	o := &countingOrigin{}
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(countingWriter{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 func random(n int) []byte {
 	b := make([]byte, n)
@@ -95,7 +63,7 @@ func lookups(t *testing.T, d *dfdaemon.Daemon, result string) float64 {
 // the origin, once per node.
 func TestHoldersFoundWithoutSupernode(t *testing.T) {
 	blob, other, file, private := random(9<<20+3), random(3<<20), random(2<<20), random(1<<20)
-	o := newCountingOrigin(t, map[string][]byte{"/blob": blob, "/other": other, "/file": file, "/private": private})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob, "/other": other, "/file": file, "/private": private})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -113,7 +81,7 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 	}
 	stopSN()
 	sn.Close()
-	before := o.sent.Load()
+	before := o.Sent.Load()
 
 	// B joins through A, C through B: C finds A through the DHT without knowing it.
 	b := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DHT: dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(a)}}})
@@ -130,7 +98,7 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 			t.Errorf("node %s: lookups found = %v, want 1", name, lookups(t, d, "found"))
 		}
 	}
-	if sent := o.sent.Load() - before; sent != 0 {
+	if sent := o.Sent.Load() - before; sent != 0 {
 		t.Errorf("the origin sent %d bytes for a blob node A holds", sent)
 	}
 
@@ -148,7 +116,7 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 		{"a URL without a digest", "/file", file, dfdaemon.Request{}, "no-digest", "no-digest", 2},
 		{"private content", "/private", private, dfdaemon.Request{Digest: digest.FromBytes(private), Header: http.Header{"Authorization": {"Bearer X"}}}, "none", "none", 2},
 	} {
-		before := o.sent.Load()
+		before := o.Sent.Load()
 		tc.req.URL = o.URL + tc.path
 		for _, n := range []struct {
 			name   string
@@ -164,7 +132,7 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 				t.Errorf("%s, node %s: not counted as a %q lookup", tc.name, n.name, n.result)
 			}
 		}
-		if sent, want := o.sent.Load()-before, tc.copies*int64(len(tc.data)); sent != want {
+		if sent, want := o.Sent.Load()-before, tc.copies*int64(len(tc.data)); sent != want {
 			t.Errorf("%s: the origin sent %d bytes for two nodes, want %d (%d copies)", tc.name, sent, want, tc.copies)
 		}
 	}
@@ -176,7 +144,7 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 func TestLyingHolderIsDistrusted(t *testing.T) {
 	blob := random(4<<20 + 1)
 	want := digest.FromBytes(blob)
-	o := newCountingOrigin(t, map[string][]byte{"/blob": blob})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -208,7 +176,7 @@ func TestLyingHolderIsDistrusted(t *testing.T) {
 	if !errors.As(err, &derr) || derr.Kind != dfdaemon.ErrDigestMismatch {
 		t.Fatalf("from a lying holder: %v (read %d bytes), want a digest mismatch", err, len(got))
 	}
-	if o.sent.Load() != 0 {
+	if o.Sent.Load() != 0 {
 		t.Fatalf("the origin was asked already")
 	}
 
@@ -229,7 +197,7 @@ func TestLyingHolderIsDistrusted(t *testing.T) {
 func TestStalledDownloadRescuedByHolders(t *testing.T) {
 	blob := random(16 << 20)
 	want := digest.FromBytes(blob)
-	o := newCountingOrigin(t, map[string][]byte{"/blob": blob})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

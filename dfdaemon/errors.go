@@ -60,44 +60,69 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
+// kinds is the one table of download failures: each kind's code in the local API's error body,
+// the status the local API answers with, and whether a supernode answering with that code
+// reports the seed's failure, which is then this download's too (the other codes, not_found,
+// local, internal..., are the supernode's own trouble: ErrInternal here). ErrDiskFull stands
+// before ErrLocal, which it is too. A kind that is not here (ErrNotShared) is answered as
+// internal: it never reaches a client.
+var kinds = []struct {
+	kind   error
+	code   apierr.Code
+	status int
+	seed   bool
+}{
+	{ErrBadRequest, apierr.CodeBadRequest, http.StatusBadRequest, true},
+	{ErrForbidden, apierr.CodeForbidden, http.StatusForbidden, true},
+	{ErrOriginStatus, apierr.CodeOriginStatus, http.StatusBadGateway, true}, // see originStatus
+	{ErrDigestMismatch, apierr.CodeDigestMismatch, http.StatusBadGateway, true},
+	{ErrOriginUnreachable, apierr.CodeOriginUnreachable, http.StatusBadGateway, true},
+	{ErrDiskFull, apierr.CodeDiskFull, http.StatusInsufficientStorage, false},
+	{ErrLocal, apierr.CodeLocal, http.StatusInternalServerError, false},
+	{ErrInternal, apierr.CodeInternal, http.StatusInternalServerError, false},
+}
+
 // APIError turns a download failure into the local API's status and error body.
 func APIError(err error) (int, apierr.Error) {
+	body := apierr.Error{Message: err.Error(), Code: apierr.CodeInternal}
 	var e *Error
-	body := apierr.Error{Message: err.Error()}
 	if errors.As(err, &e) {
 		body.OriginStatus = e.OriginStatus
 	}
-	switch {
-	case errors.Is(err, ErrBadRequest):
-		body.Code = apierr.CodeBadRequest
-		return http.StatusBadRequest, body
-	case errors.Is(err, ErrForbidden):
-		body.Code = apierr.CodeForbidden
-		return http.StatusForbidden, body
-	case errors.Is(err, ErrOriginStatus):
-		body.Code = apierr.CodeOriginStatus
-		if body.OriginStatus == http.StatusNotFound || body.OriginStatus == http.StatusGone {
-			return http.StatusNotFound, body
+	for _, k := range kinds {
+		if errors.Is(err, k.kind) {
+			body.Code = k.code
+			if k.kind == ErrOriginStatus {
+				return originStatus(body.OriginStatus), body
+			}
+			return k.status, body
 		}
-		if body.OriginStatus == http.StatusUnauthorized || body.OriginStatus == http.StatusForbidden {
-			return body.OriginStatus, body
-		}
-		return http.StatusBadGateway, body
-	case errors.Is(err, ErrDigestMismatch):
-		body.Code = apierr.CodeDigestMismatch
-		return http.StatusBadGateway, body
-	case errors.Is(err, ErrOriginUnreachable):
-		body.Code = apierr.CodeOriginUnreachable
-		return http.StatusBadGateway, body
-	case errors.Is(err, ErrDiskFull):
-		body.Code = apierr.CodeDiskFull
-		return http.StatusInsufficientStorage, body
-	case errors.Is(err, ErrLocal):
-		body.Code = apierr.CodeLocal
-		return http.StatusInternalServerError, body
 	}
-	body.Code = apierr.CodeInternal
 	return http.StatusInternalServerError, body
+}
+
+// originStatus is the local API's status for an origin's refusal: the origin's own for a
+// missing object or refused credentials (a client acts on those: it logs in, or gives up),
+// 502 for anything else.
+func originStatus(origin int) int {
+	switch origin {
+	case http.StatusNotFound, http.StatusGone:
+		return http.StatusNotFound
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return origin
+	}
+	return http.StatusBadGateway
+}
+
+// seedKind is the kind of a supernode's error answer: the seed's failure when kinds says so,
+// else ErrInternal.
+func seedKind(code apierr.Code) error {
+	for _, k := range kinds {
+		if k.code == code && k.seed {
+			return k.kind
+		}
+	}
+	return ErrInternal
 }
 
 // classify maps a failure onto the sentinels; one it does not recognise is ErrInternal. A
@@ -128,21 +153,9 @@ func classifyOr(err, otherwise error) error {
 	}
 	var sn *snapi.StatusError
 	if errors.As(err, &sn) {
-		// The supernode's answer: the seed's failure, which is this download's too. The other
-		// codes (not_found, internal...) are the supernode's own trouble.
-		kind := ErrInternal
-		switch sn.Err.Code {
-		case apierr.CodeOriginStatus:
-			kind = ErrOriginStatus
-		case apierr.CodeOriginUnreachable:
-			kind = ErrOriginUnreachable
-		case apierr.CodeForbidden:
-			kind = ErrForbidden
-		case apierr.CodeBadRequest:
-			kind = ErrBadRequest
-		case apierr.CodeDigestMismatch:
-			kind = ErrDigestMismatch
-		}
+		// The supernode's answer: the seed's failure, which is this download's too, or the
+		// supernode's own trouble.
+		kind := seedKind(sn.Err.Code)
 		return &Error{Kind: kind, OriginStatus: sn.Err.OriginStatus, Msg: sn.Err.Message, Err: err}
 	}
 	if isDiskFull(err) {

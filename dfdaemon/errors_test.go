@@ -60,6 +60,9 @@ func TestClassify(t *testing.T) {
 		{"supernode: digest_mismatch", supernode(apierr.CodeDigestMismatch, 0), false, ErrDigestMismatch, apierr.CodeDigestMismatch, 502, nil},
 		{"supernode: not_found", supernode(apierr.CodeNotFound, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
 		{"supernode: internal", supernode(apierr.CodeInternal, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
+		// The supernode's own disk is not this daemon's: its local failures are internal here.
+		{"supernode: local", supernode(apierr.CodeLocal, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
+		{"supernode: disk_full", supernode(apierr.CodeDiskFull, 0), false, ErrInternal, apierr.CodeInternal, 500, nil},
 		{"disk full while filling from the origin", diskFull, true, ErrDiskFull, apierr.CodeDiskFull, 507, syscall.ENOSPC},
 		{"disk full anywhere", diskFull, false, ErrDiskFull, apierr.CodeDiskFull, 507, ErrLocal},
 		{"disk quota exceeded", fmt.Errorf("%w: %w", piece.ErrIO, syscall.EDQUOT), false, ErrDiskFull, apierr.CodeDiskFull, 507, piece.ErrIO},

@@ -55,24 +55,18 @@ func checkDownloadMetrics(t *testing.T, ds []*dfdaemon.Daemon, size int) {
 	for i, d := range ds {
 		until(t, "the download ends", func() bool { return gather(t, d.Metrics()).Sum("pouch_dfdaemon_active_downloads", nil) == 0 })
 		m := gather(t, d.Metrics())
-		for _, c := range []struct {
-			name   string
-			labels scrape.Labels
-			want   float64
-		}{
-			{"pouch_dfdaemon_downloads_total", nil, 1},
-			{"pouch_dfdaemon_downloads_finished_total", scrape.Labels{"result": "success"}, 1},
-			{"pouch_dfdaemon_downloads_finished_total", nil, 1},
-			{"pouch_dfdaemon_downloads_failed_total", nil, 0},
-			{"pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}, float64(size)},
-			{"pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "origin"}, 0},
-			{"pouch_dfdaemon_store_bytes", nil, float64(size)},
-			{"pouch_dfdaemon_store_tasks", nil, 1},
-			{"pouch_dfdaemon_parents", nil, 0},
-		} {
-			if got := m.Sum(c.name, c.labels); got != c.want {
-				t.Errorf("daemon %d: %s%v = %v, want %v", i, c.name, c.labels, got, c.want)
-			}
+		for _, miss := range m.Unmet(
+			scrape.Want("pouch_dfdaemon_downloads_total", nil, 1),
+			scrape.Want("pouch_dfdaemon_downloads_finished_total", scrape.Labels{"result": "success"}, 1),
+			scrape.Want("pouch_dfdaemon_downloads_finished_total", nil, 1),
+			scrape.Want("pouch_dfdaemon_downloads_failed_total", nil, 0),
+			scrape.Want("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"}, float64(size)),
+			scrape.Want("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "origin"}, 0),
+			scrape.Want("pouch_dfdaemon_store_bytes", nil, float64(size)),
+			scrape.Want("pouch_dfdaemon_store_tasks", nil, 1),
+			scrape.Want("pouch_dfdaemon_parents", nil, 0),
+		) {
+			t.Errorf("daemon %d: %s", i, miss)
 		}
 		seed, peer := m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "seed"}), m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "peer"})
 		if seed+peer != float64(size) || seed == 0 {
@@ -139,21 +133,15 @@ func TestGaugesWhileDownloading(t *testing.T) {
 			m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"from": "seed"}) == 2<<20
 	})
 	m := scrapeURL(t, ctx, sn.URL()+"/metrics")
-	for _, c := range []struct {
-		name   string
-		labels scrape.Labels
-		want   float64
-	}{
-		{"pouch_supernode_seeds_running", nil, 1},
-		{"pouch_supernode_seed_children", nil, 1},
-		{"pouch_supernode_tasks", nil, 1},
-		{"pouch_supernode_scheduler_peers", scrape.Labels{"state": "downloading"}, 1},
-		{"pouch_supernode_origin_bytes_total", nil, 2 << 20},
-		{"pouch_supernode_schedule_decisions_total", scrape.Labels{"call": "register", "outcome": "parents"}, 1},
-	} {
-		if got := m.Sum(c.name, c.labels); got != c.want {
-			t.Errorf("supernode while downloading: %s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
+	for _, miss := range m.Unmet(
+		scrape.Want("pouch_supernode_seeds_running", nil, 1),
+		scrape.Want("pouch_supernode_seed_children", nil, 1),
+		scrape.Want("pouch_supernode_tasks", nil, 1),
+		scrape.Want("pouch_supernode_scheduler_peers", scrape.Labels{"state": "downloading"}, 1),
+		scrape.Want("pouch_supernode_origin_bytes_total", nil, 2<<20),
+		scrape.Want("pouch_supernode_schedule_decisions_total", scrape.Labels{"call": "register", "outcome": "parents"}, 1),
+	) {
+		t.Errorf("supernode while downloading: %s", miss)
 	}
 	if n := m.Count("pouch_supernode_schedule_seconds", scrape.Labels{"call": "register"}); n != 1 {
 		t.Errorf("%d register decisions timed, want 1", n)

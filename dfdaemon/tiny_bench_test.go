@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/supernode"
@@ -20,9 +19,7 @@ import (
 func BenchmarkTinyDownload(b *testing.B) {
 	for _, size := range []int{1, 1 << 20} {
 		data := bytes.Repeat([]byte{'x'}, size)
-		origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-		}))
+		o := origin.NewData(b, data)
 		ctx, cancel := context.WithCancel(context.Background())
 		sn := runSupernode(ctx, b, supernode.Config{})
 		d := runDaemon(ctx, b, dfdaemon.Config{Supernode: sn.URL()})
@@ -30,7 +27,7 @@ func BenchmarkTinyDownload(b *testing.B) {
 		b.Run(fmt.Sprintf("p2p-%dB", size), func(b *testing.B) {
 			for b.Loop() {
 				i++
-				x, err := d.Download(ctx, dfdaemon.Request{URL: fmt.Sprintf("%s/f?i=%d", origin.URL, i)})
+				x, err := d.Download(ctx, dfdaemon.Request{URL: fmt.Sprintf("%s/f?i=%d", o.URL, i)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -42,7 +39,7 @@ func BenchmarkTinyDownload(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("direct-http-%dB", size), func(b *testing.B) {
 			for b.Loop() {
-				resp, err := http.Get(origin.URL + "/f")
+				resp, err := http.Get(o.URL + "/f")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -51,6 +48,6 @@ func BenchmarkTinyDownload(b *testing.B) {
 			}
 		})
 		cancel()
-		origin.Close()
+		o.Close()
 	}
 }

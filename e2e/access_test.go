@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +62,7 @@ func newPrivateOrigin(t *testing.T, files map[string][]byte) *privateOrigin {
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 			return
 		}
-		http.ServeContent(countingWriter{w, o.sent[r.URL.Path], w}, r, "", time.Time{}, bytes.NewReader(data))
+		http.ServeContent(origin.CountWrites(w, o.sent[r.URL.Path]), r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(o.Close)
 	return o

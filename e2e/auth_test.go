@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net"
 	"net/http"
@@ -88,7 +89,7 @@ func TestForgedRegistrationIsRefused(t *testing.T) {
 	const size = 8 << 20
 	const secret = "cluster-s3cret"
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/f": data})
+	o := origin.NewFiles(t, map[string][]byte{"/f": data})
 	c := startClusterWith(t, 1, []string{"--secret", secret}, "--secret", secret)
 	api := "http://" + c.supernode.HTTP
 	task := snapi.TaskRequest{URL: o.URL + "/f", Digest: digest.Digest(sha(data))}
@@ -153,8 +154,8 @@ func TestForgedRegistrationIsRefused(t *testing.T) {
 	if got := metric(t, c.daemons[0], "pouch_dfdaemon_download_bytes_total", map[string]string{"source": "peer"}); got != size {
 		t.Errorf("the member got %v bytes from peers, want all %d", got, size)
 	}
-	if o.sent.Load() != size {
-		t.Errorf("origin sent %d bytes, want %d (once, to the seed)", o.sent.Load(), size)
+	if o.Sent.Load() != size {
+		t.Errorf("origin sent %d bytes, want %d (once, to the seed)", o.Sent.Load(), size)
 	}
 
 	// A dfdaemon without the secret is refused by the supernode and goes to the origin itself:
@@ -170,8 +171,8 @@ func TestForgedRegistrationIsRefused(t *testing.T) {
 	if log := stranger.logs(); !strings.Contains(log, "membership proof missing") || !strings.Contains(log, "going to the origin") {
 		t.Errorf("the stranger's log does not say it was refused and went to the origin:\n%s", log)
 	}
-	if o.sent.Load() != 2*size {
-		t.Errorf("origin sent %d bytes, want %d (the seed, then the stranger)", o.sent.Load(), 2*size)
+	if o.Sent.Load() != 2*size {
+		t.Errorf("origin sent %d bytes, want %d (the seed, then the stranger)", o.Sent.Load(), 2*size)
 	}
 }
 
@@ -182,16 +183,10 @@ func TestForgedRegistrationIsRefused(t *testing.T) {
 func TestSupernodeTLS(t *testing.T) {
 	const size = 8 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/f": data})
+	o := origin.NewFiles(t, map[string][]byte{"/f": data})
 	root := t.TempDir()
-	files, err := tlsca.Make(filepath.Join(root, "tls"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := tlsca.Make(filepath.Join(root, "other-tls"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
+	other := tlsca.Temp(t, "127.0.0.1")
 	wrongCA := other.CA
 
 	sn := start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8",
@@ -213,8 +208,8 @@ func TestSupernodeTLS(t *testing.T) {
 			t.Errorf("%s got %v bytes from peers, want all %d", d.Name, got, size)
 		}
 	}
-	if o.sent.Load() != size {
-		t.Fatalf("origin sent %d bytes, want %d (once, to the seed)", o.sent.Load(), size)
+	if o.Sent.Load() != size {
+		t.Fatalf("origin sent %d bytes, want %d (once, to the seed)", o.Sent.Load(), size)
 	}
 
 	// dfget's one-shot peer trusts the CA too.
@@ -225,8 +220,8 @@ func TestSupernodeTLS(t *testing.T) {
 	if got := fileSHA(t, filepath.Join(out, "oneshot")); got != sha(data) {
 		t.Fatalf("one-shot copy %s, want %s", got, sha(data))
 	}
-	if o.sent.Load() != size {
-		t.Errorf("origin sent %d bytes after the one-shot peer, want still %d", o.sent.Load(), size)
+	if o.Sent.Load() != size {
+		t.Errorf("origin sent %d bytes after the one-shot peer, want still %d", o.Sent.Load(), size)
 	}
 
 	// A dfdaemon that trusts another CA.
@@ -303,7 +298,7 @@ func TestAdminViews(t *testing.T) {
 	if ip == "" {
 		t.Skip("this machine has no non-loopback IPv4 address: a remote client cannot be shown to be refused")
 	}
-	o := newOrigin(t, map[string][]byte{"/a": randomBytes(t, 1<<20), "/b": randomBytes(t, 1<<20)})
+	o := origin.NewFiles(t, map[string][]byte{"/a": randomBytes(t, 1<<20), "/b": randomBytes(t, 1<<20)})
 	root := t.TempDir()
 	supernode := func(t *testing.T, name string, args ...string) (remote, local string) {
 		p := start(t, "supernode "+name, append([]string{"--listen", "0.0.0.0:0", "--data-dir", filepath.Join(root, name), "--allow-networks", "127.0.0.0/8"}, args...)...)

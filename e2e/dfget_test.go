@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,7 @@ import (
 // dfget's failures, each with its exit code and a one-line reason, and never a partial file.
 func TestDfgetErrors(t *testing.T) {
 	data := randomBytes(t, 3<<20)
-	o := newOrigin(t, map[string][]byte{"/file": data})
+	o := origin.NewFiles(t, map[string][]byte{"/file": data})
 	stall := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1048576")
@@ -69,8 +70,8 @@ func TestDfgetErrors(t *testing.T) {
 			}
 		})
 	}
-	if o.sent.Load() > int64(len(data)) {
-		t.Errorf("origin sent %d bytes for a %d-byte file", o.sent.Load(), len(data))
+	if o.Sent.Load() > int64(len(data)) {
+		t.Errorf("origin sent %d bytes for a %d-byte file", o.Sent.Load(), len(data))
 	}
 }
 
@@ -78,7 +79,7 @@ func TestDfgetErrors(t *testing.T) {
 // one-shot peer with only a supernode.
 func TestDfgetModes(t *testing.T) {
 	data := randomBytes(t, 5<<20+123)
-	o := newOrigin(t, map[string][]byte{"/file": data})
+	o := origin.NewFiles(t, map[string][]byte{"/file": data})
 	c := startCluster(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -94,7 +95,7 @@ func TestDfgetModes(t *testing.T) {
 		}
 	})
 	t.Run("empty file", func(t *testing.T) {
-		empty := newOrigin(t, map[string][]byte{"/empty": {}})
+		empty := origin.NewFiles(t, map[string][]byte{"/empty": {}})
 		out := filepath.Join(dir, "empty")
 		if code, msg := dfget(ctx, empty.URL+"/empty", "-O", out, "--daemon", "http://"+c.daemons[0].HTTP, "--digest", sha(nil)); code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
@@ -144,7 +145,7 @@ func TestDfgetModes(t *testing.T) {
 	})
 	t.Run("one-shot peer with a supernode", func(t *testing.T) {
 		out := filepath.Join(dir, "d")
-		before := o.sent.Load()
+		before := o.Sent.Load()
 		code, msg := dfget(ctx, o.URL+"/file", "-O", out, "--supernode", "http://"+c.supernode.HTTP, "--allow-networks", "127.0.0.0/8", "--digest", sha(data))
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, msg)
@@ -152,8 +153,8 @@ func TestDfgetModes(t *testing.T) {
 		if fileSHA(t, out) != sha(data) {
 			t.Fatal("content differs")
 		}
-		if o.sent.Load() != before {
-			t.Errorf("the one-shot peer made the origin send %d bytes; the seed already had the file", o.sent.Load()-before)
+		if o.Sent.Load() != before {
+			t.Errorf("the one-shot peer made the origin send %d bytes; the seed already had the file", o.Sent.Load()-before)
 		}
 	})
 }

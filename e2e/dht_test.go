@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -42,7 +43,7 @@ func bootstrapPeer(t *testing.T, p *proc, dir string) string {
 func TestSupernodeDownHoldersFoundInDHT(t *testing.T) {
 	const size = 24 << 20
 	blob, unheld, file := randomBytes(t, size), randomBytes(t, 8<<20), randomBytes(t, 8<<20)
-	o := newOrigin(t, map[string][]byte{"/blob": blob, "/unheld": unheld, "/file": file})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob, "/unheld": unheld, "/file": file})
 	root, out := t.TempDir(), t.TempDir()
 	for _, dir := range []string{"blob", "unheld"} {
 		if err := os.Mkdir(filepath.Join(out, dir), 0o755); err != nil {
@@ -72,12 +73,12 @@ func TestSupernodeDownHoldersFoundInDHT(t *testing.T) {
 
 	sn.Cmd.Process.Signal(syscall.SIGKILL)
 	sn.Cmd.Wait()
-	sent, requests := o.sent.Load(), o.requests.Load()
+	sent, requests := o.Sent.Load(), o.Requests.Load()
 
 	bc := []*proc{b, c}
 	codes, msgs := burst(ctx, bc, o.URL+"/blob", filepath.Join(out, "blob"), "--digest", sha(blob))()
 	checkCopies(t, codes, msgs, filepath.Join(out, "blob"), blob)
-	if got, reqs := o.sent.Load()-sent, o.requests.Load()-requests; got != 0 || reqs != 0 {
+	if got, reqs := o.Sent.Load()-sent, o.Requests.Load()-requests; got != 0 || reqs != 0 {
 		t.Errorf("the origin sent %d bytes in %d requests for a blob node A holds; want none", got, reqs)
 	}
 	for _, p := range bc {
@@ -91,21 +92,21 @@ func TestSupernodeDownHoldersFoundInDHT(t *testing.T) {
 
 	// Nobody holds it: both nodes ask at once, and each goes to the origin (or, if one
 	// finishes first, the other finds it) — never more than one copy per node.
-	sent = o.sent.Load()
+	sent = o.Sent.Load()
 	codes, msgs = burst(ctx, bc, o.URL+"/unheld", filepath.Join(out, "unheld"), "--digest", sha(unheld))()
 	checkCopies(t, codes, msgs, filepath.Join(out, "unheld"), unheld)
-	if got := o.sent.Load() - sent; got < int64(len(unheld)) || got > 2*int64(len(unheld)) {
+	if got := o.Sent.Load() - sent; got < int64(len(unheld)) || got > 2*int64(len(unheld)) {
 		t.Errorf("a blob nobody holds: the origin sent %d bytes for two nodes, want one or two copies of %d", got, len(unheld))
 	}
 
 	// A URL without a digest: nothing to check a holder's copy against, so the origin, although
 	// A holds it.
-	sent = o.sent.Load()
+	sent = o.Sent.Load()
 	get(b, "/file", "b-file")
 	if got := fileSHA(t, filepath.Join(out, "b-file")); got != sha(file) {
 		t.Errorf("B's file: %s, want %s", got, sha(file))
 	}
-	if got := o.sent.Load() - sent; got != int64(len(file)) {
+	if got := o.Sent.Load() - sent; got != int64(len(file)) {
 		t.Errorf("a URL without a digest: the origin sent %d bytes, want one copy (%d)", got, len(file))
 	}
 	if got := metric(t, b, "pouch_dfdaemon_dht_lookups_total", scrape.Labels{"result": "no-digest"}); got != 1 {

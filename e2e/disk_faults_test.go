@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,14 +32,14 @@ func dfgetOK(ctx context.Context, t *testing.T, p *proc, url, dst string, data [
 // whose pieces the supernode's digests confirm — without fetching a byte of either again.
 func TestBrokenIndexIsRebuilt(t *testing.T) {
 	blob, file := randomBytes(t, 12<<20), randomBytes(t, 8<<20)
-	o := newOrigin(t, map[string][]byte{"/blob": blob, "/file": file})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob, "/file": file})
 	c := startCluster(t, 1)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dfgetOK(ctx, t, c.daemons[0], o.URL+"/blob", filepath.Join(out, "blob"), blob, "--digest", sha(blob))
 	dfgetOK(ctx, t, c.daemons[0], o.URL+"/file", filepath.Join(out, "file"), file)
-	sent := o.sent.Load()
+	sent := o.Sent.Load()
 
 	index := filepath.Join(c.daemonDir(0), "pieces", "index.db")
 	c.restartDaemon(t, 0, func() { damage.PastMeta(t, index) })
@@ -57,7 +58,7 @@ func TestBrokenIndexIsRebuilt(t *testing.T) {
 	if got := metric(t, c.daemons[0], "pouch_dfdaemon_direct_fetches_total", nil); got != 0 {
 		t.Errorf("the gate sent %v requests to the origin directly: the access was not learned again", got)
 	}
-	if got := o.sent.Load(); got != sent {
+	if got := o.Sent.Load(); got != sent {
 		t.Errorf("the origin sent %d more bytes after the restart", got-sent)
 	}
 }
@@ -86,7 +87,7 @@ func mountTmpfs(t *testing.T, size int64) string {
 // the origin; and a small file the node held before is still served from it to another node.
 func TestDiskFullBlamesNobody(t *testing.T) {
 	small, big := randomBytes(t, 4<<20), randomBytes(t, 16<<20)
-	o := newOrigin(t, map[string][]byte{"/small": small, "/big": big})
+	o := origin.NewFiles(t, map[string][]byte{"/small": small, "/big": big})
 	// The seed uploads slowly, so that the second node takes the small file from the first.
 	c := startClusterWith(t, 1, []string{"--upload-rate", "1MB"})
 	full := c.addDaemon(t, mountTmpfs(t, 8<<20))
@@ -109,7 +110,7 @@ func TestDiskFullBlamesNobody(t *testing.T) {
 	if n := metric(t, full, "pouch_dfdaemon_back_to_source_total", nil); n != 0 {
 		t.Errorf("the full node went to the origin %v times", n)
 	}
-	if got := o.sent.Load(); got != int64(len(small)+len(big)) {
+	if got := o.Sent.Load(); got != int64(len(small)+len(big)) {
 		t.Errorf("the origin sent %d bytes, want each file once (%d)", got, len(small)+len(big))
 	}
 
@@ -126,14 +127,14 @@ func TestDiskFullBlamesNobody(t *testing.T) {
 // file — which nothing it trusts can verify — one more fetch by the seed.
 func TestBrokenSeedIndexIsRebuilt(t *testing.T) {
 	blob, file := randomBytes(t, 12<<20), randomBytes(t, 8<<20)
-	o := newOrigin(t, map[string][]byte{"/blob": blob, "/file": file})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": blob, "/file": file})
 	c := startClusterWith(t, 2, []string{"--listen", freePort(t)})
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dfgetOK(ctx, t, c.daemons[0], o.URL+"/blob", filepath.Join(out, "blob"), blob, "--digest", sha(blob))
 	dfgetOK(ctx, t, c.daemons[0], o.URL+"/file", filepath.Join(out, "file"), file)
-	sent := o.sent.Load()
+	sent := o.Sent.Load()
 
 	c.supernode.Kill()
 	damage.PastMeta(t, filepath.Join(c.root, "sn", "pieces", "index.db"))
@@ -142,12 +143,12 @@ func TestBrokenSeedIndexIsRebuilt(t *testing.T) {
 		t.Errorf("the restarted supernode said %d times that its index was damaged, want once", n)
 	}
 	dfgetOK(ctx, t, c.daemons[1], o.URL+"/blob", filepath.Join(out, "blob on node 1"), blob, "--digest", sha(blob))
-	if got := o.sent.Load() - sent; got > 1 {
+	if got := o.Sent.Load() - sent; got > 1 {
 		t.Errorf("the origin sent %d bytes of the blob the seed held complete, want the 1-byte check", got)
 	}
 	dfgetOK(ctx, t, c.daemons[1], o.URL+"/file", filepath.Join(out, "file on node 1"), file)
-	t.Logf("after the seed's index was rebuilt, the origin sent %d bytes (the file is %d)", o.sent.Load()-sent, len(file))
-	if got := o.sent.Load() - sent; got > int64(len(file))+2 {
+	t.Logf("after the seed's index was rebuilt, the origin sent %d bytes (the file is %d)", o.Sent.Load()-sent, len(file))
+	if got := o.Sent.Load() - sent; got > int64(len(file))+2 {
 		t.Errorf("the origin sent %d bytes after the restart, want one copy of the file and two 1-byte checks (%d)", got, len(file)+2)
 	}
 }

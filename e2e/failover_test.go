@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -42,7 +43,7 @@ func (f failover) run(t *testing.T) float64 {
 	if f.uncappedOrigin {
 		originRate = 0
 	}
-	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, originRate)
+	o := origin.NewFilesRate(t, map[string][]byte{"/big.bin": data}, originRate)
 	root := t.TempDir()
 	var sns []*proc
 	for i := range 2 {
@@ -85,7 +86,7 @@ func (f failover) run(t *testing.T) float64 {
 		}
 	}
 	t.Logf("bytes uploaded by each dfdaemon so far: %v", up)
-	before := float64(o.sent.Load()) / float64(f.size)
+	before := float64(o.Sent.Load()) / float64(f.size)
 	sns[home].Cmd.Process.Signal(syscall.SIGKILL)
 	for _, v := range victims {
 		daemons[v].Cmd.Process.Signal(syscall.SIGKILL)
@@ -96,7 +97,7 @@ func (f failover) run(t *testing.T) float64 {
 	if n := metric(t, sns[1-home], "pouch_supernode_registrations_total", nil); n < 1 {
 		t.Errorf("no peer re-registered with the surviving supernode (%v registrations)", n)
 	}
-	copies := float64(o.sent.Load()) / float64(f.size)
+	copies := float64(o.Sent.Load()) / float64(f.size)
 	var fromOrigin float64
 	for i, d := range daemons {
 		if !slices.Contains(victims, i) {

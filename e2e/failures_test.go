@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 func TestParentKilledMidTransfer(t *testing.T) {
 	const size = 64 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/big.bin": data})
 	// Caps make the transfer last several seconds so the kill lands in the middle of it.
 	c := startClusterWith(t, 5, []string{"--upload-rate", "12MB"}, "--upload-rate", "12MB", "--download-rate", "12MB")
 	out := t.TempDir()
@@ -50,7 +51,7 @@ func TestParentKilledMidTransfer(t *testing.T) {
 func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	const size = 32 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/big.bin": data})
 	c := startCluster(t, 2)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -89,8 +90,8 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	if up := metric(t, c.daemons[0], "pouch_dfdaemon_upload_bytes_total", nil); up > 4<<20 {
 		t.Errorf("the corrupt node uploaded %v bytes; it should have been blocked after the first bad piece", up)
 	}
-	if o.sent.Load() != size {
-		t.Errorf("origin sent %d bytes, want %d (once)", o.sent.Load(), size)
+	if o.Sent.Load() != size {
+		t.Errorf("origin sent %d bytes, want %d (once)", o.Sent.Load(), size)
 	}
 }
 
@@ -99,7 +100,7 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 func TestSupernodeKilledMidTransfer(t *testing.T) {
 	const size = 48 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/big.bin": data})
 	c := startClusterWith(t, 3, []string{"--upload-rate", "10MB"}, "--upload-rate", "10MB", "--download-rate", "10MB", "--stall-timeout", "3s")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -12,6 +12,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"math/rand/v2"
 	"path/filepath"
 	"syscall"
@@ -67,13 +68,13 @@ func TestFaultBurstsWithKilledPeers(t *testing.T) {
 	for r := range rounds {
 		files[fmt.Sprintf("/round%d.bin", r)] = randomBytes(t, size)
 	}
-	o := newOrigin(t, files)
+	o := origin.NewFiles(t, files)
 	c := startClusterWith(t, nodes, []string{"--upload-rate", "20MB"}, "--upload-rate", "20MB", "--download-rate", "20MB")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	for r := range rounds {
 		path := fmt.Sprintf("/round%d.bin", r)
-		data, out, before := files[path], t.TempDir(), o.sent.Load()
+		data, out, before := files[path], t.TempDir(), o.Sent.Load()
 		finished := burst(ctx, c.daemons, o.URL+path, out, "--digest", sha(data))
 		// Kill while the swarm moves: once the first node has a quarter of the file.
 		waitAny(t, c.daemons, size/4)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -44,7 +45,7 @@ func checkFromPeers(t *testing.T, p *proc, size float64) {
 func TestForgedCorruptReport(t *testing.T) {
 	const size = 16 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/f.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/f.bin": data})
 	c := startCluster(t, 3)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -84,7 +85,7 @@ func TestForgedCorruptReport(t *testing.T) {
 	for _, d := range c.daemons[1:] {
 		checkFromPeers(t, d, size)
 	}
-	if sent := o.sent.Load(); sent != size {
+	if sent := o.Sent.Load(); sent != size {
 		t.Errorf("the origin sent %.2f× the content; want once", float64(sent)/size)
 	}
 	if up := metric(t, c.daemons[0], "pouch_dfdaemon_upload_bytes_total", nil); up <= honestUpload {
@@ -105,7 +106,7 @@ func TestForgedCorruptReport(t *testing.T) {
 func TestPreRegisteredDeadURL(t *testing.T) {
 	const size = 12 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/good.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/good.bin": data})
 	c := startCluster(t, 3)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -124,7 +125,7 @@ func TestPreRegisteredDeadURL(t *testing.T) {
 		}
 		checkFromPeers(t, c.daemons[i], size)
 	}
-	if sent := o.sent.Load(); sent != size {
+	if sent := o.Sent.Load(); sent != size {
 		t.Errorf("the origin sent %.2f× the content; want once (by the retried seed)", float64(sent)/size)
 	}
 }
@@ -170,7 +171,7 @@ func TestOneShotSSRFThroughTheSeed(t *testing.T) {
 // a request under a foreign Host (DNS rebinding); dfget itself is served.
 func TestLocalAPIRefusesCrossSiteRequests(t *testing.T) {
 	data := randomBytes(t, 1<<20)
-	o := newOrigin(t, map[string][]byte{"/f": data})
+	o := origin.NewFiles(t, map[string][]byte{"/f": data})
 	c := startCluster(t, 1)
 	api := "http://" + c.daemons[0].HTTP
 	body := `{"url": "` + o.URL + `/f"}`
@@ -205,8 +206,8 @@ func TestLocalAPIRefusesCrossSiteRequests(t *testing.T) {
 	if resp.StatusCode != http.StatusMisdirectedRequest {
 		t.Errorf("the mirror under a foreign Host: %d, want 421", resp.StatusCode)
 	}
-	if o.requests.Load() != 0 {
-		t.Errorf("a refused call reached the origin (%d requests)", o.requests.Load())
+	if o.Requests.Load() != 0 {
+		t.Errorf("a refused call reached the origin (%d requests)", o.Requests.Load())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -10,22 +10,18 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
-	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 )
 
@@ -37,20 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped under -short: these tests build and start real supernode/dfdaemon/dfget processes")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "pouch-e2e-bin-")
-	if err != nil {
-		panic(err)
-	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: cannot build the binaries:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	daemon.BuildMain(m, "..", &binDir, "supernode", "dfdaemon", "dfget")
 }
 
 // proc is a daemon started for a test, its stderr kept to print when the test fails.
@@ -98,48 +81,6 @@ func start(t *testing.T, name string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// origin serves generated content and counts every byte it sends.
-type origin struct {
-	*httptest.Server
-	sent     atomic.Int64
-	requests atomic.Int64
-	files    map[string][]byte
-}
-
-func newOrigin(t *testing.T, files map[string][]byte) *origin {
-	return newOriginRate(t, files, 0)
-}
-
-// newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
-// registry behind a WAN link; 0 = no cap).
-func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
-	o := &origin{files: files}
-	limit := ratelimit.New(rate)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.requests.Add(1)
-		data, ok := o.files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n   *atomic.Int64
-	out io.Writer // the body's way out: the ResponseWriter, through the origin's rate cap
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.out.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -298,6 +239,6 @@ func metric(t *testing.T, p *proc, name string, labels scrape.Labels) float64 {
 }
 
 // originCopies is how many copies of size bytes the origin sent since before.
-func originCopies(o *origin, before int64, size int) float64 {
-	return float64(o.sent.Load()-before) / float64(size)
+func originCopies(o *origin.Files, before int64, size int) float64 {
+	return float64(o.Sent.Load()-before) / float64(size)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func waitProbe(t *testing.T, url string, want int) string {
 // not ready, naming the supernode, when the supernode is gone.
 func TestProbesAndMetricsListener(t *testing.T) {
 	data := randomBytes(t, 3<<20)
-	o := newOrigin(t, map[string][]byte{"/blob": data})
+	o := origin.NewFiles(t, map[string][]byte{"/blob": data})
 	listen := []string{"--metrics-listen", "127.0.0.1:0"}
 	c := startClusterWith(t, 1, listen, append(listen, "--heartbeat", "200ms")...)
 	sn, d := c.supernode, c.daemons[0]

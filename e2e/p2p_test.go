@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 func TestBurstFiveNodesOriginServesOnce(t *testing.T) {
 	const size = 64 << 20
 	data := randomBytes(t, size)
-	o := newOrigin(t, map[string][]byte{"/big.bin": data})
+	o := origin.NewFiles(t, map[string][]byte{"/big.bin": data})
 	c := startCluster(t, 5)
 	out := t.TempDir()
 
@@ -19,7 +20,7 @@ func TestBurstFiveNodesOriginServesOnce(t *testing.T) {
 	defer cancel()
 	codes, msgs := burst(ctx, c.daemons, o.URL+"/big.bin", out, "--digest", sha(data))()
 	checkCopies(t, codes, msgs, out, data)
-	if sent := o.sent.Load(); sent != size {
+	if sent := o.Sent.Load(); sent != size {
 		t.Errorf("origin sent %d bytes for a %d-byte file (%.2f×); want exactly once", sent, size, float64(sent)/size)
 	}
 	var fromPeers float64

@@ -347,10 +347,7 @@ func TestPreheatBadInputCLI(t *testing.T) {
 
 // The preheat commands reach a supernode that serves https, trusting --supernode-ca.
 func TestPreheatCLIOverTLS(t *testing.T) {
-	files, err := tlsca.Make(filepath.Join(t.TempDir(), "tls"), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
 	sn := start(t, "supernode", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--tls-cert", files.Cert, "--tls-key", files.Key)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -25,7 +27,7 @@ type restart struct {
 // file (and the origin sent about one copy).
 func (r restart) run(t *testing.T) {
 	data := randomBytes(t, r.size)
-	o := newOriginRate(t, map[string][]byte{"/big.bin": data}, parseRate(t, r.rate))
+	o := origin.NewFilesRate(t, map[string][]byte{"/big.bin": data}, parseRate(t, r.rate))
 	root := t.TempDir()
 	args := []string{"--data-dir", filepath.Join(root, "sn"), "--allow-networks", "127.0.0.0/8", "--upload-rate", r.rate, "--log-level", "debug"}
 	sn := start(t, "supernode", append([]string{"--listen", "127.0.0.1:0"}, args...)...)
@@ -48,15 +50,15 @@ func (r restart) run(t *testing.T) {
 	codes, msgs := wait()
 	checkCopies(t, codes, msgs, out, data)
 	seeded += metric(t, sn, "pouch_supernode_origin_bytes_total", nil)
-	copies := float64(o.sent.Load()) / float64(r.size)
+	copies := float64(o.Sent.Load()) / float64(r.size)
 	t.Logf("the seeds fetched %.2f copies of the file, the origin sent %.2f", seeded/float64(r.size), copies)
 	if seeded > float64(r.size) {
 		t.Errorf("the seeds fetched %.0f bytes of a %d-byte file: a restarted seed fetched again what it held", seeded, r.size)
 	}
 	// Each kill loses what was on its way from the origin: at most the piece being written and
 	// what the connection buffered (two 1 MiB pieces, generously).
-	if limit := int64(r.size) + int64(r.restarts)*2<<20; o.sent.Load() > limit {
-		t.Errorf("origin sent %d bytes (%.2f copies), want at most %d: the file and two pieces per kill", o.sent.Load(), copies, limit)
+	if limit := int64(r.size) + int64(r.restarts)*2<<20; o.Sent.Load() > limit {
+		t.Errorf("origin sent %d bytes (%.2f copies), want at most %d: the file and two pieces per kill", o.Sent.Load(), copies, limit)
 	}
 	for i, d := range daemons {
 		if n := metric(t, d, "pouch_dfdaemon_back_to_source_total", nil); n != 0 {
@@ -65,12 +67,13 @@ func (r restart) run(t *testing.T) {
 	}
 }
 
+// parseRate reads rate as the daemons read --upload-rate, for the origin to send at the same cap.
 func parseRate(t *testing.T, rate string) int64 {
-	var n int64
-	if _, err := fmt.Sscanf(rate, "%dMB", &n); err != nil {
-		t.Fatalf("rate %q: %v", rate, err)
+	n, err := cliutil.ParseRate(rate)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n * 1e6
+	return n
 }
 
 // The supernode is killed in the middle of a burst and started again on the same data

@@ -14,6 +14,7 @@ package registryproxy
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/httpx"
 	"io"
 	"net/http"
 	"net/url"
@@ -155,16 +156,16 @@ const (
 
 // ServeHTTP answers the OCI distribution pull API.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	start := time.Now()
 	rt, status, code, msg := parseRoute(r.URL.EscapedPath())
 	registry := registryNone
 	defer func() {
-		p.metrics.requests.WithLabelValues(string(rt.kind), fmt.Sprint(sw.code()), registry).Inc()
+		p.metrics.requests.WithLabelValues(string(rt.kind), fmt.Sprint(sw.Status()), registry).Inc()
 		p.metrics.latency.WithLabelValues(string(rt.kind), registry).Observe(time.Since(start).Seconds())
 		if p.log.Core().Enabled(zap.DebugLevel) {
 			p.log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
-				zap.String("ns", r.URL.Query().Get("ns")), zap.Int("status", sw.code()), zap.Duration("took", time.Since(start)))
+				zap.String("ns", r.URL.Query().Get("ns")), zap.Int("status", sw.Status()), zap.Duration("took", time.Since(start)))
 		}
 	}()
 	w = sw
@@ -357,39 +358,4 @@ func copyHeaders(dst, src http.Header, keys ...string) {
 			dst[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 		}
 	}
-}
-
-// statusWriter remembers the status for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusWriter) code() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
 }

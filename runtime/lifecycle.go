@@ -163,9 +163,9 @@ func execError(id string, err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
-		return fmt.Errorf("%w: container %s: %v", ErrCommandNotFound, id, err)
+		return fmt.Errorf("%w: container %s: %w", ErrCommandNotFound, id, err)
 	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "exec format error"):
-		return fmt.Errorf("%w: container %s: %v", ErrCannotExecute, id, err)
+		return fmt.Errorf("%w: container %s: %w", ErrCannotExecute, id, err)
 	}
 	return fmt.Errorf("start %s: %w", id, err)
 }

@@ -87,7 +87,7 @@ func (r *Runtime) pull(ctx context.Context, ref, platform string, progress io.Wr
 		case isNotFound(err):
 			return nil, fmt.Errorf("%w: %s", ErrImageNotFound, name)
 		case isUnauthorized(err):
-			return nil, fmt.Errorf("%w: pull %s: the registry refused the credentials (or asked for some): log in with pouch login %s (%v)", ErrUnauthorized, name, registry, err)
+			return nil, fmt.Errorf("%w: pull %s: the registry refused the credentials (or asked for some): log in with pouch login %s (%w)", ErrUnauthorized, name, registry, err)
 		}
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}

@@ -103,7 +103,7 @@ func (r *Runtime) spawnSupervisor(id string) error {
 			if err == nil {
 				return nil // done already: a quick container that is not restarted
 			}
-			return fmt.Errorf("container %s: its supervisor failed (%v); see %s", id, err, logf.Name())
+			return fmt.Errorf("container %s: its supervisor failed (%w); see %s", id, err, logf.Name())
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

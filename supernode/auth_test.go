@@ -5,12 +5,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,13 +22,8 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
-func fileOrigin(t *testing.T) *httptest.Server {
-	data := bytes.Repeat([]byte("pouch"), 1000)
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
+func fileOrigin(t *testing.T) *origin.Files {
+	return origin.NewData(t, bytes.Repeat([]byte("pouch"), 1000))
 }
 
 // A peer speaks only for itself: unsigned calls are refused, and so is a signed call whose body
@@ -131,10 +125,7 @@ func TestClosedCluster(t *testing.T) {
 
 // The API serves TLS; a client that trusts the CA talks to it, one that does not cannot.
 func TestTLS(t *testing.T) {
-	files, err := tlsca.Make(t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
 	s := start(t, Config{Allow: loopback, TLSCert: files.Cert, TLSKey: files.Key})
 	if !strings.HasPrefix(s.URL(), "https://") {
 		t.Fatalf("URL %s, want https", s.URL())
@@ -159,11 +150,8 @@ func TestTLS(t *testing.T) {
 
 func TestConfigTLSNeedsBothReadableFiles(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	files, err := tlsca.Make(dir, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := tlsca.Temp(t, "127.0.0.1")
+	dir := filepath.Dir(files.CA)
 	for _, c := range []struct {
 		name      string
 		cert, key string

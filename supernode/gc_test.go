@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,25 +20,6 @@ import (
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/supernode/preheat"
 )
-
-// filesOrigin serves each file at its path and counts the GETs per path.
-func filesOrigin(t *testing.T, files map[string][]byte) (*httptest.Server, map[string]*atomic.Int64) {
-	gets := map[string]*atomic.Int64{}
-	for p := range files {
-		gets[p] = &atomic.Int64{}
-	}
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		gets[r.URL.Path].Add(1)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o, gets
-}
 
 // seeded registers peer for url and waits until the seed holds the whole task.
 func seeded(t *testing.T, s *Supernode, p testPeer, url string, data []byte) digest.Digest {
@@ -68,7 +50,7 @@ func (s *Supernode) known(id digest.Digest) bool {
 // again by the next registration.
 func TestGCKeepsTasksInUse(t *testing.T) {
 	files := map[string][]byte{"/done": bytes.Repeat([]byte("d"), 2<<20), "/busy": bytes.Repeat([]byte("b"), 2<<20), "/job": bytes.Repeat([]byte("j"), 2<<20)}
-	o, gets := filesOrigin(t, files)
+	o := origin.NewFiles(t, files)
 	s := start(t, Config{Allow: loopback})
 	ps := newPeers(t, s.URL())
 	done := seeded(t, s, ps.get("a"), o.URL+"/done", files["/done"])
@@ -99,7 +81,7 @@ func TestGCKeepsTasksInUse(t *testing.T) {
 	}
 
 	seeded(t, s, ps.get("d"), o.URL+"/done", files["/done"])
-	if n := gets["/done"].Load(); n != 2 {
+	if n := o.Hits("/done"); n != 2 {
 		t.Errorf("the evicted task was fetched %d times, want twice (once again after the eviction)", n)
 	}
 }
@@ -108,7 +90,7 @@ func TestGCKeepsTasksInUse(t *testing.T) {
 // under the low one.
 func TestGCQuota(t *testing.T) {
 	files := map[string][]byte{"/old": bytes.Repeat([]byte("o"), 2<<20), "/new": bytes.Repeat([]byte("n"), 2<<20)}
-	o, _ := filesOrigin(t, files)
+	o := origin.NewFiles(t, files)
 	s := start(t, Config{Allow: loopback})
 	ps := newPeers(t, s.URL())
 	old := seeded(t, s, ps.get("a"), o.URL+"/old", files["/old"])

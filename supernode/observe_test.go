@@ -44,7 +44,7 @@ func peerOf(st status.Status, id string) status.Peer {
 // marks its parent failing; a peer not heard from for half the peer TTL is late.
 func TestReportsOnTheStatusPage(t *testing.T) {
 	data := randomData(2 << 20)
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback, PeerTTL: 2 * time.Second})
 	task := snapi.TaskRequest{URL: origin.URL + "/good"}
 	a, b := newPeer(t, ""), newPeer(t, "")
@@ -122,32 +122,26 @@ func TestReportsOnTheStatusPage(t *testing.T) {
 // size.
 func TestPreheatAndSeedMetrics(t *testing.T) {
 	data := randomData(2 << 20) // two 1 MiB pieces
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback})
 	good := createJob(t, s, snapi.PreheatRequest{URL: origin.URL + "/good"})
 	bad := createJob(t, s, snapi.PreheatRequest{URL: origin.URL + "/missing"})
 	waitJob(t, s, good.ID, nil)
 	waitJob(t, s, bad.ID, nil)
 	m := s.families(t)
-	for _, c := range []struct {
-		name   string
-		labels scrape.Labels
-		want   float64
-	}{
-		{"pouch_supernode_preheat_jobs_created_total", nil, 2},
-		{"pouch_supernode_preheat_jobs_ended_total", scrape.Labels{"state": "SUCCESS"}, 1},
-		{"pouch_supernode_preheat_jobs_ended_total", scrape.Labels{"state": "FAILED"}, 1},
-		{"pouch_supernode_preheat_jobs", scrape.Labels{"state": "SUCCESS"}, 1},
-		{"pouch_supernode_preheat_jobs", scrape.Labels{"state": "FAILED"}, 1},
-		{"pouch_supernode_preheat_jobs", scrape.Labels{"state": "RUNNING"}, 0},
-		{"pouch_supernode_seeds_total", scrape.Labels{"result": "success"}, 1},
-		{"pouch_supernode_seeds_total", scrape.Labels{"result": "failed"}, 1},
-		{"pouch_supernode_origin_bytes_total", nil, float64(len(data))},
-		{"pouch_supernode_store_bytes", nil, float64(len(data))},
-	} {
-		if got := m.Sum(c.name, c.labels); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
+	for _, miss := range m.Unmet(
+		scrape.Want("pouch_supernode_preheat_jobs_created_total", nil, 2),
+		scrape.Want("pouch_supernode_preheat_jobs_ended_total", scrape.Labels{"state": "SUCCESS"}, 1),
+		scrape.Want("pouch_supernode_preheat_jobs_ended_total", scrape.Labels{"state": "FAILED"}, 1),
+		scrape.Want("pouch_supernode_preheat_jobs", scrape.Labels{"state": "SUCCESS"}, 1),
+		scrape.Want("pouch_supernode_preheat_jobs", scrape.Labels{"state": "FAILED"}, 1),
+		scrape.Want("pouch_supernode_preheat_jobs", scrape.Labels{"state": "RUNNING"}, 0),
+		scrape.Want("pouch_supernode_seeds_total", scrape.Labels{"result": "success"}, 1),
+		scrape.Want("pouch_supernode_seeds_total", scrape.Labels{"result": "failed"}, 1),
+		scrape.Want("pouch_supernode_origin_bytes_total", nil, float64(len(data))),
+		scrape.Want("pouch_supernode_store_bytes", nil, float64(len(data))),
+	) {
+		t.Errorf("%s", miss)
 	}
 	if n := m.Count("pouch_supernode_seed_piece_seconds", nil); n != 2 {
 		t.Errorf("%d seed piece times, want 2", n)
@@ -212,7 +206,7 @@ func TestReadiness(t *testing.T) {
 // the store emptied; the quota is exported.
 func TestGCMetrics(t *testing.T) {
 	data := randomData(2 << 20)
-	origin, _ := countingOrigin(t, data)
+	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback, GC: GCConfig{High: 1 << 30, TTL: time.Millisecond, Interval: 50 * time.Millisecond}})
 	p := newPeer(t, "")
 	id := seeded(t, s, p, origin.URL+"/good", data)
@@ -223,20 +217,14 @@ func TestGCMetrics(t *testing.T) {
 		return s.families(t).Sum("pouch_supernode_gc_evicted_tasks_total", nil) == 1
 	})
 	m := s.families(t)
-	for _, c := range []struct {
-		name   string
-		labels scrape.Labels
-		want   float64
-	}{
-		{"pouch_supernode_gc_evicted_bytes_total", nil, float64(len(data))},
-		{"pouch_supernode_store_bytes", nil, 0},
-		{"pouch_supernode_store_quota_bytes", nil, 1 << 30},
-		{"pouch_supernode_gc_runs_total", scrape.Labels{"result": "error"}, 0},
-		{"pouch_supernode_spool_bytes", nil, 0},
-	} {
-		if got := m.Sum(c.name, c.labels); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
+	for _, miss := range m.Unmet(
+		scrape.Want("pouch_supernode_gc_evicted_bytes_total", nil, float64(len(data))),
+		scrape.Want("pouch_supernode_store_bytes", nil, 0),
+		scrape.Want("pouch_supernode_store_quota_bytes", nil, 1<<30),
+		scrape.Want("pouch_supernode_gc_runs_total", scrape.Labels{"result": "error"}, 0),
+		scrape.Want("pouch_supernode_spool_bytes", nil, 0),
+	) {
+		t.Errorf("%s", miss)
 	}
 	if m.Sum("pouch_supernode_gc_runs_total", scrape.Labels{"result": "ok"}) == 0 {
 		t.Error("no garbage collection counted")

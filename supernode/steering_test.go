@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,19 +20,9 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
 
-// countingOrigin serves data at /good, 404 elsewhere, and counts GETs of /good.
-func countingOrigin(t *testing.T, data []byte) (*httptest.Server, *atomic.Int64) {
-	var gets atomic.Int64
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/good" {
-			http.NotFound(w, r)
-			return
-		}
-		gets.Add(1)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o, &gets
+// goodOrigin serves data at /good, 404 elsewhere.
+func goodOrigin(t *testing.T, data []byte) *origin.Files {
+	return origin.NewFiles(t, map[string][]byte{"/good": data})
 }
 
 // metric reads one of s's metrics. Gathering runs the gauges, which take s.mu: never call it
@@ -58,7 +47,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // get the seed as parent and the origin serves the content once. The headers are not kept.
 func TestFailedSeedIsRetriedAndClearsBackToSource(t *testing.T) {
 	data := bytes.Repeat([]byte("retry"), 400_000)
-	o, gets := countingOrigin(t, data)
+	o := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback})
 	ps := newPeers(t, s.URL())
 	ctx := context.Background()
@@ -84,7 +73,7 @@ func TestFailedSeedIsRetriedAndClearsBackToSource(t *testing.T) {
 		defer s.mu.Unlock()
 		return s.tasks[d].done && !s.tasks[d].running
 	})
-	if n := gets.Load(); n != 1 {
+	if n := o.Hits("/good"); n != 1 {
 		t.Errorf("the origin served the content %d times, want once", n)
 	}
 	s.mu.Lock()
@@ -97,7 +86,7 @@ func TestFailedSeedIsRetriedAndClearsBackToSource(t *testing.T) {
 
 // Tasks whose seed failed before storing anything are bounded in number and expire.
 func TestFailedTasksAreBoundedAndExpire(t *testing.T) {
-	o, _ := countingOrigin(t, nil)
+	o := goodOrigin(t, nil)
 	s := start(t, Config{Allow: loopback, MaxFailedTasks: 3, FailedTaskTTL: 100 * time.Millisecond, PeerTTL: 200 * time.Millisecond})
 	ps := newPeers(t, s.URL())
 	tasks := func() int {
@@ -128,7 +117,7 @@ func TestFailedTasksAreBoundedAndExpire(t *testing.T) {
 // stored copy really fails its digest.
 func TestCorruptReportsAboutTheSeed(t *testing.T) {
 	data := bytes.Repeat([]byte("seed!"), 900_000) // 4.3 MB: 5 pieces of 1 MiB
-	o, gets := countingOrigin(t, data)
+	o := goodOrigin(t, data)
 	dir := t.TempDir()
 	s := start(t, Config{DataDir: dir, Allow: loopback})
 	ps := newPeers(t, s.URL())
@@ -202,7 +191,7 @@ func TestCorruptReportsAboutTheSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	before := gets.Load()
+	before := o.Hits("/good")
 	sync("b", snapi.CorruptPiece(seed, 2))
 	waitFor(t, "the rotten piece is dropped and refetched", func() bool {
 		s.mu.Lock()
@@ -210,8 +199,8 @@ func TestCorruptReportsAboutTheSeed(t *testing.T) {
 		s.mu.Unlock()
 		return settled && s.metric(t, "pouch_supernode_seed_pieces_dropped_total", nil) == 1
 	})
-	if gets.Load() != before+1 {
-		t.Errorf("the origin was asked %d times for the refetch, want once", gets.Load()-before)
+	if o.Hits("/good") != before+1 {
+		t.Errorf("the origin was asked %d times for the refetch, want once", o.Hits("/good")-before)
 	}
 	got, err := s.tasks[id].ptask.Sum()
 	if err != nil || got != id {

@@ -3,11 +3,8 @@ package supernode
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
+	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,37 +13,6 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 )
-
-// rangeOrigin serves data and records every Range asked and the bytes sent.
-type rangeOrigin struct {
-	*httptest.Server
-	sent   atomic.Int64
-	mu     sync.Mutex
-	ranges []string
-}
-
-func newRangeOrigin(t *testing.T, data []byte) *rangeOrigin {
-	o := &rangeOrigin{}
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.ranges = append(o.ranges, r.Header.Get("Range"))
-		o.mu.Unlock()
-		http.ServeContent(countingResponse{w, &o.sent}, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-type countingResponse struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c countingResponse) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // holding is what a peer holding pieces of data announces.
 func holding(data []byte, held ...int) *snapi.Holding {
@@ -88,7 +54,7 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i / 4093)
 	}
-	o := newRangeOrigin(t, data)
+	o := origin.NewData(t, data)
 	s := start(t, Config{Allow: loopback, TakeoverGrace: 300 * time.Millisecond})
 	ps := newPeers(t, s.URL())
 	id := digest.FromBytes(data)
@@ -113,14 +79,12 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 			t.Fatalf("published digest of piece %d is wrong", i)
 		}
 	}
-	if sent := o.sent.Load(); sent != 3<<20+1 {
+	if sent := o.Sent.Load(); sent != 3<<20+1 {
 		t.Errorf("origin sent %d bytes, want the 3 pieces no peer held and a 1-byte probe (%d)", sent, 3<<20+1)
 	}
-	o.mu.Lock()
-	if want := []string{"bytes=0-0", "bytes=5242880-8388607"}; !slices.Equal(o.ranges, want) {
-		t.Errorf("origin requests %q, want %q", o.ranges, want)
+	if got, want := o.Ranges(), []string{"bytes=0-0", "bytes=5242880-8388607"}; !slices.Equal(got, want) {
+		t.Errorf("origin requests %q, want %q", got, want)
 	}
-	o.mu.Unlock()
 
 	// a leaves: pieces 0 and 1 are held by nobody now; b still holds 2-4.
 	if err := ps.client("a").Leave(ctx, snapi.LeaveRequest{Task: id, Peer: ps.info("a").ID}); err != nil {
@@ -136,7 +100,7 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 		defer s.mu.Unlock()
 		return !s.tasks[id].running
 	})
-	if sent := o.sent.Load(); sent != 5<<20+1 {
+	if sent := o.Sent.Load(); sent != 5<<20+1 {
 		t.Errorf("origin sent %d bytes in all, want %d", sent, 5<<20+1)
 	}
 }
@@ -145,7 +109,7 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 // seed fetches every piece itself, as before.
 func TestTakeoverOfAURLTaskFetchesEverything(t *testing.T) {
 	data := bytes.Repeat([]byte("url task"), 3<<17) // 3 MiB
-	o := newRangeOrigin(t, data)
+	o := origin.NewData(t, data)
 	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
 	ps := newPeers(t, s.URL())
 	resp, err := ps.client("a").Register(context.Background(), snapi.RegisterRequest{
@@ -159,7 +123,7 @@ func TestTakeoverOfAURLTaskFetchesEverything(t *testing.T) {
 // The seed's own hash wins over a digest a lone peer announced: the peers learn the origin's.
 func TestTakeoverSeedHashWins(t *testing.T) {
 	data := bytes.Repeat([]byte("honest"), 1<<19) // 3 MiB
-	o := newRangeOrigin(t, data)
+	o := origin.NewData(t, data)
 	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
 	ps := newPeers(t, s.URL())
 	id := digest.FromBytes(data)

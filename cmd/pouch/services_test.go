@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/httpx"
 	"io"
 	"net"
 	"net/http"
@@ -607,9 +608,9 @@ func TestPrivateImage(t *testing.T) {
 	var mirrored atomic.Int64
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	mirror := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: rw}
+		rec := &httpx.StatusWriter{ResponseWriter: rw}
 		proxy.ServeHTTP(rec, r)
-		if rec.status == http.StatusOK && strings.Contains(r.URL.Path, "/blobs/") {
+		if rec.Status() == http.StatusOK && strings.Contains(r.URL.Path, "/blobs/") {
 			mirrored.Add(1)
 		}
 	}))
@@ -661,23 +662,6 @@ func TestPrivateImage(t *testing.T) {
 	if _, _, err := p("", "pull", ref); !errors.Is(err, runtime.ErrUnauthorized) {
 		t.Errorf("pull after logout: %v, want unauthorized", err)
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -58,7 +58,7 @@ func Push(ctx context.Context, repo, tag string, insecure bool, t remote.Taggabl
 	}
 	ref, err := name.NewTag(repo+":"+tag, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --push %q: %v", ErrBadOptions, repo, err)
+		return nil, fmt.Errorf("%w: --push %q: %w", ErrBadOptions, repo, err)
 	}
 	if err := remote.Push(ref, t, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		return nil, fmt.Errorf("image: push %s: %w", ref, err)

@@ -103,6 +103,29 @@ func (f Families) Count(name string, labels Labels) uint64 {
 	return total
 }
 
+// Expect is what a test expects of a series: the Sum of name's series whose labels include
+// labels. Want makes one.
+type Expect struct {
+	name   string
+	labels Labels
+	value  float64
+}
+
+// Want expects Sum(name, labels) to be value.
+func Want(name string, labels Labels, value float64) Expect { return Expect{name, labels, value} }
+
+// Unmet says, a line each, which expectations f does not meet ("name map[labels] = got, want
+// value"); none when it meets them all. A test reports each line as an error.
+func (f Families) Unmet(want ...Expect) []string {
+	var out []string
+	for _, w := range want {
+		if got := f.Sum(w.name, w.labels); got != w.value {
+			out = append(out, fmt.Sprintf("%s%v = %v, want %v", w.name, w.labels, got, w.value))
+		}
+	}
+	return out
+}
+
 func matches(m *dto.Metric, labels Labels) bool {
 	found := 0
 	for _, lp := range m.GetLabel() {

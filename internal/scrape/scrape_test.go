@@ -2,7 +2,9 @@ package scrape_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +67,11 @@ func TestGetAndGatherAgree(t *testing.T) {
 				t.Errorf("%s: Count(test_seconds, %v) = %v, want %v", from, tc.labels, got, tc.want)
 			}
 		}
+	}
+	unmet := gathered.Unmet(scrape.Want("test_bytes_total", scrape.Labels{"source": "peer"}, 7),
+		scrape.Want("test_bytes_total", scrape.Labels{"source": "origin"}, 1), scrape.Want("test_up", nil, 1))
+	if want := []string{"test_bytes_total" + fmt.Sprint(scrape.Labels{"source": "origin"}) + " = 5, want 1"}; !slices.Equal(unmet, want) {
+		t.Errorf("Unmet = %q, want %q", unmet, want)
 	}
 	notFound := httptest.NewServer(nil)
 	defer notFound.Close()

@@ -141,10 +141,10 @@ func Verify(ctx context.Context, host docker.RegistryHost, user, password string
 		}
 		if last != nil {
 			if err := authorizer.AddResponses(ctx, []*http.Response{last}); err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrUnauthorized, host.Host, err)
+				return fmt.Errorf("%w: %s: %w", ErrUnauthorized, host.Host, err)
 			}
 			if err := authorizer.Authorize(ctx, req); err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrUnauthorized, host.Host, err)
+				return fmt.Errorf("%w: %s: %w", ErrUnauthorized, host.Host, err)
 			}
 		}
 		resp, err := host.Client.Do(req)

@@ -248,10 +248,10 @@ func (m *Manager) runtimeConf(id, netns string, ports []PortMapping) *libcni.Run
 func (m *Manager) pluginError(what string, err error) error {
 	msg := err.Error()
 	if strings.Contains(msg, "failed to find plugin") {
-		return fmt.Errorf("%w: %s: %v; install containernetworking-plugins (looked in %s) or run with --network host or none",
+		return fmt.Errorf("%w: %s: %w; install containernetworking-plugins (looked in %s) or run with --network host or none",
 			ErrPlugins, what, err, strings.Join(m.cfg.PluginDirs, ", "))
 	}
-	return fmt.Errorf("%w: %s: %v", ErrPlugins, what, err)
+	return fmt.Errorf("%w: %s: %w", ErrPlugins, what, err)
 }
 
 func (m *Manager) bridgeNetName() string { return "pouch-" + m.cfg.Bridge }

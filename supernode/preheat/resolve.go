@@ -256,7 +256,7 @@ func registryError(ref string, err error) error {
 		return fmt.Errorf("%s: %w", ref, ErrNotFound)
 	case errors.Is(err, docker.ErrInvalidAuthorization), strings.Contains(msg, "401 Unauthorized"),
 		strings.Contains(msg, "403 Forbidden"), strings.Contains(msg, "no basic auth credentials"):
-		return fmt.Errorf("%s: %w: %v", ref, ErrUnauthorized, err)
+		return fmt.Errorf("%s: %w: %w", ref, ErrUnauthorized, err)
 	}
 	return fmt.Errorf("%s: %w", ref, err)
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -20,22 +19,6 @@ import (
 
 // ModuleDir is the Pouch module's root as seen from a test under deploy/<pkg>/.
 const ModuleDir = "../.."
-
-// Build compiles the named commands (supernode, dfdaemon, ...) into dir with the default
-// settings, as the main module's end-to-end tests do, so that in `make test` the go build
-// cache they filled serves it.
-func Build(ctx context.Context, dir string, cmds ...string) error {
-	args := []string{"build", "-o", dir + "/"}
-	for _, c := range cmds {
-		args = append(args, "./cmd/"+c)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = ModuleDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", strings.Join(cmds, " "), err, out)
-	}
-	return nil
-}
 
 // flagName finds the long names in a urfave/cli help line such as
 // "   --output value, -O value  output file".
@@ -112,19 +95,9 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // Main is a test binary's TestMain: it builds every command into a temporary directory, sets
-// *binDir to it, runs the tests and removes it. A failed build fails the test binary.
+// *binDir to it, runs the tests and removes it. A failed build fails the test binary. It builds
+// with the default settings, as the main module's end-to-end tests do, so that in `make test`
+// the go build cache they filled serves it.
 func Main(m *testing.M, binDir *string) {
-	dir, err := os.MkdirTemp("", "pouch-deploy-bin-")
-	if err != nil {
-		panic(err)
-	}
-	if err := Build(context.Background(), dir, "supernode", "dfdaemon", "dfget", "pouch", "dfbench"); err != nil {
-		fmt.Fprintln(os.Stderr, "deploytest:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	*binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	daemon.BuildMain(m, ModuleDir, binDir, "supernode", "dfdaemon", "dfget", "pouch", "dfbench")
 }
