@@ -21,6 +21,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // Request names content to download.
@@ -30,10 +31,6 @@ type Request struct {
 	Digest digest.Digest // expected content digest; makes the task digest-based
 	Tag    string
 }
-
-// window is how many pieces past a waiting reader's position are fetched in order from
-// downloading parents, so a streaming client (the registry mirror) gets its next bytes first.
-const window = 8
 
 // download is one task being fetched by this daemon, shared by every concurrent request for it.
 type download struct {
@@ -596,34 +593,21 @@ func (dl *download) usable(i int, p *parentState) bool {
 	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
 }
 
-// pick chooses the next piece to request from p: the pieces a reader waits for first (the
-// registry mirror streams in order, and its client gives up on a blob whose first byte is slow),
-// then the rarest among this peer's parents, ties broken at random so that children of one
-// parent ask it for different pieces and then trade them. From the seed only the rarest: it
-// offers each child a few pieces it has sent least (super-seeding), and taking them in the
-// reader's order instead would make every child ask it for the same ones.
+// pick chooses the next piece to request from p (picker.Pick: the reader's next pieces, then
+// the rarest among this peer's parents; from the seed only the rarest); the caller holds dl.mu.
 func (dl *download) pick(p *parentState) int {
-	n := len(dl.avail)
-	if dl.cursor >= 0 && !p.info.Seed {
-		for i := dl.cursor; i < min(n, dl.cursor+window); i++ {
-			if dl.usable(i, p) {
-				return i
-			}
-		}
-	}
-	best, bestAvail := -1, int(^uint(0)>>1)
-	start := 0
-	if n > 0 {
-		start = dl.rng.IntN(n)
-	}
-	for k := range n {
-		i := (start + k) % n
-		if dl.avail[i] < bestAvail && dl.usable(i, p) {
-			best, bestAvail = i, dl.avail[i]
-		}
-	}
-	return best
+	return picker.Pick(picker.Choice{Pieces: len(dl.avail), Cursor: dl.cursor, FromSeed: p.info.Seed, Start: dl.rng.IntN},
+		parentView{dl, p})
 }
+
+// parentView is the download as the picker sees it for one parent; the caller holds dl.mu.
+type parentView struct {
+	dl *download
+	p  *parentState
+}
+
+func (v parentView) Avail(i int) int   { return v.dl.avail[i] }
+func (v parentView) Usable(i int) bool { return v.dl.usable(i, v.p) }
 
 // steal hands an idle parent a piece that another parent was asked for long ago and has not
 // started sending (the endgame: a slow parent must not hold the last pieces).
@@ -931,7 +915,7 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 		seedDone := dl.seedDone
 		dl.mu.Unlock()
 		dl.poke()
-		if seedDone && !sleepCtx(ctx, time.Second) {
+		if seedDone && !sleepCtx(ctx, snapi.SyncInterval) {
 			return
 		}
 	}
