@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -168,6 +169,13 @@ type parentState struct {
 	bf        piece.Bitfield
 	requested map[int]bool
 	retired   bool // dropped by the scheduler: no new requests, closed when idle
+	// out queues the requests for the parent's own writer (writeRequests): pump runs under
+	// dl.mu, which every parent's reader needs, so it never writes to a stream itself.
+	out  chan int
+	gone chan struct{} // closed when the parent is dropped: its writer ends
+	// stalled: a request could not be written within the request timeout (the parent stopped
+	// reading); its stream was closed and it is reported as timed out. Guarded by dl.mu.
+	stalled bool
 }
 
 type flight struct {
@@ -549,7 +557,9 @@ func (dl *download) pump(now time.Time) {
 			}
 			continue
 		}
-		for len(p.requested) < dl.d.cfg.Pipeline {
+		// A full queue: the parent's writer is behind (a write waits for it to read), and it
+		// is asked for nothing more; its writer's deadline drops it.
+		for len(p.requested) < dl.d.cfg.Pipeline && len(p.out) < cap(p.out) {
 			i := dl.pick(p)
 			if i < 0 {
 				i = dl.steal(p, now)
@@ -557,11 +567,7 @@ func (dl *download) pump(now time.Time) {
 			if i < 0 {
 				break
 			}
-			if err := p.conn.Request(i); err != nil {
-				delete(dl.inflight, i)
-				p.conn.Close()
-				break
-			}
+			p.out <- i // never blocks: only pump sends, under dl.mu, and the queue has room
 			p.requested[i] = true
 			dl.inflight[i] = &flight{owner: id, since: now}
 		}
@@ -574,6 +580,36 @@ func (dl *download) pump(now time.Time) {
 				p.conn.Close()
 			}
 			delete(dl.inflight, i)
+		}
+	}
+}
+
+// writeRequests writes p's queued requests to its stream, each within the request timeout. A
+// parent that stops reading fills its stream's window and a request write then waits: it is
+// then closed (its reader reports it timed out), and only its own writer waited, not the
+// download.
+func (dl *download) writeRequests(ctx context.Context, p *parentState) {
+	for {
+		select {
+		case i := <-p.out:
+			_ = p.conn.SetWriteDeadline(time.Now().Add(dl.d.cfg.RequestTimeout))
+			if err := p.conn.Request(i); err != nil {
+				// A deadline: the parent stopped reading. Anything else: the stream was closed,
+				// and its reader says why.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+					dl.log.Info("parent stopped reading requests: dropping it", zap.Stringer("parent", p.conn.Peer), zap.Int("piece", i), zap.Error(err))
+					dl.mu.Lock()
+					p.stalled = true
+					dl.mu.Unlock()
+				}
+				p.conn.Close()
+				return
+			}
+		case <-p.gone:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -688,17 +724,22 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 		return
 	}
 	dl.log.Debug("connected", zap.String("parent", sp.ID), zap.Int("has", bf.Count()))
-	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{}}
+	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{},
+		out: make(chan int, dl.d.cfg.Pipeline), gone: make(chan struct{})}
 	dl.parents[info.ID] = p
 	for i := range bf.Len() {
 		if bf.Has(i) {
 			dl.avail[i]++
 		}
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		dl.serve(ctx, info.ID, p)
+	}()
+	go func() {
+		defer wg.Done()
+		dl.writeRequests(ctx, p)
 	}()
 	dl.poke()
 }
@@ -712,9 +753,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	for {
 		ev, err := p.conn.Next()
 		if err != nil {
-			if ctx.Err() == nil && !dl.isRetired(p) {
-				reason = snapi.FailUnreachable
-			}
+			reason = dl.lost(ctx, p)
 			return
 		}
 		switch ev.Kind {
@@ -758,9 +797,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					if ctx.Err() == nil && !dl.isRetired(p) {
-						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
-					}
+					reason = dl.lost(ctx, p)
 					return
 				}
 				continue
@@ -801,26 +838,33 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil && !dl.isRetired(p) {
-					reason = snapi.FailUnreachable
-				}
+				reason = dl.lost(ctx, p)
 				return
 			}
 		}
 	}
 }
 
-// isRetired says whether the scheduler dropped p; applySchedule retires parents under dl.mu.
-func (dl *download) isRetired(p *parentState) bool {
+// lost says why p's stream broke, to report it: it timed out when its writer could not send a
+// request (the parent stopped reading), it is unreachable otherwise, and nothing is reported
+// when this peer stopped the stream itself (the download ended, or the scheduler dropped p).
+func (dl *download) lost(ctx context.Context, p *parentState) snapi.FailureReason {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return p.retired
+	switch {
+	case p.stalled:
+		return snapi.FailTimeout
+	case ctx.Err() == nil && !p.retired:
+		return snapi.FailUnreachable
+	}
+	return ""
 }
 
 // dropParent forgets a parent and frees what it was asked for, and queues the report of why it
 // failed, if it did (bad is the piece of a FailCorrupt report).
 func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason, bad int) {
 	p.conn.Close()
+	close(p.gone)
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	if dl.parents[id] != p {
