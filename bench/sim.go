@@ -7,19 +7,10 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/scheduler"
-)
-
-// What the simulator models of the dfdaemon and the supernode (dfdaemon/download.go, config.go).
-const (
-	SimPipeline     = 3               // outstanding piece requests per parent
-	SimWindow       = 8               // pieces near the read cursor taken first from any parent but the seed
-	SimSyncInterval = 1 * time.Second // a peer reports to the supernode about this often
-	// SimSuperSeedOffers is how many pieces the seed offers a child at a time (super-seeding),
-	// and SimSuperSeedPending its cap on pending offers over all children: the seed's own policy.
-	SimSuperSeedOffers  = scheduler.SuperSeedOffers
-	SimSuperSeedPending = scheduler.SuperSeedPending
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // Simulate runs the workload of cfg as a discrete-event simulation with no sockets. It drives the
@@ -27,22 +18,25 @@ const (
 //
 //   - the origin serves OriginRate in total; the seed fetches every piece from it in order and
 //     may serve a piece as soon as it has it (its digest is then known to every peer);
-//   - a connection parent→child carries one piece at a time, with up to [SimPipeline] requests
-//     queued; its rate is min(parent upload ÷ the parent's active connections, child download ÷
+//   - a connection parent→child carries one piece at a time, with up to [picker.Pipeline]
+//     requests queued; its rate is min(parent upload ÷ the parent's active connections, child download ÷
 //     the child's active connections), recomputed whenever either count changes;
-//   - a peer picks pieces like the dfdaemon: from any parent but the seed the first usable piece in
-//     the [SimWindow] pieces after its read cursor, otherwise the rarest among its parents'
-//     pieces, ties at random; a piece is requested from one parent at a time;
-//   - every peer syncs about every [SimSyncInterval] (random phase): Transfer for each parent that
+//   - a peer picks pieces with the dfdaemon's [picker.Pick]: from any parent but the seed the
+//     first usable piece in the [picker.Window] pieces after its read cursor, otherwise the rarest
+//     among its parents' pieces, ties at random; a piece is requested from one parent at a time;
+//   - every peer syncs about every [snapi.SyncInterval] (random phase): Transfer for each parent that
 //     sent bytes, then Report, and applies the decision (new parents connect at once, dropped
 //     ones finish their queued requests); it reports at once when it completes;
-//   - the seed super-seeds: it shows each child only SimSuperSeedOffers pieces at a time, those
-//     it has sent or offered least often (the child's avail counts still include the seed's
+//   - the seed super-seeds with the seed's own policy ([picker.Offer], [picker.Budget]): it shows
+//     each child only [picker.SeedOffers] pieces at a time, those it has sent or offered least
+//     often (the child's avail counts still include the seed's
 //     pieces, as the offers are all a child learns of the seed but the rarest-first counts
 //     come from the other parents);
 //   - a peer told BackToSource pulls from the origin like the seed.
 //
-// Not modelled: latency, failures, the endgame steal of requests queued at a slow parent.
+// Not modelled: latency, failures, the endgame steal of requests queued at a slow parent, and
+// the seed's timing (offers refreshed every 250 ms and expiring, each piece once while the seed
+// grows: picker.Once, picker.Expired).
 func Simulate(cfg Config) Result {
 	cfg = cfg.WithDefaults()
 	if cfg.PieceSize == 0 {
@@ -230,7 +224,7 @@ func (s *sim) run() {
 			}
 			s.events++
 			s.sync(e.peer)
-			s.push(simEvent{t: s.now + SimSyncInterval.Seconds(), kind: evSync, peer: e.peer})
+			s.push(simEvent{t: s.now + snapi.SyncInterval.Seconds(), kind: evSync, peer: e.peer})
 		}
 	}
 }
@@ -242,7 +236,7 @@ func (s *sim) startWave() {
 		p.joined, p.wave, p.start = true, s.waveIdx, s.now
 		d := s.sched.Join(s.at(s.now), s.task, scheduler.PeerInfo{ID: p.sid, UploadRate: p.up}, 0)
 		s.apply(p, d)
-		s.push(simEvent{t: s.now + s.rng.Float64()*SimSyncInterval.Seconds(), kind: evSync, peer: p})
+		s.push(simEvent{t: s.now + s.rng.Float64()*snapi.SyncInterval.Seconds(), kind: evSync, peer: p})
 	}
 }
 
@@ -328,7 +322,7 @@ func (s *sim) pump(p *simPeer) {
 		if c.retired {
 			continue
 		}
-		for len(c.queue) < SimPipeline {
+		for len(c.queue) < picker.Pipeline {
 			i := s.pick(p, c.p, c)
 			if i < 0 {
 				break
@@ -350,8 +344,8 @@ func (s *sim) usable(p, q *simPeer, i int) bool {
 }
 
 // offer refreshes the seed's offers to the child of c (internal/peer/announce.go): an offer the
-// child no longer needs is withdrawn (the daemon lets it expire after 2 s), and the child is
-// offered the pieces the seed holds that were sent or offered least often, up to SimSuperSeedOffers.
+// child no longer needs is withdrawn (the daemon lets it expire after picker.OfferExpiry), and
+// the child is offered what picker.Offer chooses, within picker.Budget.
 func (s *sim) offer(c *simConn) {
 	if c.offers == nil {
 		c.offers, c.told = map[int]bool{}, make([]bool, s.pieces)
@@ -363,13 +357,16 @@ func (s *sim) offer(c *simConn) {
 			s.seedPending--
 		}
 	}
-	for len(c.offers) < SimSuperSeedOffers && s.seedPending < SimSuperSeedPending {
-		best, load := -1, 0
-		for i, h := range s.seed.have {
-			if h && !c.told[i] && (best < 0 || s.seedSent[i]+s.seedOffered[i] < load) {
-				best, load = i, s.seedSent[i]+s.seedOffered[i]
-			}
-		}
+	quota, limit := picker.Budget(picker.Stream{Offers: picker.SeedOffers})
+	// Each piece once while the seed grows (picker.Once) is not applied: the simulated seed
+	// offers only when a child's connection pumps (a piece arrived, or its sync), not every
+	// 250 ms as the daemon does, so a child refused an offer would wait up to a sync interval.
+	// Applied anyway it made max/T_min 2.03 → 2.16 at N = 100 and 2.47 → 2.63 at N = 1,000
+	// (means of seeds 1–5; docs/benchmarks.md), most likely for that reason.
+	load := func(i int) int { return s.seedSent[i] + s.seedOffered[i] }
+	eligible := func(i int) bool { return s.seed.have[i] && !c.told[i] }
+	for len(c.offers) < quota && s.seedPending < limit {
+		best := picker.Offer(s.pieces, false, load, eligible)
 		if best < 0 {
 			return
 		}
@@ -379,50 +376,44 @@ func (s *sim) offer(c *simConn) {
 	}
 }
 
-// pick is the dfdaemon's piece choice; the seed and a peer pulling from the origin go in order.
+// simChild is a peer as the picker sees it for one parent: usable is the dfdaemon's test (the
+// parent holds the piece, the peer lacks it and has not asked another parent for it); from the
+// seed, only what it offered.
+type simChild struct {
+	s      *sim
+	p, q   *simPeer
+	offers map[int]bool // the seed's open offers to p; nil for any other parent
+}
+
+func (v simChild) Avail(i int) int { return int(v.p.avail[i]) }
+func (v simChild) Usable(i int) bool {
+	return (v.offers == nil || v.offers[i]) && v.s.usable(v.p, v.q, i)
+}
+
+// pick is the dfdaemon's piece choice (picker.Pick); a peer pulling from the origin goes in
+// order, as the origin streams.
 func (s *sim) pick(p, q *simPeer, c *simConn) int {
-	n := s.pieces
-	if q.seed {
-		s.offer(c)
-		best, bestAvail := -1, int32(math.MaxInt32)
-		for i := range c.offers {
-			if p.avail[i] < bestAvail && s.usable(p, q, i) || p.avail[i] == bestAvail && best >= 0 && i < best && s.usable(p, q, i) {
-				best, bestAvail = i, p.avail[i]
-			}
-		}
-		return best
-	}
 	if q.isOrigin {
-		for i := range n {
+		for i := range s.pieces {
 			if s.usable(p, q, i) {
 				return i
 			}
 		}
 		return -1
 	}
-	if !q.seed {
-		cur := -1
-		for i := range n {
-			if !p.have[i] {
-				cur = i
-				break
-			}
-		}
-		for i := cur; cur >= 0 && i < min(n, cur+SimWindow); i++ {
-			if s.usable(p, q, i) {
-				return i
-			}
+	ch := simChild{s: s, p: p, q: q}
+	if q.seed {
+		s.offer(c)
+		ch.offers = c.offers
+	}
+	cur := -1
+	for i := range s.pieces {
+		if !p.have[i] {
+			cur = i
+			break
 		}
 	}
-	best, bestAvail := -1, int32(math.MaxInt32)
-	st := s.rng.IntN(n)
-	for k := range n {
-		i := (st + k) % n
-		if p.avail[i] < bestAvail && s.usable(p, q, i) {
-			best, bestAvail = i, p.avail[i]
-		}
-	}
-	return best
+	return picker.Pick(picker.Choice{Pieces: s.pieces, Cursor: cur, FromSeed: q.seed, Start: s.rng.IntN}, ch)
 }
 
 // reschedule recomputes the rates of every active connection of parent (upload side) and of

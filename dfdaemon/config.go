@@ -9,6 +9,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // Config is everything a dfdaemon needs.
@@ -78,7 +79,7 @@ func (c Config) WithDefaults() Config {
 		c.RequestTimeout = 20 * time.Second
 	}
 	if c.Pipeline == 0 {
-		c.Pipeline = 3
+		c.Pipeline = picker.Pipeline
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second

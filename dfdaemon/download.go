@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // Request names content to download.
@@ -30,10 +32,6 @@ type Request struct {
 	Digest digest.Digest // expected content digest; makes the task digest-based
 	Tag    string
 }
-
-// window is how many pieces past a waiting reader's position are fetched in order from
-// downloading parents, so a streaming client (the registry mirror) gets its next bytes first.
-const window = 8
 
 // download is one task being fetched by this daemon, shared by every concurrent request for it.
 type download struct {
@@ -171,6 +169,13 @@ type parentState struct {
 	bf        piece.Bitfield
 	requested map[int]bool
 	retired   bool // dropped by the scheduler: no new requests, closed when idle
+	// out queues the requests for the parent's own writer (writeRequests): pump runs under
+	// dl.mu, which every parent's reader needs, so it never writes to a stream itself.
+	out  chan int
+	gone chan struct{} // closed when the parent is dropped: its writer ends
+	// stalled: a request could not be written within the request timeout (the parent stopped
+	// reading); its stream was closed and it is reported as timed out. Guarded by dl.mu.
+	stalled bool
 }
 
 type flight struct {
@@ -552,7 +557,9 @@ func (dl *download) pump(now time.Time) {
 			}
 			continue
 		}
-		for len(p.requested) < dl.d.cfg.Pipeline {
+		// A full queue: the parent's writer is behind (a write waits for it to read), and it
+		// is asked for nothing more; its writer's deadline drops it.
+		for len(p.requested) < dl.d.cfg.Pipeline && len(p.out) < cap(p.out) {
 			i := dl.pick(p)
 			if i < 0 {
 				i = dl.steal(p, now)
@@ -560,11 +567,7 @@ func (dl *download) pump(now time.Time) {
 			if i < 0 {
 				break
 			}
-			if err := p.conn.Request(i); err != nil {
-				delete(dl.inflight, i)
-				p.conn.Close()
-				break
-			}
+			p.out <- i // never blocks: only pump sends, under dl.mu, and the queue has room
 			p.requested[i] = true
 			dl.inflight[i] = &flight{owner: id, since: now}
 		}
@@ -577,6 +580,36 @@ func (dl *download) pump(now time.Time) {
 				p.conn.Close()
 			}
 			delete(dl.inflight, i)
+		}
+	}
+}
+
+// writeRequests writes p's queued requests to its stream, each within the request timeout. A
+// parent that stops reading fills its stream's window and a request write then waits: it is
+// then closed (its reader reports it timed out), and only its own writer waited, not the
+// download.
+func (dl *download) writeRequests(ctx context.Context, p *parentState) {
+	for {
+		select {
+		case i := <-p.out:
+			_ = p.conn.SetWriteDeadline(time.Now().Add(dl.d.cfg.RequestTimeout))
+			if err := p.conn.Request(i); err != nil {
+				// A deadline: the parent stopped reading. Anything else: the stream was closed,
+				// and its reader says why.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+					dl.log.Info("parent stopped reading requests: dropping it", zap.Stringer("parent", p.conn.Peer), zap.Int("piece", i), zap.Error(err))
+					dl.mu.Lock()
+					p.stalled = true
+					dl.mu.Unlock()
+				}
+				p.conn.Close()
+				return
+			}
+		case <-p.gone:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -596,34 +629,21 @@ func (dl *download) usable(i int, p *parentState) bool {
 	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
 }
 
-// pick chooses the next piece to request from p: the pieces a reader waits for first (the
-// registry mirror streams in order, and its client gives up on a blob whose first byte is slow),
-// then the rarest among this peer's parents, ties broken at random so that children of one
-// parent ask it for different pieces and then trade them. From the seed only the rarest: it
-// offers each child a few pieces it has sent least (super-seeding), and taking them in the
-// reader's order instead would make every child ask it for the same ones.
+// pick chooses the next piece to request from p (picker.Pick: the reader's next pieces, then
+// the rarest among this peer's parents; from the seed only the rarest); the caller holds dl.mu.
 func (dl *download) pick(p *parentState) int {
-	n := len(dl.avail)
-	if dl.cursor >= 0 && !p.info.Seed {
-		for i := dl.cursor; i < min(n, dl.cursor+window); i++ {
-			if dl.usable(i, p) {
-				return i
-			}
-		}
-	}
-	best, bestAvail := -1, int(^uint(0)>>1)
-	start := 0
-	if n > 0 {
-		start = dl.rng.IntN(n)
-	}
-	for k := range n {
-		i := (start + k) % n
-		if dl.avail[i] < bestAvail && dl.usable(i, p) {
-			best, bestAvail = i, dl.avail[i]
-		}
-	}
-	return best
+	return picker.Pick(picker.Choice{Pieces: len(dl.avail), Cursor: dl.cursor, FromSeed: p.info.Seed, Start: dl.rng.IntN},
+		parentView{dl, p})
 }
+
+// parentView is the download as the picker sees it for one parent; the caller holds dl.mu.
+type parentView struct {
+	dl *download
+	p  *parentState
+}
+
+func (v parentView) Avail(i int) int   { return v.dl.avail[i] }
+func (v parentView) Usable(i int) bool { return v.dl.usable(i, v.p) }
 
 // steal hands an idle parent a piece that another parent was asked for long ago and has not
 // started sending (the endgame: a slow parent must not hold the last pieces).
@@ -704,17 +724,22 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 		return
 	}
 	dl.log.Debug("connected", zap.String("parent", sp.ID), zap.Int("has", bf.Count()))
-	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{}}
+	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{},
+		out: make(chan int, dl.d.cfg.Pipeline), gone: make(chan struct{})}
 	dl.parents[info.ID] = p
 	for i := range bf.Len() {
 		if bf.Has(i) {
 			dl.avail[i]++
 		}
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		dl.serve(ctx, info.ID, p)
+	}()
+	go func() {
+		defer wg.Done()
+		dl.writeRequests(ctx, p)
 	}()
 	dl.poke()
 }
@@ -728,9 +753,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 	for {
 		ev, err := p.conn.Next()
 		if err != nil {
-			if ctx.Err() == nil && !dl.isRetired(p) {
-				reason = snapi.FailUnreachable
-			}
+			reason = dl.lost(ctx, p)
 			return
 		}
 		switch ev.Kind {
@@ -774,9 +797,7 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			if !mine {
 				// Stolen by another parent meanwhile: drain it, never write it.
 				if _, err := io.CopyN(io.Discard, body, ev.Size); err != nil {
-					if ctx.Err() == nil && !dl.isRetired(p) {
-						reason = snapi.FailUnreachable // not when this peer stopped the stream itself
-					}
+					reason = dl.lost(ctx, p)
 					return
 				}
 				continue
@@ -817,26 +838,33 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 				reason, bad = snapi.FailCorrupt, ev.Index
 				return
 			default:
-				if ctx.Err() == nil && !dl.isRetired(p) {
-					reason = snapi.FailUnreachable
-				}
+				reason = dl.lost(ctx, p)
 				return
 			}
 		}
 	}
 }
 
-// isRetired says whether the scheduler dropped p; applySchedule retires parents under dl.mu.
-func (dl *download) isRetired(p *parentState) bool {
+// lost says why p's stream broke, to report it: it timed out when its writer could not send a
+// request (the parent stopped reading), it is unreachable otherwise, and nothing is reported
+// when this peer stopped the stream itself (the download ended, or the scheduler dropped p).
+func (dl *download) lost(ctx context.Context, p *parentState) snapi.FailureReason {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return p.retired
+	switch {
+	case p.stalled:
+		return snapi.FailTimeout
+	case ctx.Err() == nil && !p.retired:
+		return snapi.FailUnreachable
+	}
+	return ""
 }
 
 // dropParent forgets a parent and frees what it was asked for, and queues the report of why it
 // failed, if it did (bad is the piece of a FailCorrupt report).
 func (dl *download) dropParent(id peer.ID, p *parentState, reason snapi.FailureReason, bad int) {
 	p.conn.Close()
+	close(p.gone)
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	if dl.parents[id] != p {
@@ -931,7 +959,7 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 		seedDone := dl.seedDone
 		dl.mu.Unlock()
 		dl.poke()
-		if seedDone && !sleepCtx(ctx, time.Second) {
+		if seedDone && !sleepCtx(ctx, snapi.SyncInterval) {
 			return
 		}
 	}

@@ -91,6 +91,19 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 		return
 	}
 
+	resp, status, failed := s.registered(id, t, req)
+	if failed != nil {
+		httpx.WriteError(w, status, *failed)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+// registered joins the peer of req to task t, whose seed has started, and returns the answer
+// (or the seed's failure and its status): built under s.mu, and written by the caller after releasing it, so that a peer slow to read
+// its answer (the registration carries every piece digest) never holds the supernode's one
+// lock, which every other peer's call needs.
+func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterRequest) (snapi.RegisterResponse, int, *apierr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t.err != nil && t.ptask == nil {
@@ -101,8 +114,8 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 		case apierr.CodeLocal:
 			status = http.StatusInsufficientStorage
 		}
-		httpx.WriteError(w, status, *t.err)
-		return
+		failed := *t.err
+		return snapi.RegisterResponse{}, status, &failed
 	}
 	start := time.Now()
 	p := s.touchPeer(req.Peer)
@@ -113,7 +126,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
 	s.metrics.decided(callRegister, start, d)
-	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
+	return snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)}, http.StatusOK, nil
 }
 
 // touchPeer records that a peer is alive, with its latest addresses; the caller holds s.mu.
@@ -176,16 +189,18 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 		s.mu.Lock()
 		d = s.sched.Decision(st, pid)
 	}
-	defer s.mu.Unlock()
-	httpx.WriteJSON(w, http.StatusOK, snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)})
+	// Built under s.mu, written after it (see registered).
+	resp := snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)}
+	s.mu.Unlock()
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request, req *snapi.LeaveRequest) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if t, ok := s.tasks[req.Task]; ok {
 		s.leave(t, req.Peer)
 	}
+	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -243,38 +258,51 @@ func (s *Supernode) handleListTasks(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
-func (s *Supernode) lookup(w http.ResponseWriter, r *http.Request) (*task, bool) {
+// taskID is the task the path names; a bad one is answered here.
+func taskID(w http.ResponseWriter, r *http.Request) (digest.Digest, bool) {
 	id := digest.Digest(r.PathValue("id"))
 	if id.Validate() != nil {
 		badRequest(w, "task id must be a digest such as sha256:<64 hex>")
-		return nil, false
+		return "", false
 	}
-	t, ok := s.tasks[id]
-	if !ok {
-		notFound(w, "no such task")
-	}
-	return t, ok
+	return id, true
 }
 
 func (s *Supernode) handleGetTask(w http.ResponseWriter, r *http.Request) {
 	if !s.admin.Allow(w, r) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t, ok := s.lookup(w, r); ok {
-		httpx.WriteJSON(w, http.StatusOK, s.status(t))
+	id, ok := taskID(w, r)
+	if !ok {
+		return
 	}
+	s.mu.Lock()
+	t, ok := s.tasks[id]
+	var st TaskStatus
+	if ok {
+		st = s.status(t)
+	}
+	s.mu.Unlock()
+	if !ok {
+		notFound(w, "no such task")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Supernode) handleDeleteTask(w http.ResponseWriter, r *http.Request) {
 	if !s.admin.Allow(w, r) {
 		return
 	}
+	id, ok := taskID(w, r)
+	if !ok {
+		return
+	}
 	s.mu.Lock()
-	t, ok := s.lookup(w, r)
+	t, ok := s.tasks[id]
 	if !ok {
 		s.mu.Unlock()
+		notFound(w, "no such task")
 		return
 	}
 	// A seed that holds every verified piece is only winding down (t.done is set after the

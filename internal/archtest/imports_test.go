@@ -44,6 +44,8 @@ func rule(pkg, imp string) string {
 		return "a test fixture, for tests, the demo and dfbench only (import it from _test.go files)"
 	case under(imp, "cmd"):
 		return "cmd holds the mains; nothing imports them"
+	case under(pkg, "scheduler") && !under(imp, "scheduler"):
+		return "scheduler and scheduler/picker are pure policies and import nothing else of Pouch"
 	case (under(pkg, "scheduler") || under(pkg, "piece") || under(pkg, "internal")) && isComponent(imp):
 		return "scheduler, piece and internal/* sit below the components and never import one"
 	case under(pkg, "registryproxy") && under(imp, "dfdaemon"):
@@ -107,11 +109,12 @@ func TestRules(t *testing.T) {
 	graph := map[string][]string{
 		"dfdaemon":                   {"internal/fixture/registry", "registryproxy", "internal/peer", "scheduler"},
 		"runtime":                    {"internal/fixture/containerd"},
-		"internal/peer":              {"piece", "scheduler", "dfdaemon"},
+		"internal/peer":              {"piece", "scheduler/picker", "dfdaemon"},
 		"scheduler":                  {"supernode"},
+		"scheduler/picker":           {"piece"},
 		"piece":                      {"internal/fixture/daemon"},
 		"registryproxy":              {"dfdaemon", "internal/httpx"},
-		"bench":                      {"runtime", "internal/peer", "internal/fixture/image", "scheduler", "internal/snapi"},
+		"bench":                      {"runtime", "internal/peer", "internal/fixture/image", "scheduler", "scheduler/picker", "internal/snapi"},
 		"cmd/dfbench":                {"bench", "internal/fixture/daemon"},
 		"cmd/dfdaemon":               {"dfdaemon", "internal/fixture/daemon"},
 		"internal/fixture/container": {"internal/fixture/daemon"},
@@ -126,7 +129,8 @@ func TestRules(t *testing.T) {
 		"piece imports internal/fixture/daemon: a test fixture, for tests, the demo and dfbench only (import it from _test.go files)",
 		"registryproxy imports dfdaemon: registryproxy defines the small interface it needs instead of importing dfdaemon",
 		"runtime imports internal/fixture/containerd: a test fixture, for tests, the demo and dfbench only (import it from _test.go files)",
-		"scheduler imports supernode: scheduler, piece and internal/* sit below the components and never import one",
+		"scheduler imports supernode: scheduler and scheduler/picker are pure policies and import nothing else of Pouch",
+		"scheduler/picker imports piece: scheduler and scheduler/picker are pure policies and import nothing else of Pouch",
 	}
 	if got := violations(graph); !slices.Equal(got, want) {
 		t.Errorf("violations:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

@@ -8,7 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/piece"
-	"github.com/pouch-p2p/pouch/scheduler"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // announcer decides which pieces one child stream is told about.
@@ -47,20 +47,9 @@ func (a *fullAnnouncer) requested(int, time.Time) {}
 func (a *fullAnnouncer) sent(int)                 {}
 func (a *fullAnnouncer) close()                   {}
 
-const (
-	// superSeedOffers is the pieces a child may have pending at the seed; the policy and the
-	// seed-wide cap (scheduler.SuperSeedPending) are shared with dfbench's simulator.
-	superSeedOffers = scheduler.SuperSeedOffers
-	// superSeedTick is how often offers are refreshed; an offer the child has not taken within
-	// superSeedExpiry (it got that piece from a peer meanwhile) is replaced.
-	superSeedTick   = 250 * time.Millisecond
-	superSeedExpiry = 2 * time.Second
-	// superSeedIdleExpiry is how long an idle child — one that let an offer expire without
-	// requesting anything since it was made — keeps an offer. Such a stream holds one offer at a
-	// time, and only out of the slots the other children leave: a stream that never requests
-	// (a broken or hostile peer) must not hold a share of the seed.
-	superSeedIdleExpiry = 500 * time.Millisecond
-)
+// superSeedTick is how often offers are refreshed (the policy is picker's: an offer expires
+// after picker.OfferExpiry, picker.IdleOfferExpiry for an idle child).
+const superSeedTick = 250 * time.Millisecond
 
 // superState is shared by every child stream of one task: how often each piece was sent, and
 // how many children hold an open offer for it.
@@ -73,7 +62,7 @@ type superState struct {
 	// waits for (see Server.SetBackground).
 	foreground *atomic.Int64
 	// active counts the streams of this server, over every task, that are not idle: idle ones
-	// leave each of them its share of offers (superSeedOffers).
+	// leave each of them its share of offers (picker.SeedOffers).
 	active  *atomic.Int64
 	streams int
 	// have and grew: how many pieces the seed held at the last update of any stream, and when
@@ -114,7 +103,7 @@ type superAnnouncer struct {
 	background func() bool
 	counted    bool
 	// idle: an offer expired while the child had requested nothing since it was made
-	// (superSeedIdleExpiry); lastRequest is when it last requested a piece; counted in
+	// (picker.Expired); lastRequest is when it last requested a piece; counted in
 	// st.active while not idle.
 	idle        bool
 	lastRequest time.Time
@@ -131,12 +120,9 @@ func (a *superAnnouncer) initial() piece.Bitfield {
 func (a *superAnnouncer) update(now time.Time) []int {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
-	expiry := superSeedExpiry
-	if a.idle {
-		expiry = superSeedIdleExpiry
-	}
+	idle := a.idle // as the pass starts: an offer expiring in it does not shorten the others
 	for i, at := range a.offers {
-		if !a.asked[i] && now.Sub(at) > expiry {
+		if picker.Expired(at, now, a.asked[i], idle) {
 			delete(a.offers, i)
 			a.st.offered[i]--
 			a.st.pending.Add(-1)
@@ -162,41 +148,17 @@ func (a *superAnnouncer) update(now time.Time) []int {
 			a.st.foreground.Add(1)
 		}
 	}
-	limit := int64(scheduler.SuperSeedPending)
-	if bg && a.st.foreground.Load() > 0 {
-		limit /= 2 // the other half is kept for the pulls clients wait for
-	}
-	quota := a.quota
-	if a.idle {
-		// Only what the children that take their offers leave, one at a time.
-		quota = 1
-		limit -= a.st.active.Load() * superSeedOffers
-	}
-	// While pieces keep arriving from the origin, each goes out once: the children trade it,
-	// and the seed's upload goes to the next new piece. Offering the few pieces it holds to
-	// every child instead sent each of them to all children whenever the origin was no faster
-	// than the seed's upload (measured: 8 children held 2 distinct pieces after 4 s at 4 MB/s).
-	// Once the seed stops growing (complete, or holding only what no peer holds), a piece may
-	// go out again, so a child whose only holder died still gets it.
+	quota, limit := picker.Budget(picker.Stream{Offers: a.quota, Idle: a.idle, Background: bg,
+		Foreground: a.st.foreground.Load() > 0, Active: int(a.st.active.Load())})
 	if have := a.task.Bitfield().Count(); have != a.st.have {
 		a.st.have, a.st.grew = have, now
 	}
-	once := !a.task.Complete() && now.Sub(a.st.grew) < superSeedExpiry
+	once := picker.Once(a.task.Complete(), a.st.grew, now)
+	load := func(i int) int { return a.st.sent[i] + a.st.offered[i] }
+	eligible := func(i int) bool { return !a.told[i] && a.task.Has(i) && (a.held == nil || !a.held(i)) }
 	var out []int
-	for len(a.offers) < quota && a.st.pending.Load() < limit {
-		best, bestLoad := -1, 0
-		for i := range a.st.sent {
-			if a.told[i] || !a.task.Has(i) || a.held != nil && a.held(i) {
-				continue
-			}
-			load := a.st.sent[i] + a.st.offered[i]
-			if once && load > 0 {
-				continue
-			}
-			if best < 0 || load < bestLoad {
-				best, bestLoad = i, load
-			}
-		}
+	for len(a.offers) < quota && a.st.pending.Load() < int64(limit) {
+		best := picker.Offer(len(a.st.sent), once, load, eligible)
 		if best < 0 {
 			break
 		}

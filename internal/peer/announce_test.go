@@ -8,7 +8,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/piece"
-	"github.com/pouch-p2p/pouch/scheduler"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // While a client's stream is open at the seed, preheat streams together hold at most half of
@@ -19,13 +19,13 @@ func TestBackgroundStreamsLeaveHalfTheSeedToClients(t *testing.T) {
 	var pending, foreground, active atomic.Int64
 	st := &superState{sent: make([]int, task.PieceCount()), offered: make([]int, task.PieceCount()), pending: &pending, foreground: &foreground, active: &active}
 	stream := func(background bool) *superAnnouncer {
-		a := &superAnnouncer{task: task, st: st, offers: map[int]time.Time{}, quota: scheduler.SuperSeedPending,
+		a := &superAnnouncer{task: task, st: st, offers: map[int]time.Time{}, quota: picker.SeedPending,
 			background: func() bool { return background }}
 		a.initial()
 		return a
 	}
 	now := time.Now()
-	const all, half = scheduler.SuperSeedPending, scheduler.SuperSeedPending / 2
+	const all, half = picker.SeedPending, picker.SeedPending / 2
 
 	alone := stream(true)
 	if got := len(alone.update(now)); got != all {
@@ -89,7 +89,7 @@ func TestIdleStreamsDoNotStarveTheSeed(t *testing.T) {
 	}
 	wait.Until(t, 30*time.Second, "the idle streams to hold the seed's offers", func() bool {
 		for k := range offered {
-			if offered[k].Load() < superSeedOffers {
+			if offered[k].Load() < picker.SeedOffers {
 				return false
 			}
 		}

@@ -140,5 +140,9 @@ func (c *Conn) Body(ev Event) io.Reader { return io.LimitReader(c.r, ev.Size) }
 // SetReadDeadline bounds the wait for the next bytes from the parent.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.st.SetReadDeadline(t) }
 
+// SetWriteDeadline bounds the writes of the next requests: a parent that stops reading fills
+// the stream's window, and a request written then would wait for it forever.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.st.SetWriteDeadline(t) }
+
 // Close ends the stream; Reset is used so a blocked Next returns at once.
 func (c *Conn) Close() error { return c.st.Reset() }

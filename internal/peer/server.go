@@ -19,6 +19,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/piece"
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // TaskLookup finds the task a child asks for; *piece.Store is one.
@@ -216,7 +217,7 @@ func (s *Server) handle(st network.Stream) {
 	if s.cfg.SuperSeed {
 		ss := s.superSeed(task)
 		child := st.Conn().RemotePeer()
-		sa := &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: superSeedOffers, background: func() bool {
+		sa := &superAnnouncer{task: task, st: ss, offers: map[int]time.Time{}, quota: picker.SeedOffers, background: func() bool {
 			f := s.background.Load()
 			return f != nil && (*f)(child, id)
 		}}

@@ -177,6 +177,10 @@ type Transfer struct {
 	Millis int64  `json:"ms"`
 }
 
+// SyncInterval is how often a peer reports its progress once it knows every piece digest (until
+// then it long-polls for new ones); dfbench's simulator syncs its peers as often.
+const SyncInterval = time.Second
+
 // SyncRequest reports progress in a batch and asks for what changed.
 type SyncRequest struct {
 	Task        digest.Digest `json:"task"`
