@@ -22,7 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app().RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "dfbench:", err)
+		fmt.Fprintln(os.Stderr, cliutil.Message("dfbench", err))
 		stop()
 		os.Exit(1)
 	}
@@ -44,7 +44,7 @@ func workloadFlags() []cli.Flag {
 }
 
 func app() *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:    "dfbench",
 		Version: version.Get().String(),
 		Usage:   "measure Pouch against the Kumar–Ross bound and against origin-only pulls",
@@ -123,6 +123,8 @@ func app() *cli.App {
 			},
 		},
 	}
+	cliutil.Conventions(a)
+	return a
 }
 
 func config(c *cli.Context) (bench.Config, error) {
