@@ -9,11 +9,13 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
+	"github.com/pouch-p2p/pouch/internal/reqid"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
@@ -113,6 +115,9 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
 	s.metrics.decided(callRegister, start, d)
+	if rid := r.Header.Get(reqid.Header); reqid.Check(rid) == nil {
+		s.log.Debug("peer registered", zap.String("task", id.String()), zap.String("peer", req.Peer.ID), zap.String("request", rid))
+	}
 	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
 }
 
