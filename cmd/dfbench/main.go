@@ -93,7 +93,7 @@ func app() *cli.App {
 					&cli.IntFlag{Name: "pullers", Value: 2, Usage: "nodes that pull another image through their mirror during the preheat"},
 					&cli.IntFlag{Name: "live-layers", Value: 2, Usage: "layers of the pulled image"},
 					&cli.StringFlag{Name: "live-size", Value: "64MiB", Usage: "the pulled image's layers in all"},
-					&cli.IntFlag{Name: "preheat-concurrency", Usage: "the dfdaemons' --preheat-concurrency (default: theirs)"},
+					&cli.IntFlag{Name: "preheat-concurrency", Usage: "the dfdaemons' --preheat-concurrency (0: theirs)"},
 					&cli.IntFlag{Name: "runs", Value: 3, Usage: "repetitions"},
 					&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap in bytes/s"},
 					&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap in bytes/s"},
