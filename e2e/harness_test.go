@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/supernode", "../cmd/dfdaemon", "../cmd/dfget", "../cmd/pouch", "../cmd/dfbench")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: cannot build the binaries:", err)
