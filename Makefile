@@ -34,6 +34,9 @@ test: ## vet, unit tests with the race detector, then end-to-end tests with real
 	$(GO) test -count=1 -timeout $(TIMEOUT) -artifacts -outputdir $(CURDIR)/out/test ./...
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout $(TIMEOUT) ./...
 
+docs: ## rewrite docs/configuration.md's generated sections from the binaries' flags
+	POUCH_UPDATE_DOCS=1 $(GO) test -count=1 -p 1 -run '^TestConfigurationReference$$' ./cmd/...
+
 image: ## the OCI image (static binaries, CA certificates) for PLATFORMS, as an OCI layout in out/image/oci
 	cd deploy && $(GO) run ./cmd/image $(IMAGE_ARGS)
 
@@ -66,4 +69,4 @@ lint: ## gofmt and go vet (both modules)
 clean: ## remove build and bench output
 	rm -rf $(BIN) out
 
-.PHONY: help build test test-faults test-k8s image image-push demo bench lint clean
+.PHONY: help build docs test test-faults test-k8s image image-push demo bench lint clean

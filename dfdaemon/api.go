@@ -15,6 +15,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/httpx"
+	"github.com/pouch-p2p/pouch/internal/reqid"
 	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
@@ -61,7 +62,7 @@ func (d *Daemon) failedMidway(w http.ResponseWriter, r *http.Request, rawURL str
 	if r.Context().Err() != nil {
 		return
 	}
-	d.log.Warn("download failed midway", zap.String("url", taskid.Redact(rawURL, d.cfg.QueryFilter)), zap.Error(err))
+	d.log.Warn("download failed midway", zap.String("url", taskid.Redact(rawURL, d.cfg.QueryFilter)), zap.String("peer", d.PeerID()), zap.String("request", reqid.From(r.Context())), zap.Error(err))
 	_, body := APIError(err)
 	w.Header().Set(dfapi.TrailerError, dfapi.EncodeTrailer(body))
 }
@@ -121,6 +122,21 @@ func localOnly(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// withRequestID gives every request on the local listener (API and mirror) its request ID:
+// the client's X-Request-ID when valid, else a new one. It answers with it, and the download
+// the request starts logs it and forwards it to the supernodes (reqid).
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := reqid.FromRequest(r)
+		if err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, apierr.Error{Code: apierr.CodeBadRequest, Message: err.Error()})
+			return
+		}
+		w.Header().Set(reqid.Header, id)
+		next.ServeHTTP(w, r.WithContext(reqid.With(r.Context(), id)))
 	})
 }
 

@@ -14,51 +14,51 @@ import (
 
 // Config is everything a dfdaemon needs.
 type Config struct {
-	Supernode   string `yaml:"supernode"`   // supernode URLs, comma-separated; empty = origin only
-	SupernodeCA string `yaml:"supernodeCA"` // PEM bundle trusted for https supernodes instead of the system roots
-	DataDir     string `yaml:"dataDir"`     // pieces, index, identity
-	Listen      string `yaml:"listen"`      // local API (dfget) and registry mirror
+	Supernode   string // supernode URLs, comma-separated; empty = origin only
+	SupernodeCA string // PEM bundle trusted for https supernodes instead of the system roots
+	DataDir     string // pieces, index, identity
+	Listen      string // local API (dfget) and registry mirror
 	// MetricsListen is a second listener for /metrics, /healthz and /readyz only, plain HTTP
 	// (Prometheus on another host; the local API is loopback by default). Empty: none; the
 	// local API serves them either way.
-	MetricsListen string         `yaml:"metricsListen"`
-	P2PListen     string         `yaml:"p2pListen"`    // libp2p multiaddr
-	UploadRate    int64          `yaml:"uploadRate"`   // bytes/s to all children together; 0 = none
-	DownloadRate  int64          `yaml:"downloadRate"` // bytes/s from all parents together; 0 = none
-	Secret        string         `yaml:"secret"`       // cluster secret: libp2p private network and supernode API membership
-	Allow         []netip.Prefix `yaml:"allowNetworks"`
-	Deny          []netip.Prefix `yaml:"denyNetworks"`
-	QueryFilter   []string       `yaml:"queryFilter"`
+	MetricsListen string
+	P2PListen     string // libp2p multiaddr
+	UploadRate    int64  // bytes/s to all children together; 0 = none
+	DownloadRate  int64  // bytes/s from all parents together; 0 = none
+	Secret        string // cluster secret: libp2p private network and supernode API membership
+	Allow         []netip.Prefix
+	Deny          []netip.Prefix
+	QueryFilter   []string
 	// StallTimeout is how long a download may make no progress over P2P before the daemon
 	// fetches the missing pieces from the origin itself.
-	StallTimeout time.Duration `yaml:"stallTimeout"`
+	StallTimeout time.Duration
 	// RequestTimeout bounds the wait for a requested piece to start arriving from a parent.
-	RequestTimeout time.Duration `yaml:"requestTimeout"`
+	RequestTimeout time.Duration
 	// Pipeline is how many piece requests are kept outstanding per parent.
-	Pipeline int `yaml:"pipeline"`
+	Pipeline int
 	// Heartbeat is how often the daemon tells the supernode it is alive; the answer carries
 	// new preheat assignments, so it is also how soon a preheat job reaches the node.
-	Heartbeat time.Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration
 	// AuthTTL is how long an origin's yes to a requester's credentials for private content is
 	// reused (see the gate).
-	AuthTTL time.Duration `yaml:"authTTL"`
+	AuthTTL time.Duration
 	// PreheatConcurrency is how many preheat downloads run at once, so that warming the
 	// cluster does not starve the node's live pulls.
-	PreheatConcurrency int      `yaml:"preheatConcurrency"`
-	GC                 GCConfig `yaml:"gc"`
+	PreheatConcurrency int
+	GC                 GCConfig
 	// DHT finds the holders of a task when no supernode answers (dht.go).
-	DHT DHTConfig `yaml:"dht"`
+	DHT DHTConfig
 	// OneShot marks a daemon that lives for one download (dfget without a local dfdaemon): the
 	// supernode never counts it among the peers a preheat job warms.
-	OneShot bool `yaml:"-"`
+	OneShot bool
 }
 
 // GCConfig bounds the disk the piece store may use.
 type GCConfig struct {
-	High     int64         `yaml:"high"` // start evicting above this many bytes; 0 = no quota
-	Low      int64         `yaml:"low"`  // evict down to this many bytes
-	TTL      time.Duration `yaml:"ttl"`  // evict tasks unused for this long; 0 = keep
-	Interval time.Duration `yaml:"interval"`
+	High     int64         // start evicting above this many bytes; 0 = no quota
+	Low      int64         // evict down to this many bytes
+	TTL      time.Duration // evict tasks unused for this long; 0 = keep
+	Interval time.Duration
 }
 
 // WithDefaults fills the zero fields.

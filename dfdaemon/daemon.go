@@ -30,6 +30,7 @@ import (
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
+	"github.com/pouch-p2p/pouch/internal/reqid"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
@@ -101,7 +102,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, errors.Join(fmt.Errorf("dfdaemon: listen on %s: %w", cfg.Listen, err), life.Close())
 		}
-		life.HTTP(d.ln, localOnly(d.mux))
+		life.HTTP(d.ln, localOnly(withRequestID(d.mux)))
 	}
 	d.metrics = newMetrics(d)
 	if err := d.startDHT(); err != nil {
@@ -181,7 +182,7 @@ func (d *Daemon) download(ctx context.Context, req Request, gated bool) (*Downlo
 	if err != nil {
 		return nil, &Error{Kind: ErrBadRequest, Msg: err.Error()}
 	}
-	x, err := d.join(key, req)
+	x, err := d.join(key, req, reqid.From(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -221,14 +222,21 @@ func wait(ctx context.Context, stage <-chan struct{}, dl *download) error {
 	return nil
 }
 
-// join returns a handle on the download of key, starting it with req when none runs.
-func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
+// join returns a handle on the download of key, starting it with req when none runs. The
+// download's log lines carry the request ID of the request that started it (a new one for the
+// daemon's own, such as a preheat); a request joining it is logged with both.
+func (d *Daemon) join(key digest.Digest, req Request, id string) (*Download, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if id == "" {
+		id = reqid.New()
+	}
 	dl, ok := d.downloads[key]
-	if !ok {
+	if ok {
+		dl.log.Debug("another request joins the download", zap.String("joining", id))
+	} else {
 		dl = &download{
-			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String())),
+			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String()), zap.String("peer", d.PeerID()), zap.String("request", id)),
 			ready: make(chan struct{}), created: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 			authorized: make(chan struct{}), released: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
@@ -237,7 +245,7 @@ func (d *Daemon) join(key digest.Digest, req Request) (*Download, error) {
 			homes: d.ring.For(key.String()), started: time.Now(),
 		}
 		started := d.life.Go(func(ctx context.Context) {
-			dl.run(ctx)
+			dl.run(reqid.With(ctx, id))
 			d.mu.Lock()
 			if d.downloads[key] == dl {
 				delete(d.downloads, key)

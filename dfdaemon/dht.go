@@ -51,14 +51,14 @@ const (
 // DHTConfig tunes discovery without supernodes.
 type DHTConfig struct {
 	// Disabled turns the DHT off: with no supernode answering, downloads go to the origin.
-	Disabled bool `yaml:"disabled"`
+	Disabled bool
 	// BootstrapPeers are multiaddrs with /p2p/ID of peers to join the DHT through, besides
 	// the parents supernodes schedule. No public bootstrap peer is ever used.
-	BootstrapPeers []string `yaml:"bootstrapPeers"`
+	BootstrapPeers []string
 	// Reprovide is how often every held task is announced again.
-	Reprovide time.Duration `yaml:"reprovide"`
+	Reprovide time.Duration
 	// LookupTimeout bounds the search for holders when no supernode answers.
-	LookupTimeout time.Duration `yaml:"lookupTimeout"`
+	LookupTimeout time.Duration
 }
 
 func (c DHTConfig) withDefaults() DHTConfig {

@@ -382,13 +382,13 @@ func (dl *download) open(ctx context.Context, meta piece.Meta) (*piece.Task, err
 
 // createTask creates (or resumes) the local task.
 func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
-	t, err := dl.d.store.Create(meta)
+	t, err := dl.d.store.CreateLogged(meta, dl.log)
 	if errors.Is(err, piece.ErrMetaConflict) {
 		// The content changed at the origin since this daemon last held it: start afresh.
 		if err := dl.d.store.Delete(meta.ID); err != nil {
 			return nil, err
 		}
-		t, err = dl.d.store.Create(meta)
+		t, err = dl.d.store.CreateLogged(meta, dl.log)
 	}
 	return t, err
 }

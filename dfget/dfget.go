@@ -73,6 +73,9 @@ type Options struct {
 	Timeout   time.Duration
 	Progress  bool // draw a progress bar on stderr
 	Log       *zap.Logger
+	// Notices, when set, takes the one plain line dfget says to its user when it falls back to
+	// the origin because no dfdaemon answers; without it the line goes to Log as a warning.
+	Notices io.Writer
 	// Networks is the SSRF policy of every fetch dfget makes itself: straight from the origin
 	// when no daemon answers, and the one-shot peer's (a daemon applies its own).
 	Networks netguard.Policy
@@ -191,10 +194,30 @@ func viaDaemon(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	case errors.As(err, &ae):
 		return nil, classifyAPI(*ae)
 	case ctx.Err() == nil && errors.As(err, &op) && op.Op == "dial":
-		opts.Log.Warn("dfdaemon unreachable: downloading from the origin directly", zap.String("daemon", opts.Daemon), zap.Error(err))
+		notice := fmt.Sprintf("no dfdaemon answers at %s (%s): downloading from the origin directly", opts.Daemon, dialCause(op))
+		if opts.Notices != nil {
+			fmt.Fprintln(opts.Notices, "dfget:", notice)
+			opts.Log.Debug("dfdaemon unreachable", zap.String("daemon", opts.Daemon), zap.Error(err))
+		} else {
+			opts.Log.Warn(notice, zap.Error(err))
+		}
 		return direct(ctx, opts)
 	}
 	return nil, &Error{Code: ExitFailure, Err: err}
+}
+
+// dialCause is what failed in a dial, without the request and address the error repeats: the
+// notice names the daemon itself ("connection refused", "no such host").
+func dialCause(op *net.OpError) string {
+	var sys *os.SyscallError
+	var dns *net.DNSError
+	switch {
+	case errors.As(op.Err, &sys):
+		return sys.Err.Error()
+	case errors.As(op.Err, &dns):
+		return dns.Err
+	}
+	return op.Err.Error()
 }
 
 // direct fetches from the origin without P2P, under the same SSRF policy as a daemon.

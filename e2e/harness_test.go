@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped under -short: these tests build and start real supernode/dfdaemon/dfget processes")
 		os.Exit(0)
 	}
-	daemon.BuildMain(m, "..", &binDir, "supernode", "dfdaemon", "dfget")
+	daemon.BuildMain(m, "..", &binDir, "supernode", "dfdaemon", "dfget", "pouch", "dfbench")
 }
 
 // proc is a daemon started for a test, its stderr kept to print when the test fails.

@@ -414,6 +414,12 @@ func (s *Store) snapshot() []*Task {
 // ErrMetaConflict. A new task gets a data file of ContentLength bytes (sparse
 // until written).
 func (s *Store) Create(m Meta) (*Task, error) {
+	return s.CreateLogged(m, s.log.With(zap.Stringer("task", m.ID)))
+}
+
+// CreateLogged is Create logging a new task's creation on log, which names the task: the
+// download's, whose lines carry its peer and request IDs too, rather than the store's.
+func (s *Store) CreateLogged(m Meta, log *zap.Logger) (*Task, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -488,7 +494,7 @@ func (s *Store) Create(m Meta) (*Task, error) {
 	s.notifyCreatedLocked()
 	s.mu.Unlock()
 	s.usage.Add(m.ContentLength)
-	s.log.Debug("task created", zap.Stringer("task", m.ID), zap.Int64("contentLength", m.ContentLength),
+	log.Debug("task created", zap.Int64("contentLength", m.ContentLength),
 		zap.Int64("pieceSize", m.PieceSize), zap.Int("pieces", m.PieceCount()))
 	return t, nil
 }

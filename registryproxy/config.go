@@ -12,28 +12,28 @@ import (
 type Config struct {
 	// Default is the upstream registry (host[:port], as in containerd's ?ns=) for clients that
 	// send no ns parameter. Empty: such requests get NAME_UNKNOWN.
-	Default string `yaml:"default"`
+	Default string
 	// Allowed lists the upstream registries the mirror serves. Empty allows any.
-	Allowed []string `yaml:"allowed"`
+	Allowed []string
 	// Registries holds per-registry settings, keyed by host[:port] as in ns.
-	Registries map[string]RegistryConfig `yaml:"registries"`
+	Registries map[string]RegistryConfig
 	// TagTTL is how long a manifest fetched by tag is reused; negative disables it.
-	TagTTL time.Duration `yaml:"tagTTL"`
+	TagTTL time.Duration
 	// ManifestCacheBytes bounds the memory of manifests cached by digest.
-	ManifestCacheBytes int64 `yaml:"manifestCacheBytes"`
+	ManifestCacheBytes int64
 	// FirstByteTimeout is how long a blob may take to start arriving over P2P before the
 	// mirror streams it from the upstream itself.
-	FirstByteTimeout time.Duration `yaml:"firstByteTimeout"`
+	FirstByteTimeout time.Duration
 }
 
 // RegistryConfig is how the mirror talks to one upstream registry.
 type RegistryConfig struct {
-	Insecure bool   `yaml:"insecure"` // plain HTTP instead of HTTPS
-	CAFile   string `yaml:"caFile"`   // PEM bundle trusted for this registry's TLS certificate
+	Insecure bool   // plain HTTP instead of HTTPS
+	CAFile   string // PEM bundle trusted for this registry's TLS certificate
 	// Username and Password are used when a client sends no credentials of its own (basic
 	// auth, or to buy a bearer token from the registry's token server).
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	Username string
+	Password string
 }
 
 // Defaults.

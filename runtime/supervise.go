@@ -139,7 +139,7 @@ func supervise(arg string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log, err := logging.New("info")
+	log, err := logging.New("info", logging.FormatConsole)
 	if err != nil {
 		return err
 	}

@@ -30,36 +30,36 @@ const (
 type Config struct {
 	// MaxParents is the number of parents handed to a downloading peer
 	// (the backbone parent plus MaxParents-1 lateral ones). Default 4.
-	MaxParents int `yaml:"maxParents"`
+	MaxParents int
 	// Candidates is the number of peers sampled at random per decision, on
 	// top of the best known sources. Default 32.
-	Candidates int `yaml:"candidates"`
+	Candidates int
 	// MaxFailures is the number of consecutive transfer failures from one
 	// parent after which the child stops using it. Default 2.
-	MaxFailures int `yaml:"maxFailures"`
+	MaxFailures int
 	// DefaultUpload is the upload rate (bytes/s) assumed for a peer that
 	// reports none. Default 100 MB/s.
-	DefaultUpload float64 `yaml:"defaultUpload"`
+	DefaultUpload float64
 	// Seed seeds the PRNG used for sampling. Default 1.
-	Seed uint64 `yaml:"seed"`
+	Seed uint64
 
 	// SwapRatio is how much better (score ratio) a candidate must be than
 	// the worst current parent before Report swaps it in. Default 2.
 	// (Addition to the original API.)
-	SwapRatio float64 `yaml:"swapRatio"`
+	SwapRatio float64
 	// SourceSamples is how many of the best known sources (by free upload
 	// capacity) are evaluated per decision, on top of the random sample.
 	// Default 8. (Addition to the original API.)
-	SourceSamples int `yaml:"sourceSamples"`
+	SourceSamples int
 
 	// CorruptReporters is how many distinct children must report a parent FailCorrupt before
 	// it is blocked for the whole task; below that, a report blocks the parent for its
 	// reporter only. The seed is never blocked by reports. Default 2.
-	CorruptReporters int `yaml:"corruptReporters"`
+	CorruptReporters int
 	// ReportWindow is how long after a parent was taken out of a child's set the child's
 	// failure reports about it still count; reports about a parent the child was never
 	// scheduled to are ignored. Default 1 minute.
-	ReportWindow time.Duration `yaml:"reportWindow"`
+	ReportWindow time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -9,11 +9,13 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
+	"github.com/pouch-p2p/pouch/internal/reqid"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
@@ -95,6 +97,9 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	if failed != nil {
 		httpx.WriteError(w, status, *failed)
 		return
+	}
+	if rid := r.Header.Get(reqid.Header); reqid.Check(rid) == nil {
+		s.log.Debug("peer registered", zap.String("task", id.String()), zap.String("peer", req.Peer.ID), zap.String("request", rid))
 	}
 	httpx.WriteJSON(w, http.StatusOK, resp)
 }

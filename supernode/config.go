@@ -13,50 +13,50 @@ import (
 
 // Config is everything a supernode needs.
 type Config struct {
-	Listen string `yaml:"listen"` // HTTP API, e.g. 127.0.0.1:8002 (port 0 picks one)
+	Listen string // HTTP API, e.g. 127.0.0.1:8002 (port 0 picks one)
 	// MetricsListen is a second listener for /metrics, /healthz and /readyz only, plain HTTP
 	// even when the API serves TLS. Empty: none; the API serves them either way.
-	MetricsListen string         `yaml:"metricsListen"`
-	DataDir       string         `yaml:"dataDir"`       // seed pieces, task index, identity
-	P2PListen     string         `yaml:"p2pListen"`     // the seed's libp2p address
-	UploadRate    int64          `yaml:"uploadRate"`    // the seed's upload cap in bytes/s; 0 = none
-	Secret        string         `yaml:"secret"`        // cluster secret: libp2p private network and API membership; empty = open
-	AdminToken    string         `yaml:"adminToken"`    // bearer token for admin views; empty = loopback clients only
-	TLSCert       string         `yaml:"tlsCert"`       // PEM certificate (chain) of the API; with TLSKey it serves https
-	TLSKey        string         `yaml:"tlsKey"`        // PEM private key of TLSCert
-	Allow         []netip.Prefix `yaml:"allowNetworks"` // origins allowed despite the SSRF policy
-	Deny          []netip.Prefix `yaml:"denyNetworks"`
-	QueryFilter   []string       `yaml:"queryFilter"` // URL query parameters that do not change a task
+	MetricsListen string
+	DataDir       string         // seed pieces, task index, identity
+	P2PListen     string         // the seed's libp2p address
+	UploadRate    int64          // the seed's upload cap in bytes/s; 0 = none
+	Secret        string         // cluster secret: libp2p private network and API membership; empty = open
+	AdminToken    string         // bearer token for admin views; empty = loopback clients only
+	TLSCert       string         // PEM certificate (chain) of the API; with TLSKey it serves https
+	TLSKey        string         // PEM private key of TLSCert
+	Allow         []netip.Prefix // origins allowed despite the SSRF policy
+	Deny          []netip.Prefix
+	QueryFilter   []string // URL query parameters that do not change a task
 	// RegistryInsecure lists the registries (host[:port]) a preheat job reaches over plain HTTP.
-	RegistryInsecure []string `yaml:"registryInsecure"`
+	RegistryInsecure []string
 	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
-	PeerTTL time.Duration `yaml:"peerTTL"`
+	PeerTTL time.Duration
 	// SyncWaitMax caps how long a sync long-poll is held.
-	SyncWaitMax time.Duration `yaml:"syncWaitMax"`
+	SyncWaitMax time.Duration
 	// FailedTaskTTL is how long a task whose seed failed before storing anything (a dead URL,
 	// a refused origin) is remembered; MaxFailedTasks bounds how many are, oldest forgotten
 	// first. Anyone who can register can create such tasks.
-	FailedTaskTTL  time.Duration    `yaml:"failedTaskTTL"`
-	MaxFailedTasks int              `yaml:"maxFailedTasks"`
-	Scheduler      scheduler.Config `yaml:"scheduler"`
+	FailedTaskTTL  time.Duration
+	MaxFailedTasks int
+	Scheduler      scheduler.Config
 	// TakeoverGrace is how long a seed started by a registration that announces held pieces
 	// (its peers moved here from a supernode that died, or this one restarted) waits before it
 	// fetches from the origin, so that the task's other peers announce theirs: every peer
 	// notices within a sync (about a second).
-	TakeoverGrace time.Duration `yaml:"takeoverGrace"`
+	TakeoverGrace time.Duration
 	// GC bounds the seed's disk, as the dfdaemon's GC does a node's.
-	GC GCConfig `yaml:"gc"`
+	GC GCConfig
 	// SpoolMax caps the bytes that origins without Content-Length may take on disk while they
 	// are spooled, all together (default 10 GiB); such an origin beyond it is refused.
-	SpoolMax int64 `yaml:"spoolMax"`
+	SpoolMax int64
 }
 
 // GCConfig bounds the disk the seed's store may use; the same policy as the dfdaemon's.
 type GCConfig struct {
-	High     int64         `yaml:"high"` // start evicting above this many bytes; 0 = no quota
-	Low      int64         `yaml:"low"`  // evict down to this many bytes (default 80% of High)
-	TTL      time.Duration `yaml:"ttl"`  // evict tasks unused for this long; 0 = keep
-	Interval time.Duration `yaml:"interval"`
+	High     int64         // start evicting above this many bytes; 0 = no quota
+	Low      int64         // evict down to this many bytes (default 80% of High)
+	TTL      time.Duration // evict tasks unused for this long; 0 = keep
+	Interval time.Duration
 }
 
 // DefaultSpoolMax is Config.SpoolMax's default.

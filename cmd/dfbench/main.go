@@ -22,7 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app().RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "dfbench:", err)
+		fmt.Fprintln(os.Stderr, cliutil.Message("dfbench", err))
 		stop()
 		os.Exit(1)
 	}
@@ -44,7 +44,7 @@ func workloadFlags() []cli.Flag {
 }
 
 func app() *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:    "dfbench",
 		Version: version.Get().String(),
 		Usage:   "measure Pouch against the Kumar–Ross bound and against origin-only pulls",
@@ -93,7 +93,7 @@ func app() *cli.App {
 					&cli.IntFlag{Name: "pullers", Value: 2, Usage: "nodes that pull another image through their mirror during the preheat"},
 					&cli.IntFlag{Name: "live-layers", Value: 2, Usage: "layers of the pulled image"},
 					&cli.StringFlag{Name: "live-size", Value: "64MiB", Usage: "the pulled image's layers in all"},
-					&cli.IntFlag{Name: "preheat-concurrency", Usage: "the dfdaemons' --preheat-concurrency (default: theirs)"},
+					&cli.IntFlag{Name: "preheat-concurrency", Usage: "the dfdaemons' --preheat-concurrency (0: theirs)"},
 					&cli.IntFlag{Name: "runs", Value: 3, Usage: "repetitions"},
 					&cli.StringFlag{Name: "upload-rate", Value: "20MB", Usage: "every node's upload cap in bytes/s"},
 					&cli.StringFlag{Name: "download-rate", Value: "20MB", Usage: "every node's download cap in bytes/s"},
@@ -123,6 +123,8 @@ func app() *cli.App {
 			},
 		},
 	}
+	cliutil.Conventions(a)
+	return a
 }
 
 func config(c *cli.Context) (bench.Config, error) {

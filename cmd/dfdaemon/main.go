@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
-	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
@@ -22,47 +22,59 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app().RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "dfdaemon:", err)
+		fmt.Fprintln(os.Stderr, cliutil.Message("dfdaemon", err))
 		os.Exit(1)
 	}
 }
 
 func app() *cli.App {
-	return &cli.App{
+	// The defaults the daemon applies to zero values, shown by --help and the reference.
+	def := dfdaemon.Config{}.WithDefaults()
+	a := &cli.App{
 		Name:    "dfdaemon",
 		Version: version.Get().String(),
 		Usage:   "the P2P peer on a node: downloads pieces from parents, serves its own, answers dfget",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "supernode", Usage: "supernode URLs, comma-separated, e.g. https://10.0.0.1:8002,https://10.0.0.2:8002 (tasks are spread over them by rendezvous hashing; empty: origin only)"},
 			&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
-			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "pieces, index and identity"},
+			&cli.StringFlag{Name: "data-dir", Usage: "pieces, index and identity (required)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics, /healthz and /readyz, and nothing else, on this address (plain HTTP), e.g. :9101 for a Prometheus on another host; the local API serves them either way"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children in bytes/s, e.g. 50MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents in bytes/s, e.g. 50MB; empty = none"},
-			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the supernode's API"},
+			&cli.StringFlag{Name: "secret", Usage: "cluster secret: only nodes holding it join the P2P network and the supernode's API"},
 			&cli.StringFlag{Name: "gc-high", Usage: "disk quota: evict least recently used tasks above this size, e.g. 50GiB (" + cliutil.Units + ")"},
-			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
+			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (empty: 80% of --gc-high)"},
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
-			&cli.DurationFlag{Name: "stall-timeout", Usage: "go back to the origin after this long without P2P progress (default 15s)"},
-			&cli.DurationFlag{Name: "heartbeat", Usage: "how often to tell the supernodes this node is alive; their answers bring preheat jobs, so it is also how soon a job reaches the node (default 10s)"},
-			&cli.IntFlag{Name: "preheat-concurrency", Usage: "preheat downloads at once, so that warming the cluster does not starve live pulls (default 2)"},
+			&cli.DurationFlag{Name: "stall-timeout", Value: def.StallTimeout, Usage: "go back to the origin after this long without P2P progress"},
+			&cli.DurationFlag{Name: "heartbeat", Value: def.Heartbeat, Usage: "how often to tell the supernodes this node is alive; their answers bring preheat jobs, so it is also how soon a job reaches the node"},
+			&cli.IntFlag{Name: "preheat-concurrency", Value: def.PreheatConcurrency, Usage: "preheat downloads at once, so that warming the cluster does not starve live pulls"},
 			&cli.BoolFlag{Name: "dht", Value: true, Usage: "join Pouch's DHT, through which nodes find each other's content when no supernode answers (--dht=false: straight to the origin then)"},
 			&cli.StringSliceFlag{Name: "bootstrap-peers", Usage: "DHT: peers to join through besides the parents supernodes schedule, multiaddrs ending in /p2p/PEER-ID, comma-separated"},
-			&cli.DurationFlag{Name: "dht-reprovide", Usage: "DHT: how often every held task is announced again (default 30m)"},
-			&cli.StringFlag{Name: "log-level", Value: "info"},
+			&cli.DurationFlag{Name: "dht-reprovide", Value: def.DHT.Reprovide, Usage: "DHT: how often every held task is announced again"},
 			&cli.StringFlag{Name: "registry-default", Usage: "registry mirror: upstream HOST[:PORT] for requests without ?ns= (e.g. docker.io)"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "registry mirror: upstreams reached over plain HTTP, HOST[:PORT],..."},
 			&cli.StringSliceFlag{Name: "registry-ca", Usage: "registry mirror: HOST=FILE, a PEM CA bundle trusted for that upstream (repeatable)"},
-			&cli.StringSliceFlag{Name: "registry-allow", Usage: "registry mirror: the only upstreams served, HOST[:PORT],... (default: any)"},
-		}, cliutil.Networks()...),
+			&cli.StringSliceFlag{Name: "registry-allow", Usage: "registry mirror: the only upstreams served, HOST[:PORT],... (empty: any)"},
+		}, append(cliutil.LogFlags("info"), cliutil.Networks()...)...),
 		Action: run,
 	}
+	checks := cliutil.DaemonChecks()
+	checks["supernode"] = cliutil.URLs
+	checks["download-rate"] = cliutil.RateValue
+	checks["bootstrap-peers"] = cliutil.Multiaddr
+	checks["registry-ca"] = func(v string) error { _, _, err := registryCA(v); return err }
+	cliutil.Daemon(a, checks)
+	cliutil.Conventions(a)
+	return a
 }
 
 func run(c *cli.Context) error {
-	log, err := logging.New(c.String("log-level"))
+	if c.String("data-dir") == "" {
+		return errors.New("--data-dir is required (or $POUCH_DATA_DIR, or data-dir in the --config file)")
+	}
+	log, err := cliutil.Logger(c)
 	if err != nil {
 		return err
 	}
@@ -116,13 +128,22 @@ func mirrorConfig(c *cli.Context) (registryproxy.Config, error) {
 		cfg.Registries[h] = r
 	}
 	for _, v := range c.StringSlice("registry-ca") {
-		host, file, ok := strings.Cut(v, "=")
-		if !ok || host == "" || file == "" {
-			return cfg, fmt.Errorf("--registry-ca %q: want HOST=FILE", v)
+		host, file, err := registryCA(v)
+		if err != nil {
+			return cfg, fmt.Errorf("--registry-ca: %w", err)
 		}
 		r := cfg.Registries[host]
 		r.CAFile = file
 		cfg.Registries[host] = r
 	}
 	return cfg, cfg.Validate()
+}
+
+// registryCA splits a --registry-ca value, HOST=FILE.
+func registryCA(v string) (host, file string, err error) {
+	host, file, ok := strings.Cut(v, "=")
+	if !ok || host == "" || file == "" {
+		return "", "", fmt.Errorf("%q: want HOST=FILE", v)
+	}
+	return host, file, nil
 }

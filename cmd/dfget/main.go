@@ -17,7 +17,6 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfget"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
-	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/internal/version"
 )
@@ -32,7 +31,7 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "dfget:", err)
+	fmt.Fprintln(os.Stderr, cliutil.Message("dfget", err))
 	var e *dfget.Error
 	if errors.As(err, &e) {
 		os.Exit(e.Code)
@@ -41,7 +40,7 @@ func main() {
 }
 
 func app() *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:      "dfget",
 		Version:   version.Get().String(),
 		Usage:     "download a URL through the P2P network",
@@ -69,17 +68,29 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "tag", Usage: "separates tasks for the same URL"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long (0 = never)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-			&cli.StringFlag{Name: "log-level", Value: "warn"},
-		}, cliutil.Networks()...),
+		}, append(cliutil.LogFlags("warn"), cliutil.Networks()...)...),
 		Action: run,
 	}
+	cliutil.Conventions(a)
+	return a
 }
+
+// checks are dfget's flags refused before anything starts.
+var checks = func() map[string]cliutil.Check {
+	m := cliutil.LogChecks()
+	m["daemon"], m["supernode"] = cliutil.URLs, cliutil.URLs
+	m["allow-networks"], m["deny-networks"] = cliutil.Prefixes, cliutil.Prefixes
+	return m
+}()
 
 func run(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: fmt.Errorf("exactly one URL is required (got %d arguments)", c.NArg())}
 	}
-	log, err := logging.New(c.String("log-level"))
+	if err := cliutil.CheckFlags(c, checks); err != nil {
+		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
+	}
+	log, err := cliutil.Logger(c)
 	if err != nil {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
 	}
@@ -87,7 +98,7 @@ func run(c *cli.Context) error {
 	opts := dfget.Options{
 		URL: c.Args().First(), Output: c.String("output"), Supernode: c.String("supernode"),
 		DataDir: c.String("data-dir"), Digest: digest.Digest(c.String("digest")), Tag: c.String("tag"),
-		Timeout: c.Duration("timeout"), Header: http.Header{}, Log: log.Named("dfget"),
+		Timeout: c.Duration("timeout"), Header: http.Header{}, Log: log.Named("dfget"), Notices: os.Stderr,
 	}
 	// An explicit --supernode without --daemon means: no local daemon, be a one-shot peer.
 	if !(c.IsSet("supernode") && !c.IsSet("daemon")) {

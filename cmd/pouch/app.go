@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/runtime"
@@ -33,7 +34,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func app(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:      "pouch",
 		Version:   version.Get().String(),
 		Usage:     "pull images through the P2P registry mirror and run them on containerd",
@@ -41,8 +42,6 @@ func app(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		// Usage errors are pouch's failures (125) and print one line, as the others do.
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return err },
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "address", Value: runtime.DefaultAddress, EnvVars: []string{"POUCH_ADDRESS"}, Usage: "containerd's socket"},
 			&cli.StringFlag{Name: "namespace", Value: runtime.DefaultNamespace, EnvVars: []string{"POUCH_NAMESPACE"}, Usage: "containerd namespace"},
@@ -96,6 +95,9 @@ func app(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			},
 		}, containerCommands()...), otherCommands()...),
 	}
+	// Usage errors are pouch's failures (125) and print one line, as the others do.
+	cliutil.Conventions(a)
+	return a
 }
 
 // runtimeConfig is the runtime's config from the global flags.
@@ -144,7 +146,7 @@ func withRuntime(action func(*cli.Context, *runtime.Runtime) error) cli.ActionFu
 // newLogger builds pouch's logger and quiets containerd's client log to the same level.
 func newLogger(c *cli.Context) (*zap.Logger, error) {
 	level := c.String("log-level")
-	log, err := logging.New(level)
+	log, err := logging.New(level, logging.FormatConsole)
 	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}

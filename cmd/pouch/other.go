@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/runtime"
 	"github.com/pouch-p2p/pouch/runtime/credentials"
 )
@@ -237,6 +238,9 @@ func mirrorCommand() *cli.Command {
 }
 
 func mirrorSetup(c *cli.Context) error {
+	if err := cliutil.CheckFlags(c, map[string]cliutil.Check{"mirror": cliutil.URLs}); err != nil {
+		return err
+	}
 	dir := c.String("hosts-dir")
 	if dir == "" {
 		// The parent ("mirror") has no such flag, so the lookup reaches the global one.

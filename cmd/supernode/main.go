@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pouch-p2p/pouch/internal/cliutil"
-	"github.com/pouch-p2p/pouch/internal/logging"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/supernode"
 )
@@ -20,13 +19,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app().RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "supernode:", err)
+		fmt.Fprintln(os.Stderr, cliutil.Message("supernode", err))
 		os.Exit(1)
 	}
 }
 
 func app() *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:    "supernode",
 		Version: version.Get().String(),
 		Usage:   "schedule pieces across a cluster's dfdaemons and seed every task from its origin once",
@@ -38,27 +37,31 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "data-dir", Usage: "seed pieces, task index, preheat jobs and identity (required)"},
 			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
-			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
+			&cli.StringFlag{Name: "secret", Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) for the API: serve https (with --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
-			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"POUCH_ADMIN_TOKEN"}, Usage: "bearer token (or Basic password, for a browser) required by the admin views (task listing and deletion, preheat jobs, the status page at /); without one they answer only loopback clients"},
+			&cli.StringFlag{Name: "admin-token", Usage: "bearer token (or Basic password, for a browser) required by the admin views (task listing and deletion, preheat jobs, the status page at /); without one they answer only loopback clients"},
 			&cli.StringSliceFlag{Name: "registry-insecure", Usage: "preheat: registries reached over plain HTTP, HOST[:PORT],..."},
 			&cli.StringFlag{Name: "gc-high", Usage: "disk quota of the seed's store: evict least recently used tasks not in use above this size, e.g. 500GiB (" + cliutil.Units + ")"},
-			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (default 80% of --gc-high)"},
+			&cli.StringFlag{Name: "gc-low", Usage: "evict down to this size (empty: 80% of --gc-high)"},
 			&cli.DurationFlag{Name: "gc-ttl", Usage: "evict tasks not used for this long (0 = keep)"},
 			&cli.StringFlag{Name: "spool-max", Value: "10GiB", Usage: "disk that origins without Content-Length may take while they are spooled, all together; such an origin beyond it is refused (" + cliutil.Units + ")"},
-			&cli.StringFlag{Name: "log-level", Value: "info"},
-		}, cliutil.Networks()...),
+		}, append(cliutil.LogFlags("info"), cliutil.Networks()...)...),
 		Commands: []*cli.Command{preheatCommand()},
 		Action:   run,
 	}
+	checks := cliutil.DaemonChecks()
+	checks["spool-max"] = cliutil.Size
+	cliutil.Daemon(a, checks)
+	cliutil.Conventions(a)
+	return a
 }
 
 func run(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unknown command %q: the supernode runs without arguments; see supernode --help", c.Args().First())
 	}
-	log, err := logging.New(c.String("log-level"))
+	log, err := cliutil.Logger(c)
 	if err != nil {
 		return err
 	}

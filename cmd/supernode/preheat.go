@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/pouch-p2p/pouch/internal/cliutil"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/supernode/preheat"
 )
@@ -70,6 +71,9 @@ With --wait it shows each layer's progress until the job ends, and exits 0 if th
 }
 
 func adminClient(c *cli.Context) (*snapi.AdminClient, error) {
+	if err := cliutil.URLs(c.String("server")); err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
 	cl := snapi.NewAdminClient(c.String("server"), c.String("admin-token"))
 	pool, err := snapi.LoadCA(c.String("supernode-ca"))
 	if err != nil || pool == nil {

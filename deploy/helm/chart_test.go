@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -77,6 +78,64 @@ func args(t *testing.T, c corev1.Container) map[string]string {
 	return out
 }
 
+// configPath is where a daemon container's --config points: its ConfigMap's file.
+func configPath(t *testing.T, w workload) string {
+	t.Helper()
+	a := args(t, w.c)
+	want := path.Join(mountPath(w.c, "config"), w.c.Name+".yaml")
+	if a["config"] != want {
+		t.Fatalf("container %s: --config=%q, want its ConfigMap's file %s", w.c.Name, a["config"], want)
+	}
+	return a["config"]
+}
+
+// configFile is the daemon container's config file: the ConfigMap mounted as config, decoded
+// strictly (the daemon refuses anything but a mapping of flag names).
+func configFile(t *testing.T, r rendered, w workload) (text string, settings map[string]any) {
+	t.Helper()
+	configPath(t, w)
+	var cmName string
+	for _, vol := range w.pod.Volumes {
+		if vol.Name == "config" && vol.ConfigMap != nil {
+			cmName = vol.ConfigMap.Name
+		}
+	}
+	cm := r.configMap(cmName)
+	if cm == nil {
+		t.Fatalf("%s: no ConfigMap %q mounted as config", w.c.Name, cmName)
+	}
+	text = cm.Data[w.c.Name+".yaml"]
+	if err := yaml.UnmarshalStrict([]byte(text), &settings); err != nil {
+		t.Fatalf("ConfigMap %s: %v", cm.Name, err)
+	}
+	return text, settings
+}
+
+// settings is what a daemon container runs with: its config file's keys, a list joined with
+// commas as the flag takes it, then its flags (extraArgs), which win.
+func settings(t *testing.T, r rendered, w workload) map[string]string {
+	t.Helper()
+	_, file := configFile(t, r, w)
+	out := map[string]string{}
+	for k, v := range file {
+		if list, ok := v.([]any); ok {
+			var items []string
+			for _, item := range list {
+				items = append(items, fmt.Sprint(item))
+			}
+			out[k] = strings.Join(items, ",")
+			continue
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	for k, v := range args(t, w.c) {
+		if k != "config" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // helps caches `--help` per binary and subcommand.
 type helps map[string]deploytest.Help
 
@@ -94,22 +153,27 @@ func (h helps) get(t *testing.T, bin string, sub []string) deploytest.Help {
 	return got
 }
 
-// Every flag the chart passes, in every variant, is one the binary lists in --help, and every
-// POUCH_* variable it sets is one the binary reads.
+// Every flag the chart passes and every key of the daemons' config files, in every variant,
+// is one the binary lists in --help, and every POUCH_* variable it sets is one the binary reads.
 func TestFlagsExistInBinaries(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
 	h := helps{}
 	for _, v := range variants(t) {
-		for _, w := range workloads(t, render(t, c, v.values)) {
+		r := render(t, c, v.values)
+		for _, w := range workloads(t, r) {
 			bin, sub := program(w.c)
 			if !slices.Contains(image.Binaries, bin) {
 				t.Fatalf("%s: container %s runs %q, which the image does not hold (%v)", v.name, w.c.Name, bin, image.Binaries)
 			}
 			help := h.get(t, bin, sub)
-			for name := range args(t, w.c) {
+			names := slices.Collect(maps.Keys(args(t, w.c)))
+			if len(sub) == 0 {
+				names = slices.Collect(maps.Keys(settings(t, r, w)))
+			}
+			for _, name := range names {
 				if !help.Flags[name] {
-					t.Errorf("%s: container %s passes --%s, which `%s --help` does not list", v.name, w.c.Name, name, strings.Join(w.c.Command, " "))
+					t.Errorf("%s: container %s sets %s, which `%s --help` does not list", v.name, w.c.Name, name, strings.Join(w.c.Command, " "))
 				}
 			}
 			for _, e := range w.c.Env {
@@ -141,7 +205,7 @@ func TestImageMatchesBuilder(t *testing.T) {
 // Container ports are the ports the flags make the daemons listen on; Services and probes
 // name those ports; every dfdaemon lists every supernode by its stable name, at its port; the
 // mirror set up for containerd is the dfdaemon's listener; each ConfigMap holds exactly the
-// settings the container gets as flags.
+// settings the container reads with --config.
 func TestPortsAndAddressesAgree(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
@@ -154,7 +218,7 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 				if len(w.pod.InitContainers) > 0 && w.c.Name == w.pod.InitContainers[0].Name {
 					continue
 				}
-				a := args(t, w.c)
+				a := settings(t, r, w)
 				named := map[string]int32{}
 				for _, p := range w.c.Ports {
 					named[p.Name] = p.ContainerPort
@@ -174,7 +238,6 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 				if mount := mountPath(w.c, "data"); mount != a["data-dir"] {
 					t.Errorf("%s: data volume at %q, but --data-dir=%s", w.c.Name, mount, a["data-dir"])
 				}
-				checkConfigMap(t, r, w)
 			}
 			for _, svc := range objectsOf[*corev1.Service](r) {
 				target := ports["supernode"]
@@ -194,7 +257,7 @@ func TestPortsAndAddressesAgree(t *testing.T) {
 				t.Errorf("StatefulSet's serviceName %q is no headless Service of the chart", sts.Spec.ServiceName)
 			}
 
-			dfArgs := args(t, ds.Spec.Template.Spec.Containers[0])
+			dfArgs := settings(t, r, workload{"DaemonSet", ds.Spec.Template.Spec, ds.Spec.Template.Spec.Containers[0]})
 			scheme := "http"
 			if v.values["tls"] != nil {
 				scheme = "https"
@@ -274,40 +337,6 @@ func checkServiceMonitor(t *testing.T, r rendered, sm *monitoringv1.ServiceMonit
 	}
 }
 
-// checkConfigMap holds the daemon's ConfigMap (its future config file) to its flags.
-func checkConfigMap(t *testing.T, r rendered, w workload) {
-	t.Helper()
-	var cmName string
-	for _, vol := range w.pod.Volumes {
-		if vol.Name == "config" && vol.ConfigMap != nil {
-			cmName = vol.ConfigMap.Name
-		}
-	}
-	cm := r.configMap(cmName)
-	if cm == nil {
-		t.Fatalf("%s: no ConfigMap %q mounted as config", w.c.Name, cmName)
-	}
-	var settings map[string]any
-	if err := yaml.UnmarshalStrict([]byte(cm.Data[w.c.Name+".yaml"]), &settings); err != nil {
-		t.Fatalf("ConfigMap %s: %v", cm.Name, err)
-	}
-	var fromFile []string
-	for k, v := range settings {
-		if list, ok := v.([]any); ok {
-			for _, item := range list {
-				fromFile = append(fromFile, fmt.Sprintf("--%s=%v", k, item))
-			}
-			continue
-		}
-		fromFile = append(fromFile, fmt.Sprintf("--%s=%v", k, v))
-	}
-	slices.Sort(fromFile)
-	got := slices.Sorted(slices.Values(w.c.Args))
-	if !slices.Equal(fromFile, got) {
-		t.Errorf("%s: ConfigMap %s says %q, the container's flags are %q", w.c.Name, cm.Name, fromFile, got)
-	}
-}
-
 func mountPath(c corev1.Container, volume string) string {
 	for _, m := range c.VolumeMounts {
 		if m.Name == volume {
@@ -342,10 +371,11 @@ func multiaddrPort(t *testing.T, addr string) int32 {
 	return int32(n)
 }
 
-// The daemons start with exactly the chart's flags (only the addresses moved to free loopback
-// ports, the data directory to a temporary one and the TLS Secret's files to generated ones)
-// and answer 200 on every probe path, with the probe's scheme, and on /metrics; the
-// init container's command writes containerd's hosts.toml pointing at the dfdaemon.
+// The daemons start with exactly the chart's config files and flags (only the addresses moved
+// to free loopback ports, the data directory to a temporary one and the TLS Secret's files to
+// generated ones, in a copy of the file) and answer 200 on every probe path, with the probe's
+// scheme, and on /metrics; the init container's command writes containerd's hosts.toml
+// pointing at the dfdaemon.
 func TestDaemonsServeTheChart(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
@@ -374,22 +404,26 @@ func TestDaemonsServeTheChart(t *testing.T) {
 				if len(sub) > 0 {
 					continue // the init container, run below against the started dfdaemon
 				}
+				text, _ := configFile(t, r, w)
+				moved := map[string]string{
+					"listen": "127.0.0.1:0", "p2p-listen": "/ip4/127.0.0.1/tcp/0", "data-dir": t.TempDir(),
+					"tls-cert": tlsFiles.Cert, "tls-key": tlsFiles.Key, "supernode-ca": tlsFiles.CA,
+				}
+				var lines []string
+				for _, line := range strings.Split(text, "\n") {
+					if k, _, ok := strings.Cut(line, ":"); ok && moved[k] != "" {
+						line = k + ": " + moved[k]
+					}
+					lines = append(lines, line)
+				}
+				file := filepath.Join(t.TempDir(), w.c.Name+".yaml")
+				if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+					t.Fatal(err)
+				}
 				var a []string
 				for _, arg := range w.c.Args {
-					m := flagArg.FindStringSubmatch(arg)
-					switch m[1] {
-					case "listen":
-						arg = "--listen=127.0.0.1:0"
-					case "p2p-listen":
-						arg = "--p2p-listen=/ip4/127.0.0.1/tcp/0"
-					case "data-dir":
-						arg = "--data-dir=" + t.TempDir()
-					case "tls-cert":
-						arg = "--tls-cert=" + tlsFiles.Cert
-					case "tls-key":
-						arg = "--tls-key=" + tlsFiles.Key
-					case "supernode-ca":
-						arg = "--supernode-ca=" + tlsFiles.CA
+					if flagArg.FindStringSubmatch(arg)[1] == "config" {
+						arg = "--config=" + file
 					}
 					a = append(a, arg)
 				}

@@ -1,6 +1,6 @@
 // Package systemd checks the units in this directory and the example settings in ../examples:
-// systemd-analyze accepts the units, and every flag they pass, with the example environment
-// files, is one the binaries have.
+// systemd-analyze accepts the units, every flag they pass, with the example environment
+// files, is one the binaries have, and the daemons start with the example config files.
 package systemd
 
 import (
@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,37 +105,77 @@ func TestUnitFlagsExist(t *testing.T) {
 			}
 		}
 		if unit == "pouch-dfdaemon.service" {
-			listen := regexp.MustCompile(`--listen=(\S+)`).FindStringSubmatch(env["DFDAEMON_OPTS"])
+			listen := exampleConfig(t, "dfdaemon")["listen"]
+			if m := regexp.MustCompile(`--listen=(\S+)`).FindStringSubmatch(env["DFDAEMON_OPTS"]); m != nil {
+				listen = m[1]
+			}
 			mirror, err := url.Parse(env["POUCH_MIRROR"])
-			if listen == nil || err != nil || mirror.Host != listen[1] {
-				t.Errorf("%s: POUCH_MIRROR=%s is not the dfdaemon's --listen (%v)", envFile, env["POUCH_MIRROR"], listen)
+			if err != nil || mirror.Host != listen {
+				t.Errorf("%s: POUCH_MIRROR=%s is not the dfdaemon's listen address (%v)", envFile, env["POUCH_MIRROR"], listen)
 			}
 		}
 	}
 }
 
-// The example config files' keys are the binaries' flags: the file --config will read.
-func TestExampleConfigKeysAreFlags(t *testing.T) {
+// Each daemon's unit reads its config file, /etc/pouch/<daemon>.yaml; started as the unit
+// starts it, with the example config file and environment file (commented *_OPTS examples
+// included), the daemon accepts every key and value and comes up (only its addresses moved to
+// free loopback ports and its state directory to a temporary one, as flags, which win).
+func TestExampleConfigsStart(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"supernode", "dfdaemon"} {
-		data, err := os.ReadFile("../examples/" + bin + ".yaml")
-		if err != nil {
-			t.Fatal(err)
+	for unit, envFile := range units {
+		bin := strings.TrimSuffix(strings.TrimPrefix(unit, "pouch-"), ".service")
+		lines, env := readUnit(t, unit)
+		for k, v := range readEnvFile(t, envFile) {
+			env[k] = v
 		}
-		var cfg map[string]any
-		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-			t.Fatalf("examples/%s.yaml: %v", bin, err)
-		}
-		help, err := deploytest.GetHelp(context.Background(), filepath.Join(binDir, bin))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k := range cfg {
-			if !help.Flags[k] {
-				t.Errorf("examples/%s.yaml: key %s is no flag of %s", bin, k, bin)
+		var argv []string
+		for _, line := range lines {
+			if a := expand(line, env); filepath.Base(a[0]) == bin {
+				argv = a
 			}
 		}
+		want := "--config=/etc/pouch/" + bin + ".yaml"
+		if !slices.Contains(argv, want) {
+			t.Fatalf("%s: ExecStart %q does not pass %s", unit, argv, want)
+		}
+		example, err := filepath.Abs("../examples/" + bin + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, a := range argv[1:] {
+			switch {
+			case a == want:
+				a = "--config=" + example
+			case strings.HasPrefix(a, "--data-dir="):
+				a = "--data-dir=" + t.TempDir()
+			}
+			args = append(args, a)
+		}
+		args = append(args, "--listen=127.0.0.1:0", "--p2p-listen=/ip4/127.0.0.1/tcp/0")
+		deploytest.Start(t, bin, filepath.Join(binDir, bin), args...)
 	}
+}
+
+// exampleConfig reads an example config file's scalar settings.
+func exampleConfig(t *testing.T, bin string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("../examples/" + bin + ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		t.Fatalf("examples/%s.yaml: %v", bin, err)
+	}
+	out := map[string]string{}
+	for k, v := range cfg {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
 }
 
 // readUnit returns a unit's Exec lines (without systemd's prefixes such as "+") and the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
+	"github.com/pouch-p2p/pouch/internal/reqid"
 )
 
 // Paths of the peer API.
@@ -324,6 +325,7 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	reqid.Forward(req) // the download's request ID, for the supernode's log
 	var nonce string
 	if c.signer != nil {
 		if nonce, err = c.signer.Sign(req, body); err != nil {

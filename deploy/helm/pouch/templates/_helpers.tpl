@@ -81,19 +81,6 @@ Call with (dict "root" $ "component" "supernode"|"dfdaemon"); returns YAML (use 
 {{- toYaml $out }}
 {{- end }}
 
-{{/* pouch.args: settings as --NAME=VALUE arguments, a list repeating its flag. */}}
-{{- define "pouch.args" -}}
-{{- range $k, $v := . }}
-{{- if kindIs "slice" $v }}
-{{- range $v }}
-- {{ printf "--%s=%v" $k . | quote }}
-{{- end }}
-{{- else }}
-- {{ printf "--%s=%v" $k $v | quote }}
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{/* pouch.port: the port of HOST:PORT. */}}
 {{- define "pouch.port" -}}
 {{- $p := splitList ":" . | last }}
