@@ -380,7 +380,7 @@ func (n *netnsNet) originAddr() string {
 func (n *netnsNet) listenArgs(node int) []string {
 	switch {
 	case n == nil:
-		return []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8"}
+		return []string{"--listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--allow-networks", "127.0.0.0/8"}
 	case node < 0:
 		return []string{"--listen", netnsHost + ":0", "--p2p-listen", "/ip4/" + netnsHost + "/tcp/0", "--allow-networks", netnsSubnet}
 	default:

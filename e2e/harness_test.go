@@ -83,7 +83,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	var err error
-	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
+	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), daemon.LoopbackP2P(args), lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
 		if p.Proc != nil {
 			p.Kill()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -105,7 +106,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 		return
 	}
 	start := time.Now()
-	p := s.touchPeer(req.Peer)
+	p := s.touchPeer(req.Peer, callerHost(r))
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
 	if req.Holding != nil && t.holdings != nil {
@@ -113,18 +114,19 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
 	s.metrics.decided(callRegister, start, d)
-	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)})
+	httpx.WriteJSON(w, http.StatusOK, snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t, callerHost(r))})
 }
 
-// touchPeer records that a peer is alive, with its latest addresses; the caller holds s.mu.
-func (s *Supernode) touchPeer(info snapi.Peer) *peerEntry {
+// touchPeer records that a peer is alive, with its latest addresses and the host it announced
+// them from; the caller holds s.mu.
+func (s *Supernode) touchPeer(info snapi.Peer, host netip.Addr) *peerEntry {
 	p, ok := s.peers[info.ID]
 	if !ok {
 		p = &peerEntry{tasks: map[digest.Digest]bool{}}
 		s.peers[info.ID] = p
 	}
 	if len(info.Addrs) > 0 {
-		p.info = info
+		p.info, p.host = info, host
 	}
 	p.lastSeen = time.Now()
 	return p
@@ -177,7 +179,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 		d = s.sched.Decision(st, pid)
 	}
 	defer s.mu.Unlock()
-	httpx.WriteJSON(w, http.StatusOK, snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)})
+	httpx.WriteJSON(w, http.StatusOK, snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t, callerHost(r))})
 }
 
 func (s *Supernode) handleLeave(w http.ResponseWriter, r *http.Request, req *snapi.LeaveRequest) {
@@ -198,7 +200,7 @@ func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request, req 
 		badRequest(w, "a peer's first heartbeat must announce its addresses")
 		return
 	}
-	s.touchPeer(req.Peer)
+	s.touchPeer(req.Peer, callerHost(r))
 	s.mu.Unlock()
 	httpx.WriteJSON(w, http.StatusOK, snapi.HeartbeatResponse{Preheat: s.preheat.beat(req.Peer.ID, req.Preheat)})
 }
