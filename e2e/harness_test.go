@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -78,12 +79,19 @@ func (l lockedBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-// start runs a daemon binary and waits for its ready line.
+// start runs a daemon binary, its P2P host on loopback unless args say otherwise, and waits
+// for its ready line.
 func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	return startProg(t, name, filepath.Join(binDir, strings.Fields(name)[0]), daemon.LoopbackP2P(args)...)
+}
+
+// startProg runs prog with args as the daemon called name and waits for its ready line.
+func startProg(t *testing.T, name, prog string, args ...string) *proc {
 	t.Helper()
 	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	var err error
-	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), daemon.LoopbackP2P(args), lockedBuffer{p.mu, p.log})
+	p.Proc, err = daemon.Start(context.Background(), name, prog, args, lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
 		if p.Proc != nil {
 			p.Kill()
@@ -115,9 +123,14 @@ func newOrigin(t *testing.T, files map[string][]byte) *origin {
 // newOriginRate is newOrigin sending at most rate bytes/s over all its connections together (a
 // registry behind a WAN link; 0 = no cap).
 func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
+	return newOriginOn(t, nil, files, rate)
+}
+
+// newOriginOn is newOriginRate serving on ln (nil: a loopback port).
+func newOriginOn(t *testing.T, ln net.Listener, files map[string][]byte, rate int64) *origin {
 	o := &origin{files: files}
 	limit := ratelimit.New(rate)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	o.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.requests.Add(1)
 		data, ok := o.files[r.URL.Path]
 		if !ok {
@@ -126,6 +139,11 @@ func newOriginRate(t *testing.T, files map[string][]byte, rate int64) *origin {
 		}
 		http.ServeContent(countingWriter{w, &o.sent, limit.Writer(r.Context(), w)}, r, "", time.Time{}, bytes.NewReader(data))
 	}))
+	if ln != nil {
+		o.Listener.Close()
+		o.Listener = ln
+	}
+	o.Start()
 	t.Cleanup(o.Close)
 	return o
 }
