@@ -430,9 +430,6 @@ func (n *Netns) Close() error { return n.n.close() }
 // NodeAddr is node i's IPv4 address.
 func (n *Netns) NodeAddr(i int) string { return nodeAddr(i) }
 
-// Subnet is the network of the nodes and the bridge, for --allow-networks.
-func (n *Netns) Subnet() string { return netnsSubnet }
-
 // BridgeAddr is the root namespace's IPv4 address on the bridge, where the nodes reach it.
 func (n *Netns) BridgeAddr() string { return netnsHost }
 
