@@ -342,8 +342,8 @@ func multiaddrPort(t *testing.T, addr string) int32 {
 	return int32(n)
 }
 
-// The daemons start with exactly the chart's flags (only the addresses moved to free loopback
-// ports, the data directory to a temporary one and the TLS Secret's files to generated ones)
+// The daemons start with exactly the chart's flags (only the addresses moved to free ports, the
+// API on loopback, the data directory to a temporary one and the TLS Secret's files to generated ones)
 // and answer 200 on every probe path, with the probe's scheme, and on /metrics; the
 // init container's command writes containerd's hosts.toml pointing at the dfdaemon.
 func TestDaemonsServeTheChart(t *testing.T) {
@@ -381,7 +381,9 @@ func TestDaemonsServeTheChart(t *testing.T) {
 					case "listen":
 						arg = "--listen=127.0.0.1:0"
 					case "p2p-listen":
-						arg = "--p2p-listen=/ip4/127.0.0.1/tcp/0"
+						// Every interface, as the chart has it (a dfdaemon whose supernode is
+						// on another host refuses to announce loopback alone), any port.
+						arg = "--p2p-listen=/ip4/0.0.0.0/tcp/0"
 					case "data-dir":
 						arg = "--data-dir=" + t.TempDir()
 					case "tls-cert":
