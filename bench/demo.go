@@ -67,7 +67,7 @@ func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) error {
 			p.kill()
 		}
 	}()
-	common := []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
+	common := []string{"--listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
 	sn, err := startProc(ctx, cfg.BinDir, logs, "supernode", "supernode", append([]string{"--data-dir", filepath.Join(cfg.WorkDir, "supernode")}, common...)...)
 	if err != nil {
 		return err

@@ -66,7 +66,8 @@ func (n *netnsNet) nodeVeth(i int) string { return fmt.Sprintf("pb%dc%d", n.pid,
 // setupNetns builds the network for nodes nodes, with every node's upload capped at up and its
 // download at down (bytes/s). It first removes what runs that were killed left behind. On error
 // it removes what it built; on success the caller must call close, also when ctx is cancelled.
-func setupNetns(ctx context.Context, nodes int, up, down int64) (*netnsNet, error) {
+// wait: wait for a run that holds the machine-wide lock rather than fail.
+func setupNetns(ctx context.Context, nodes int, up, down int64, wait bool) (*netnsNet, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("bench: --netns needs root (network namespaces, veth, tc)")
 	}
@@ -87,7 +88,7 @@ func setupNetns(ctx context.Context, nodes int, up, down int64) (*netnsNet, erro
 			return nil, fmt.Errorf("bench: --netns needs iproute2 (%s): %w", b.name, err)
 		}
 	}
-	if n.lock, err = lockNetns(); err != nil {
+	if n.lock, err = lockNetns(wait); err != nil {
 		return nil, err
 	}
 	// Under the lock no other --netns run is live, so names with our pid are a dead process's.
@@ -319,8 +320,9 @@ func checkNoProxy() error {
 	return nil
 }
 
-// lockNetns takes the machine-wide --netns lock (released by the kernel if dfbench dies).
-func lockNetns() (*os.File, error) {
+// lockNetns takes the machine-wide --netns lock (released by the kernel if dfbench dies),
+// waiting for it or not.
+func lockNetns(wait bool) (*os.File, error) {
 	dir := "/run/lock"
 	if _, err := os.Stat(dir); err != nil {
 		dir = os.TempDir()
@@ -330,7 +332,11 @@ func lockNetns() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX | syscall.LOCK_NB
+	if wait {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("bench: another dfbench --netns run holds %s (%w): they would share %s", path, err, netnsSubnet)
 	}
@@ -380,7 +386,7 @@ func (n *netnsNet) originAddr() string {
 func (n *netnsNet) listenArgs(node int) []string {
 	switch {
 	case n == nil:
-		return []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8"}
+		return []string{"--listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--allow-networks", "127.0.0.0/8"}
 	case node < 0:
 		return []string{"--listen", netnsHost + ":0", "--p2p-listen", "/ip4/" + netnsHost + "/tcp/0", "--allow-networks", netnsSubnet}
 	default:
@@ -399,4 +405,35 @@ func (n *netnsNet) command(node int, path string, args ...string) (string, []str
 		path = abs
 	}
 	return n.ip, append([]string{"netns", "exec", n.ns(node), path}, args...)
+}
+
+// Netns is the --netns network for tests outside bench that need hosts that do not share a
+// loopback (e2e's multi-host test): node i is a network namespace at NodeAddr(i) on a bridge,
+// the test's own (root) namespace at BridgeAddr. Every node's upload and download is capped at
+// the rate given to SetupNetns. Unlike dfbench --netns, setting up waits for another run that
+// holds the machine-wide lock.
+type Netns struct{ n *netnsNet }
+
+// SetupNetns builds the network for nodes nodes (root and iproute2 required). The caller must
+// Close it.
+func SetupNetns(ctx context.Context, nodes int, rate int64) (*Netns, error) {
+	n, err := setupNetns(ctx, nodes, rate, rate, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Netns{n: n}, nil
+}
+
+// Close removes the namespaces and links, killing what still runs in them.
+func (n *Netns) Close() error { return n.n.close() }
+
+// NodeAddr is node i's IPv4 address.
+func (n *Netns) NodeAddr(i int) string { return nodeAddr(i) }
+
+// BridgeAddr is the root namespace's IPv4 address on the bridge, where the nodes reach it.
+func (n *Netns) BridgeAddr() string { return netnsHost }
+
+// Command returns the program and arguments that run path with args in node i's namespace.
+func (n *Netns) Command(i int, path string, args ...string) (string, []string) {
+	return n.n.command(i, path, args...)
 }

@@ -61,7 +61,7 @@ func TestNetnsCaps(t *testing.T) {
 	const size, rate = 4 << 20, 8e6
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n, err := setupNetns(ctx, 2, rate, rate)
+	n, err := setupNetns(ctx, 2, rate, rate, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestNetnsCleansStale(t *testing.T) {
 		stale.remove(dead)
 		t.Fatalf("stale names %v, want 3", left)
 	}
-	n, err := setupNetns(ctx, 1, 8e6, 8e6)
+	n, err := setupNetns(ctx, 1, 8e6, 8e6, false)
 	if err != nil {
 		stale.remove(dead)
 		t.Fatal(err)

@@ -186,7 +186,7 @@ func preheatPhase(ctx context.Context, cfg PreheatConfig, reg *registry.Registry
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return res, err
 	}
-	common := []string{"--listen", "127.0.0.1:0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
+	common := []string{"--listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--allow-networks", "127.0.0.0/8", "--log-level", "warn"}
 	sn, err := startProc(ctx, cfg.BinDir, logs, "supernode", "supernode", append([]string{"--data-dir", filepath.Join(dir, "supernode"),
 		"--upload-rate", strconv.FormatInt(cfg.SeedRate, 10), "--registry-insecure", reg.Host}, common...)...)
 	if err != nil {

@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var nn *netnsNet // nil: loopback
 	if cfg.Netns {
 		var err error
-		if nn, err = setupNetns(ctx, cfg.Nodes, cfg.UploadRate, cfg.DownloadRate); err != nil {
+		if nn, err = setupNetns(ctx, cfg.Nodes, cfg.UploadRate, cfg.DownloadRate, false); err != nil {
 			return Result{}, err
 		}
 		defer nn.close() // after every process and the origin have stopped

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
+
+	p2p "github.com/pouch-p2p/pouch/internal/peer"
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
@@ -22,13 +25,16 @@ type Config struct {
 	// (Prometheus on another host; the local API is loopback by default). Empty: none; the
 	// local API serves them either way.
 	MetricsListen string
-	P2PListen     string // libp2p multiaddr
-	UploadRate    int64  // bytes/s to all children together; 0 = none
-	DownloadRate  int64  // bytes/s from all parents together; 0 = none
-	Secret        string // cluster secret: libp2p private network and supernode API membership
-	Allow         []netip.Prefix
-	Deny          []netip.Prefix
-	QueryFilter   []string
+	P2PListen     string // libp2p multiaddr (library default: loopback, any port; the command's: 0.0.0.0:65002)
+	// AdvertiseAddrs are the multiaddrs announced to the supernodes and other peers instead of
+	// the listen addresses (NAT, a container's published port). Empty: the listen addresses.
+	AdvertiseAddrs []string
+	UploadRate     int64  // bytes/s to all children together; 0 = none
+	DownloadRate   int64  // bytes/s from all parents together; 0 = none
+	Secret         string // cluster secret: libp2p private network and supernode API membership
+	Allow          []netip.Prefix
+	Deny           []netip.Prefix
+	QueryFilter    []string
 	// StallTimeout is how long a download may make no progress over P2P before the daemon
 	// fetches the missing pieces from the origin itself.
 	StallTimeout time.Duration
@@ -60,6 +66,10 @@ type GCConfig struct {
 	TTL      time.Duration // evict tasks unused for this long; 0 = keep
 	Interval time.Duration
 }
+
+// DefaultP2PListen is the dfdaemon command's --p2p-listen: every interface, a fixed port that
+// firewalls can open (the supernode's seed uses 8003, the local API 65001).
+const DefaultP2PListen = "/ip4/0.0.0.0/tcp/65002"
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
@@ -138,11 +148,32 @@ func clearText(list string) []string {
 		if err != nil || p.Scheme != "http" {
 			continue
 		}
-		host := p.Hostname()
-		if ip, err := netip.ParseAddr(host); (err == nil && ip.Unmap().IsLoopback()) || host == "localhost" {
-			continue
+		if !onThisHost(p) {
+			out = append(out, u)
 		}
-		out = append(out, u)
 	}
 	return out
+}
+
+// onThisHost says whether a supernode URL names this host's loopback.
+func onThisHost(u *url.URL) bool {
+	host := u.Hostname()
+	ip, err := netip.ParseAddr(host)
+	return (err == nil && ip.Unmap().IsLoopback()) || host == "localhost"
+}
+
+// checkAdvertised refuses a daemon that would announce only loopback or link-local addresses
+// to a supernode on another host: the supernode could hand them to no other peer, so every
+// download on the other hosts would find this node unreachable and the node itself would get
+// parents that cannot reach it back. Better to stop at start, naming the flags to set.
+func checkAdvertised(supernodes string, addrs []string) error {
+	if len(p2p.Routable(addrs)) > 0 {
+		return nil
+	}
+	for _, u := range snapi.URLs(supernodes) {
+		if p, err := url.Parse(u); err == nil && !onThisHost(p) {
+			return fmt.Errorf("dfdaemon: the supernode %s is on another host, but this node's only libp2p addresses are loopback or link-local (%s), which no other host can reach: set --p2p-listen to a reachable address (the default is %s) or --advertise-addrs to the address other hosts reach this one at", u, strings.Join(addrs, ","), DefaultP2PListen)
+		}
+	}
+	return nil
 }

@@ -75,11 +75,14 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	}
 	log = log.Named("dfdaemon")
 	life := lifecycle.New()
-	node, err := p2p.OpenNode(p2p.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, Log: log})
+	node, err := p2p.OpenNode(p2p.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Advertise: cfg.AdvertiseAddrs, Secret: cfg.Secret, UploadRate: cfg.UploadRate, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	life.OnClose(node.Close)
+	if err := checkAdvertised(cfg.Supernode, p2p.Addrs(node.Host)); err != nil {
+		return nil, errors.Join(err, life.Close())
+	}
 	// Every call to a supernode is signed with this peer's libp2p key, the one its peer ID names.
 	signer, err := peerauth.NewSigner(node.Host.Peerstore().PrivKey(node.Host.ID()), cfg.Secret)
 	if err != nil {

@@ -21,6 +21,12 @@ func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	cfg.Supernode, cfg.Listen, cfg.OneShot = opts.Supernode, "none", true
 	cfg.Allow, cfg.Deny = opts.Networks.Allow, opts.Networks.Deny
 	cfg.DataDir = opts.DataDir
+	if cfg.P2PListen == "" {
+		// Any interface: with a supernode on another host, the peer must announce an address
+		// the other hosts reach (the library's loopback default would be refused); any port, so
+		// that it never collides with the node's dfdaemon.
+		cfg.P2PListen = "/ip4/0.0.0.0/tcp/0"
+	}
 	var tmp string
 	if cfg.DataDir == "" {
 		var err error

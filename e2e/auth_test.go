@@ -301,7 +301,7 @@ func TestAdminViews(t *testing.T) {
 	o := origin.NewFiles(t, map[string][]byte{"/a": randomBytes(t, 1<<20), "/b": randomBytes(t, 1<<20)})
 	root := t.TempDir()
 	supernode := func(t *testing.T, name string, args ...string) (remote, local string) {
-		p := start(t, "supernode "+name, append([]string{"--listen", "0.0.0.0:0", "--data-dir", filepath.Join(root, name), "--allow-networks", "127.0.0.0/8"}, args...)...)
+		p := start(t, "supernode "+name, append([]string{"--listen", "0.0.0.0:0", "--p2p-listen", "/ip4/0.0.0.0/tcp/0", "--data-dir", filepath.Join(root, name), "--allow-networks", "127.0.0.0/8"}, args...)...)
 		_, port, err := net.SplitHostPort(p.HTTP)
 		if err != nil {
 			t.Fatal(err)

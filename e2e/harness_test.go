@@ -61,12 +61,19 @@ func (l lockedBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-// start runs a daemon binary and waits for its ready line.
+// start runs a daemon binary, its P2P host on loopback unless args say otherwise, and waits
+// for its ready line.
 func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	return startProg(t, name, filepath.Join(binDir, strings.Fields(name)[0]), daemon.LoopbackP2P(args)...)
+}
+
+// startProg runs prog with args as the daemon called name and waits for its ready line.
+func startProg(t *testing.T, name, prog string, args ...string) *proc {
 	t.Helper()
 	p := &proc{log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	var err error
-	p.Proc, err = daemon.Start(context.Background(), name, filepath.Join(binDir, strings.Fields(name)[0]), args, lockedBuffer{p.mu, p.log})
+	p.Proc, err = daemon.Start(context.Background(), name, prog, args, lockedBuffer{p.mu, p.log})
 	t.Cleanup(func() {
 		if p.Proc != nil {
 			p.Kill()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -93,7 +94,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 		return
 	}
 
-	resp, status, failed := s.registered(id, t, req)
+	resp, status, failed := s.registered(id, t, req, callerHost(r))
 	if failed != nil {
 		httpx.WriteError(w, status, *failed)
 		return
@@ -108,7 +109,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 // (or the seed's failure and its status): built under s.mu, and written by the caller after releasing it, so that a peer slow to read
 // its answer (the registration carries every piece digest) never holds the supernode's one
 // lock, which every other peer's call needs.
-func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterRequest) (snapi.RegisterResponse, int, *apierr.Error) {
+func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterRequest, host netip.Addr) (snapi.RegisterResponse, int, *apierr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t.err != nil && t.ptask == nil {
@@ -123,7 +124,7 @@ func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterReq
 		return snapi.RegisterResponse{}, status, &failed
 	}
 	start := time.Now()
-	p := s.touchPeer(req.Peer)
+	p := s.touchPeer(req.Peer, host)
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
 	if req.Holding != nil && t.holdings != nil {
@@ -131,18 +132,19 @@ func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterReq
 	}
 	d := s.sched.Join(start, schedTask(id), scheduler.PeerInfo{ID: scheduler.PeerID(req.Peer.ID), UploadRate: float64(req.Peer.UploadRate)}, req.Have)
 	s.metrics.decided(callRegister, start, d)
-	return snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t)}, http.StatusOK, nil
+	return snapi.RegisterResponse{Task: t.info(0), Schedule: s.schedule(d, t, host)}, http.StatusOK, nil
 }
 
-// touchPeer records that a peer is alive, with its latest addresses; the caller holds s.mu.
-func (s *Supernode) touchPeer(info snapi.Peer) *peerEntry {
+// touchPeer records that a peer is alive, with its latest addresses and the host it announced
+// them from; the caller holds s.mu.
+func (s *Supernode) touchPeer(info snapi.Peer, host netip.Addr) *peerEntry {
 	p, ok := s.peers[info.ID]
 	if !ok {
 		p = &peerEntry{tasks: map[digest.Digest]bool{}}
 		s.peers[info.ID] = p
 	}
 	if len(info.Addrs) > 0 {
-		p.info = info
+		p.info, p.host = info, host
 	}
 	p.lastSeen = time.Now()
 	return p
@@ -195,7 +197,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 		d = s.sched.Decision(st, pid)
 	}
 	// Built under s.mu, written after it (see registered).
-	resp := snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t)}
+	resp := snapi.SyncResponse{Task: t.info(req.DigestsFrom), Schedule: s.schedule(d, t, callerHost(r))}
 	s.mu.Unlock()
 	httpx.WriteJSON(w, http.StatusOK, resp)
 }
@@ -218,7 +220,7 @@ func (s *Supernode) handleHeartbeat(w http.ResponseWriter, r *http.Request, req 
 		badRequest(w, "a peer's first heartbeat must announce its addresses")
 		return
 	}
-	s.touchPeer(req.Peer)
+	s.touchPeer(req.Peer, callerHost(r))
 	s.mu.Unlock()
 	httpx.WriteJSON(w, http.StatusOK, snapi.HeartbeatResponse{Preheat: s.preheat.beat(req.Peer.ID, req.Preheat)})
 }

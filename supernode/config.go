@@ -17,16 +17,19 @@ type Config struct {
 	// MetricsListen is a second listener for /metrics, /healthz and /readyz only, plain HTTP
 	// even when the API serves TLS. Empty: none; the API serves them either way.
 	MetricsListen string
-	DataDir       string         // seed pieces, task index, identity
-	P2PListen     string         // the seed's libp2p address
-	UploadRate    int64          // the seed's upload cap in bytes/s; 0 = none
-	Secret        string         // cluster secret: libp2p private network and API membership; empty = open
-	AdminToken    string         // bearer token for admin views; empty = loopback clients only
-	TLSCert       string         // PEM certificate (chain) of the API; with TLSKey it serves https
-	TLSKey        string         // PEM private key of TLSCert
-	Allow         []netip.Prefix // origins allowed despite the SSRF policy
-	Deny          []netip.Prefix
-	QueryFilter   []string // URL query parameters that do not change a task
+	DataDir       string // seed pieces, task index, identity
+	P2PListen     string // the seed's libp2p address (library default: loopback, any port; the command's: 0.0.0.0:8003)
+	// AdvertiseAddrs are the multiaddrs the seed is handed out at instead of its listen
+	// addresses (NAT, a container's published port). Empty: the listen addresses.
+	AdvertiseAddrs []string
+	UploadRate     int64          // the seed's upload cap in bytes/s; 0 = none
+	Secret         string         // cluster secret: libp2p private network and API membership; empty = open
+	AdminToken     string         // bearer token for admin views; empty = loopback clients only
+	TLSCert        string         // PEM certificate (chain) of the API; with TLSKey it serves https
+	TLSKey         string         // PEM private key of TLSCert
+	Allow          []netip.Prefix // origins allowed despite the SSRF policy
+	Deny           []netip.Prefix
+	QueryFilter    []string // URL query parameters that do not change a task
 	// RegistryInsecure lists the registries (host[:port]) a preheat job reaches over plain HTTP.
 	RegistryInsecure []string
 	// PeerTTL is how long a peer that neither syncs nor heartbeats stays scheduled.
@@ -61,6 +64,10 @@ type GCConfig struct {
 
 // DefaultSpoolMax is Config.SpoolMax's default.
 const DefaultSpoolMax = 10 << 30
+
+// DefaultP2PListen is the supernode command's --p2p-listen: every interface, a fixed port next
+// to the API's 8002 that firewalls can open.
+const DefaultP2PListen = "/ip4/0.0.0.0/tcp/8003"
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {

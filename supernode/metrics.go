@@ -30,6 +30,9 @@ type metrics struct {
 	preheatCreated    prometheus.Counter
 	preheatEnded      *prometheus.CounterVec // state: SUCCESS, FAILED
 	store             *storemetrics.Store    // the seed's disk use and garbage collection
+	// unreachableParents counts parents not handed to a child for want of an address it can
+	// reach (see addrs.go).
+	unreachableParents prometheus.Counter
 }
 
 // The call label of the scheduling metrics: which API call asked for the decision.
@@ -64,6 +67,8 @@ func newMetrics(s *Supernode) *metrics {
 			Help: "Time of one piece the seed fetched from the origin, until verified: the time since the previous piece of the same stream.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 		reported: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_reported_bytes_total",
 			Help: "Piece bytes peers reported receiving, by from: seed (this supernode's seed) or peer (another dfdaemon)."}, []string{"from"}),
+		unreachableParents: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_supernode_unreachable_parents_total",
+			Help: "Parents the scheduler chose but the supernode could not hand to a child: they announced only loopback or link-local addresses and the child called from another host (set the parent's --p2p-listen or --advertise-addrs)."}),
 		preheatCreated: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_supernode_preheat_jobs_created_total",
 			Help: "Preheat jobs accepted."}),
 		preheatEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_preheat_jobs_ended_total",
@@ -89,7 +94,7 @@ func newMetrics(s *Supernode) *metrics {
 		m.preheatEnded.WithLabelValues(string(st))
 	}
 	m.reg.MustRegister(m.registrations, m.originBytes, m.corruptReports, m.failureReports, m.seedPiecesDropped, m.decision,
-		m.decisions, m.seeds, m.seedPiece, m.reported, m.preheatCreated, m.preheatEnded,
+		m.decisions, m.seeds, m.seedPiece, m.reported, m.preheatCreated, m.preheatEnded, m.unreachableParents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&schedulerCollector{s: s}, &preheatCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_supernode_tasks", Help: "Tasks known."}, func() float64 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -58,13 +59,19 @@ type Supernode struct {
 	sched *scheduler.Scheduler
 	tasks map[digest.Digest]*task
 	peers map[string]*peerEntry
+	// seedWarned: the seed was logged as unreachable from another host (see offer).
+	seedWarned bool
 	// failed holds the tasks whose seed failed before storing anything, with when it failed:
 	// bounded (oldest forgotten first) and expired by the reap loop.
 	failed *simplelru.LRU[digest.Digest, time.Time]
 }
 
 type peerEntry struct {
-	info     snapi.Peer
+	info snapi.Peer
+	// host is the host the peer called from when it last announced its addresses (see
+	// callerHost), and warned whether it was logged as unreachable from other hosts.
+	host     netip.Addr
+	warned   bool
 	lastSeen time.Time
 	tasks    map[digest.Digest]bool
 	// For the status page: bytes received and sent as reported by the peer and its children,
@@ -86,7 +93,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	log = log.Named("supernode")
 	// The seed super-seeds: its upload is the scarcest in the cluster (see peer.ServerConfig).
 	life := lifecycle.New()
-	node, err := peer.OpenNode(peer.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Secret: cfg.Secret, UploadRate: cfg.UploadRate, SuperSeed: true, Log: log})
+	node, err := peer.OpenNode(peer.NodeConfig{DataDir: cfg.DataDir, Listen: cfg.P2PListen, Advertise: cfg.AdvertiseAddrs, Secret: cfg.Secret, UploadRate: cfg.UploadRate, SuperSeed: true, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +101,9 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("supernode: listen on %s: %w", cfg.Listen, err), life.Close())
+	}
+	if err := checkSeedReachable(ln.Addr(), peer.Addrs(node.Host)); err != nil {
+		return nil, errors.Join(err, ln.Close(), life.Close())
 	}
 	served := ln
 	if cfg.TLSCert != "" {
@@ -226,8 +236,9 @@ func (s *Supernode) seedInfo() scheduler.PeerInfo {
 	return scheduler.PeerInfo{ID: s.seedID(), UploadRate: float64(s.cfg.UploadRate), Seed: true}
 }
 
-// parents turns the scheduler's decision into addresses; the caller holds s.mu.
-func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
+// parents turns the scheduler's decision into the addresses child (the host the request came
+// from, see callerHost) can reach; the caller holds s.mu.
+func (s *Supernode) schedule(d scheduler.Decision, t *task, child netip.Addr) snapi.Schedule {
 	out := snapi.Schedule{BackToSource: d.BackToSource}
 	switch {
 	case t.err != nil && t.err.Code == apierr.CodeDigestMismatch:
@@ -237,11 +248,12 @@ func (s *Supernode) schedule(d scheduler.Decision, t *task) snapi.Schedule {
 	}
 	for _, id := range d.Parents {
 		if id == s.seedID() {
-			out.Parents = append(out.Parents, snapi.Peer{ID: string(id), Addrs: s.P2PAddrs(), UploadRate: s.cfg.UploadRate, Seed: true})
+			seed := snapi.Peer{ID: string(id), Addrs: s.P2PAddrs(), UploadRate: s.cfg.UploadRate, Seed: true}
+			out.Parents = s.offer(out.Parents, seed, selfHost, child, &s.seedWarned)
 			continue
 		}
 		if p, ok := s.peers[string(id)]; ok {
-			out.Parents = append(out.Parents, p.info)
+			out.Parents = s.offer(out.Parents, p.info, p.host, child, &p.warned)
 		}
 	}
 	return out

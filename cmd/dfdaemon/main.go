@@ -39,7 +39,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "supernode-ca", Usage: "PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
 			&cli.StringFlag{Name: "data-dir", Usage: "pieces, index and identity (required)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:65001", Usage: "local API address (port 0 picks a free port)"},
-			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "libp2p multiaddr"},
+			&cli.StringFlag{Name: "p2p-listen", Value: dfdaemon.DefaultP2PListen, Usage: "libp2p multiaddr peers on other hosts fetch pieces from (every interface by default)"},
+			&cli.StringSliceFlag{Name: "advertise-addrs", Usage: "multiaddrs announced to the supernodes and peers instead of the --p2p-listen addresses (NAT, a container's published port), e.g. /ip4/203.0.113.7/tcp/65002, comma-separated"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics, /healthz and /readyz, and nothing else, on this address (plain HTTP), e.g. :9101 for a Prometheus on another host; the local API serves them either way"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on uploads to all children in bytes/s, e.g. 50MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "download-rate", Usage: "cap on downloads from all parents in bytes/s, e.g. 50MB; empty = none"},
@@ -82,7 +83,7 @@ func run(c *cli.Context) error {
 	cfg := dfdaemon.Config{
 		Supernode: c.String("supernode"), SupernodeCA: c.String("supernode-ca"), DataDir: c.String("data-dir"), Listen: c.String("listen"),
 		MetricsListen: c.String("metrics-listen"),
-		P2PListen:     c.String("p2p-listen"), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
+		P2PListen:     c.String("p2p-listen"), AdvertiseAddrs: cliutil.List(c.StringSlice("advertise-addrs")), Secret: c.String("secret"), StallTimeout: c.Duration("stall-timeout"),
 		Heartbeat: c.Duration("heartbeat"), PreheatConcurrency: c.Int("preheat-concurrency"),
 		DHT: dfdaemon.DHTConfig{Disabled: !c.Bool("dht"), BootstrapPeers: cliutil.List(c.StringSlice("bootstrap-peers")), Reprovide: c.Duration("dht-reprovide")},
 	}

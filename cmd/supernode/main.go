@@ -35,7 +35,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8002", Usage: "HTTP API address (port 0 picks a free port)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics, /healthz and /readyz, and nothing else, on this address (plain HTTP even with TLS), e.g. :9102; the API serves them either way"},
 			&cli.StringFlag{Name: "data-dir", Usage: "seed pieces, task index, preheat jobs and identity (required)"},
-			&cli.StringFlag{Name: "p2p-listen", Value: "/ip4/127.0.0.1/tcp/0", Usage: "the seed's libp2p multiaddr"},
+			&cli.StringFlag{Name: "p2p-listen", Value: supernode.DefaultP2PListen, Usage: "the seed's libp2p multiaddr, which peers on other hosts fetch pieces from (every interface by default)"},
+			&cli.StringSliceFlag{Name: "advertise-addrs", Usage: "multiaddrs the seed is handed to peers at instead of the --p2p-listen addresses (NAT, a container's published port), e.g. /ip4/203.0.113.5/tcp/8003, comma-separated"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap on the seed's upload in bytes/s, e.g. 100MB (" + cliutil.Units + "); empty = none"},
 			&cli.StringFlag{Name: "secret", Usage: "cluster secret: only nodes holding it join the P2P network and the API (without one the cluster is open)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) for the API: serve https (with --tls-key)"},
@@ -76,7 +77,8 @@ func run(c *cli.Context) error {
 	}
 	cfg := supernode.Config{
 		Listen: c.String("listen"), MetricsListen: c.String("metrics-listen"), DataDir: c.String("data-dir"), P2PListen: c.String("p2p-listen"),
-		UploadRate: up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
+		AdvertiseAddrs: cliutil.List(c.StringSlice("advertise-addrs")),
+		UploadRate:     up, Secret: c.String("secret"), AdminToken: c.String("admin-token"), Allow: allow, Deny: deny,
 		TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), RegistryInsecure: cliutil.List(c.StringSlice("registry-insecure")),
 		GC: supernode.GCConfig{TTL: c.Duration("gc-ttl")},
 	}

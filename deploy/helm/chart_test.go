@@ -406,7 +406,9 @@ func TestDaemonsServeTheChart(t *testing.T) {
 				}
 				text, _ := configFile(t, r, w)
 				moved := map[string]string{
-					"listen": "127.0.0.1:0", "p2p-listen": "/ip4/127.0.0.1/tcp/0", "data-dir": t.TempDir(),
+					// p2p-listen on every interface, as the chart has it (a dfdaemon whose supernode is
+					// on another host refuses to announce loopback alone), any port.
+					"listen": "127.0.0.1:0", "p2p-listen": "/ip4/0.0.0.0/tcp/0", "data-dir": t.TempDir(),
 					"tls-cert": tlsFiles.Cert, "tls-key": tlsFiles.Key, "supernode-ca": tlsFiles.CA,
 				}
 				var lines []string

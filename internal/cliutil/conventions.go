@@ -178,7 +178,7 @@ func Multiaddr(s string) error {
 func DaemonChecks() map[string]Check {
 	m := LogChecks()
 	for k, v := range map[string]Check{
-		"listen": HostPort, "metrics-listen": HostPort, "p2p-listen": Multiaddr, "upload-rate": RateValue,
+		"listen": HostPort, "metrics-listen": HostPort, "p2p-listen": Multiaddr, "advertise-addrs": Multiaddr, "upload-rate": RateValue,
 		"gc-high": Size, "gc-low": Size, "allow-networks": Prefixes, "deny-networks": Prefixes,
 	} {
 		m[k] = v

@@ -10,8 +10,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -27,11 +29,15 @@ import (
 
 // HostConfig says how to build a peer's libp2p host.
 type HostConfig struct {
-	Listen  []string // multiaddrs, e.g. /ip4/127.0.0.1/tcp/0
-	KeyFile string   // the peer's identity, created on first start, so a restart keeps its ID
-	Secret  string   // optional cluster pre-shared key: only peers that know it can connect
-	Role    Role     // sizes the default limits
-	Limits  *Limits  // what remote peers may hold; nil = DefaultLimits(Role)
+	Listen []string // multiaddrs, e.g. /ip4/127.0.0.1/tcp/0
+	// Advertise replaces the listen addresses in what the host tells others (the supernode,
+	// identify, the DHT): the addresses peers reach it at behind NAT or a container's port
+	// mapping. Empty: the listen addresses (0.0.0.0 expanded to every interface's).
+	Advertise []string
+	KeyFile   string  // the peer's identity, created on first start, so a restart keeps its ID
+	Secret    string  // optional cluster pre-shared key: only peers that know it can connect
+	Role      Role    // sizes the default limits
+	Limits    *Limits // what remote peers may hold; nil = DefaultLimits(Role)
 }
 
 // NewHost starts a libp2p host: TCP, TLS first (measured faster here than Noise), yamux.
@@ -43,6 +49,10 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	listen := cfg.Listen
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	advertise, err := parseAddrs(cfg.Advertise)
+	if err != nil {
+		return nil, err
 	}
 	limits := DefaultLimits(cfg.Role)
 	if cfg.Limits != nil {
@@ -66,6 +76,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
+	}
+	if len(advertise) > 0 {
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return advertise }))
 	}
 	if cfg.Secret != "" {
 		sum := sha256.Sum256([]byte(cfg.Secret))
@@ -103,6 +116,55 @@ func AddrInfo(id string, addrs []string) (peer.AddrInfo, error) {
 		info.Addrs = append(info.Addrs, a)
 	}
 	return info, nil
+}
+
+// parseAddrs parses advertised multiaddrs; each must name an IP or DNS host and a TCP port.
+func parseAddrs(in []string) ([]ma.Multiaddr, error) {
+	var out []ma.Multiaddr
+	for _, s := range in {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("peer: advertised address %q is not a multiaddr: %w", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+			return nil, fmt.Errorf("peer: advertised address %q has no /tcp/PORT", s)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// HostLocal says whether a multiaddr can only be reached from the host that announced it: a
+// loopback or link-local IP, or /dns/localhost. Handing one to a peer on another host makes it
+// dial itself or nothing, stall, and go back to the origin.
+func HostLocal(addr string) bool {
+	a, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return false
+	}
+	for _, p := range []int{ma.P_IP4, ma.P_IP6} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			ip, err := netip.ParseAddr(v)
+			return err == nil && (ip.Unmap().IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified())
+		}
+	}
+	for _, p := range []int{ma.P_DNS, ma.P_DNS4, ma.P_DNS6} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			return v == "localhost" || strings.HasSuffix(v, ".localhost")
+		}
+	}
+	return false
+}
+
+// Routable returns the addresses of addrs that are not HostLocal.
+func Routable(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		if !HostLocal(a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func loadOrCreateKey(path string) (crypto.PrivKey, error) {

@@ -14,11 +14,12 @@ import (
 // NodeConfig is what any peer — a dfdaemon, or the supernode's seed — keeps on disk and
 // offers on the wire.
 type NodeConfig struct {
-	DataDir    string // pieces/ (store and index) and identity.key live here
-	Listen     string // libp2p multiaddr
-	Secret     string // cluster pre-shared key
-	UploadRate int64  // bytes/s to all children together; 0 = none
-	SuperSeed  bool   // see ServerConfig.SuperSeed
+	DataDir    string   // pieces/ (store and index) and identity.key live here
+	Listen     string   // libp2p multiaddr
+	Advertise  []string // see HostConfig.Advertise
+	Secret     string   // cluster pre-shared key
+	UploadRate int64    // bytes/s to all children together; 0 = none
+	SuperSeed  bool     // see ServerConfig.SuperSeed
 	Log        *zap.Logger
 }
 
@@ -42,7 +43,7 @@ func OpenNode(cfg NodeConfig) (*Node, error) {
 	if cfg.SuperSeed {
 		role = RoleSeed // only the supernode's seed super-seeds
 	}
-	h, err := NewHost(HostConfig{Listen: []string{cfg.Listen}, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret, Role: role})
+	h, err := NewHost(HostConfig{Listen: []string{cfg.Listen}, Advertise: cfg.Advertise, KeyFile: filepath.Join(cfg.DataDir, "identity.key"), Secret: cfg.Secret, Role: role})
 	if err != nil {
 		store.Close()
 		return nil, err

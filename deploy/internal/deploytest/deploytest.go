@@ -62,6 +62,7 @@ func Start(t testing.TB, name, bin string, args ...string) *daemon.Proc {
 // spec's env sets them.
 func StartEnv(t testing.TB, name, bin string, env []string, args ...string) *daemon.Proc {
 	t.Helper()
+	args = daemon.LoopbackP2P(args)
 	if len(env) > 0 {
 		// The fixture starts a path with arguments; env(1) puts the variables in between.
 		args = slices.Concat(env, []string{bin}, args)
