@@ -86,16 +86,11 @@ func TestDirectModeAppliesTheSSRFPolicy(t *testing.T) {
 		io.WriteString(w, "content")
 	}))
 	defer origin.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noDaemon := "http://" + l.Addr().String()
-	l.Close()
+	noDaemon := noDaemonURL(t)
 	dir := t.TempDir()
 	opts := dfget.Options{URL: origin.URL + "/file", Output: filepath.Join(dir, "out"), Daemon: noDaemon}
 
-	err = dfget.Run(context.Background(), opts)
+	err := dfget.Run(context.Background(), opts)
 	var e *dfget.Error
 	if !errors.As(err, &e) || e.Code != dfget.ExitOrigin || !errors.Is(err, netguard.ErrForbidden) || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("direct fetch of a loopback origin: %v; want exit %d, the SSRF policy naming loopback", err, dfget.ExitOrigin)
@@ -122,12 +117,7 @@ func TestOutputToAPipeWritesInPlace(t *testing.T) {
 		io.WriteString(w, "through the pipe")
 	}))
 	defer origin.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noDaemon := "http://" + l.Addr().String()
-	l.Close()
+	noDaemon := noDaemonURL(t)
 	fifo := filepath.Join(t.TempDir(), "pipe")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -157,4 +147,15 @@ func TestOutputToAPipeWritesInPlace(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(fifo), ".*dfget-*")); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}
+}
+
+// noDaemonURL is the URL of a local port nothing listens on: dfget finds no daemon there and
+// fetches from the origin itself.
+func noDaemonURL(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
 }
