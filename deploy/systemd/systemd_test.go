@@ -120,7 +120,7 @@ func TestUnitFlagsExist(t *testing.T) {
 // Each daemon's unit reads its config file, /etc/pouch/<daemon>.yaml; started as the unit
 // starts it, with the example config file and environment file (commented *_OPTS examples
 // included), the daemon accepts every key and value and comes up (only its addresses moved to
-// free loopback ports and its state directory to a temporary one, as flags, which win).
+// free ports and its state directory to a temporary one, as flags, which win).
 func TestExampleConfigsStart(t *testing.T) {
 	t.Parallel()
 	for unit, envFile := range units {
@@ -153,7 +153,8 @@ func TestExampleConfigsStart(t *testing.T) {
 			}
 			args = append(args, a)
 		}
-		args = append(args, "--listen=127.0.0.1:0", "--p2p-listen=/ip4/127.0.0.1/tcp/0")
+		// The example's supernode is on another host: libp2p on every interface, any free port.
+		args = append(args, "--listen=127.0.0.1:0", "--p2p-listen=/ip4/0.0.0.0/tcp/0")
 		deploytest.Start(t, bin, filepath.Join(binDir, bin), args...)
 	}
 }
