@@ -66,13 +66,15 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 		}
 	}
 	waitFor(t, "the seed fetches pieces 5-7", func() bool { return slices.Equal(s.seedHas(id), []int{5, 6, 7}) })
-	resp, err := ps.client("a").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("a").ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !resp.Task.SeedDone || len(resp.Task.Digests) != 8 {
-		t.Fatalf("after the takeover the peers learn %d digests (seedDone %v), want all 8", len(resp.Task.Digests), resp.Task.SeedDone)
-	}
+	// The seed publishes a piece's digest just after it is on disk: a peer's next syncs learn all.
+	var resp snapi.SyncResponse
+	waitFor(t, "the peers learn all 8 digests after the takeover", func() bool {
+		var err error
+		if resp, err = ps.client("a").Sync(ctx, snapi.SyncRequest{Task: id, Peer: ps.info("a").ID}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Task.SeedDone && len(resp.Task.Digests) == 8
+	})
 	for i, d := range resp.Task.Digests {
 		off, n := piece.Bounds(i, int64(len(data)), 1<<20)
 		if d != digest.FromBytes(data[off:off+n]) {
