@@ -109,12 +109,14 @@ func openPreheats(s *Supernode) (*preheats, error) {
 	return p, nil
 }
 
-// resume restarts the unfinished jobs found at start.
+// resume restarts the unfinished jobs found at start. It runs as one of the supernode's loops,
+// so the API may already have accepted jobs, which run from their creation: those are left
+// alone (a second run of one job would race the first).
 func (p *preheats) resume(context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, jr := range p.jobs {
-		if !jr.job.State.Final() {
+		if !jr.job.State.Final() && jr.ended == nil {
 			p.log.Info("resuming preheat job", zap.String("job", jr.job.ID), zap.String("state", string(jr.job.State)))
 			p.start(jr)
 		}

@@ -150,6 +150,33 @@ func TestPreheatPrivateRegistry(t *testing.T) {
 	}
 }
 
+// The resume loop restarts only the jobs found in the store at start. The API answers as soon
+// as the supernode serves, possibly before that loop has run: a job created then must not be
+// started a second time (two runs of one job raced each other).
+func TestResumeLeavesJobsCreatedSinceStart(t *testing.T) {
+	reg, img := pushedImage(t, registry.Options{}, 2, 1<<20, "", "")
+	s := start(t, imageConfig(reg))
+	j := createJob(t, s, snapi.PreheatRequest{URL: reg.Host + "/team/app:latest"})
+	run := func() chan struct{} {
+		s.preheat.mu.Lock()
+		defer s.preheat.mu.Unlock()
+		return s.preheat.jobs[j.ID].ended
+	}
+	first := run()
+	s.preheat.resume(context.Background()) // as if the loop ran only now
+	if run() != first {
+		t.Fatal("resume started a job the API had started already: two runs of one job")
+	}
+	if end := waitJob(t, s, j.ID, nil); end.State != snapi.StateSuccess {
+		t.Fatalf("the job: %s %q, want SUCCESS", end.State, end.Error)
+	}
+	for _, b := range img.Blobs() {
+		if got := reg.BlobBytes(b.Digest); got != int64(len(b.Data)) {
+			t.Errorf("registry sent %d bytes of %s, want %d", got, b.Digest, len(b.Data))
+		}
+	}
+}
+
 func TestPreheatRefusesBadInput(t *testing.T) {
 	reg, _ := pushedImage(t, registry.Options{}, 1, 1024, "", "")
 	s := start(t, Config{RegistryInsecure: []string{reg.Host}}) // loopback not allowed
