@@ -35,6 +35,9 @@ const (
 	flushInterval = 2 * time.Second
 	// bufSize is the streaming buffer of piece writes and Sum.
 	bufSize = 128 << 10
+	// writebackChunk is how many bytes of a piece being written accumulate before the
+	// store asks the kernel to start writing them to the disk (see startWriteback).
+	writebackChunk = 1 << 20
 )
 
 // Index layout: bucket "tasks" holds one bucket per task, named by the hex of
@@ -85,6 +88,9 @@ type Store struct {
 	created chan struct{} // closed at the next Create of a new task; nil until asked for
 
 	usage atomic.Int64 // sum of ContentLength of all tasks
+	// noWriteback is set when starting writeback early failed once (a file system without
+	// sync_file_range): it is then left to the fsync alone, as said in the log.
+	noWriteback atomic.Bool
 	dirty atomic.Bool  // some task has unflushed access time or digests
 
 	commits       chan *commitReq // to commitLoop, unbuffered
@@ -755,3 +761,15 @@ func (s *Store) flush() error {
 func pieceKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
 
 func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(unixNano)) }
+
+// startWriteback starts writing [off, off+n) of f to the disk early (see the function of the
+// same name); a failure is said once in the log and ends the early starts, never the write:
+// the fsync before a piece is recorded is what makes it durable.
+func (s *Store) startWriteback(f *os.File, off, n int64) {
+	if s.noWriteback.Load() {
+		return
+	}
+	if err := startWriteback(f, off, n); err != nil && !s.noWriteback.Swap(true) {
+		s.log.Warn("cannot start writeback of piece data early; pieces are written to the disk by the fsync alone", zap.Error(err))
+	}
+}
