@@ -91,7 +91,7 @@ type Store struct {
 	// noWriteback is set when starting writeback early failed once (a file system without
 	// sync_file_range): it is then left to the fsync alone, as said in the log.
 	noWriteback atomic.Bool
-	dirty atomic.Bool  // some task has unflushed access time or digests
+	dirty       atomic.Bool // some task has unflushed access time or digests
 
 	commits       chan *commitReq // to commitLoop, unbuffered
 	quit          chan struct{}   // closed by Close: stops commitLoop and flushLoop
