@@ -139,7 +139,7 @@ func Tiny(ctx context.Context, cfg TinyConfig) (TinyResult, error) {
 	// Each file is its own task: the task ID of a URL fetched without --digest is the URL's.
 	url := func(k int) string { return fmt.Sprintf("%s/tiny/%d", o.url, k) }
 	get := func(d *proc, u string) error {
-		if err := runDFGet(ctx, dfget, u, "-O", out, "--daemon", "http://"+d.HTTP, "--quiet"); err != nil {
+		if err := runCommand(ctx, dfget, u, "-O", out, "--daemon", "http://"+d.HTTP, "--quiet"); err != nil {
 			return err
 		}
 		got, err := os.ReadFile(out)
@@ -179,7 +179,7 @@ func Tiny(ctx context.Context, cfg TinyConfig) (TinyResult, error) {
 		res.Direct = append(res.Direct, ms(time.Since(start)))
 
 		start = time.Now()
-		if err := runDFGet(ctx, dfget, "--version"); err != nil {
+		if err := runCommand(ctx, dfget, "--version"); err != nil {
 			return res, err
 		}
 		res.Start = append(res.Start, ms(time.Since(start)))
@@ -202,13 +202,13 @@ func Tiny(ctx context.Context, cfg TinyConfig) (TinyResult, error) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// runDFGet runs dfget with args, its stderr in the error.
-func runDFGet(ctx context.Context, dfget string, args ...string) error {
-	cmd := exec.CommandContext(ctx, dfget, args...)
+// runCommand runs prog with args, its stderr in the error.
+func runCommand(ctx context.Context, prog string, args ...string) error {
+	cmd := exec.CommandContext(ctx, prog, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("dfget %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s %s: %w: %s", filepath.Base(prog), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
