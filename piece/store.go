@@ -763,13 +763,22 @@ func pieceKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i
 func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(unixNano)) }
 
 // startWriteback starts writing [off, off+n) of f to the disk early (see the function of the
-// same name); a failure is said once in the log and ends the early starts, never the write:
-// the fsync before a piece is recorded is what makes it durable.
+// same name). It never fails the write: the fsync before a piece is recorded is what makes it
+// durable, and reports the disk's own failures. A file system that does not support it is said
+// once in the log and ends the early starts for the store; a file closed meanwhile (its task
+// deleted) is the write's business; any other failure is logged and the next chunk tries again.
 func (s *Store) startWriteback(f *os.File, off, n int64) {
 	if s.noWriteback.Load() {
 		return
 	}
-	if err := startWriteback(f, off, n); err != nil && !s.noWriteback.Swap(true) {
-		s.log.Warn("cannot start writeback of piece data early; pieces are written to the disk by the fsync alone", zap.Error(err))
+	err := startWriteback(f, off, n)
+	switch {
+	case err == nil, errors.Is(err, os.ErrClosed):
+	case errors.Is(err, errors.ErrUnsupported):
+		if !s.noWriteback.Swap(true) {
+			s.log.Warn("this file system cannot start writeback early; pieces reach the disk with the fsync alone", zap.Error(err))
+		}
+	default:
+		s.log.Debug("starting writeback of piece data", zap.Int64("offset", off), zap.Error(err))
 	}
 }
