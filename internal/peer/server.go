@@ -304,9 +304,10 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	_ = st.SetWriteDeadline(time.Now().Add(2 * time.Minute))
 	defer st.SetWriteDeadline(time.Time{})
 	// The piece is read in large chunks straight into the buffer that is written, the frame
-	// header in front of the first: the bufio.Writer is empty, so it passes each write through
-	// to the stream without copying it.
-	out := s.cfg.Limiter.Writer(ctx, w)
+	// header in front of the first: the bufio.Writer is empty, so it passes each whole chunk
+	// through to the stream without copying it. The upload cap is waited for a chunk at a time
+	// (the limiter's burst holds one), not through its Writer, whose 64 KiB writes would split
+	// into yamux frames of 65,524 and 12 bytes again.
 	head, copied := piecePrefix, int64(0)
 	for copied < n {
 		k, err := sr.ReadAt(buf[head:min(int64(len(buf)), int64(head)+n-copied)], copied)
@@ -314,7 +315,11 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 			s.uploaded.Add(copied)
 			return fmt.Errorf("piece %d: read at %d: %w", i, copied, err)
 		}
-		if _, err := out.Write(buf[:head+k]); err != nil {
+		if err := s.cfg.Limiter.Wait(ctx, head+k); err != nil {
+			s.uploaded.Add(copied)
+			return err
+		}
+		if _, err := w.Write(buf[:head+k]); err != nil {
 			s.uploaded.Add(copied)
 			return err
 		}
