@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -79,11 +77,8 @@ func (f *fileWorkload) fetch(ctx context.Context, cfg Config, nn *netnsNet, i in
 	url := f.o.url + "/blob/" + strings.TrimPrefix(f.sum, "sha256:")[:16]
 	prog, args := nn.command(i, filepath.Join(cfg.BinDir, "dfget"), url, "-O", out,
 		"--daemon", "http://"+daemon.HTTP, "--digest", f.sum, "--quiet")
-	cmd := exec.CommandContext(ctx, prog, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	if err := runCommand(ctx, prog, args...); err != nil {
+		return err
 	}
 	// Check the copy independently of dfget's own check.
 	got, err := fileDigest(out)

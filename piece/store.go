@@ -35,6 +35,9 @@ const (
 	flushInterval = 2 * time.Second
 	// bufSize is the streaming buffer of piece writes and Sum.
 	bufSize = 128 << 10
+	// writebackChunk is how many bytes of a piece being written accumulate before the
+	// store asks the kernel to start writing them to the disk (see startWriteback).
+	writebackChunk = 1 << 20
 )
 
 // Index layout: bucket "tasks" holds one bucket per task, named by the hex of
@@ -85,7 +88,10 @@ type Store struct {
 	created chan struct{} // closed at the next Create of a new task; nil until asked for
 
 	usage atomic.Int64 // sum of ContentLength of all tasks
-	dirty atomic.Bool  // some task has unflushed access time or digests
+	// noWriteback is set when starting writeback early failed once (a file system without
+	// sync_file_range): it is then left to the fsync alone, as said in the log.
+	noWriteback atomic.Bool
+	dirty       atomic.Bool // some task has unflushed access time or digests
 
 	commits       chan *commitReq // to commitLoop, unbuffered
 	quit          chan struct{}   // closed by Close: stops commitLoop and flushLoop
@@ -755,3 +761,24 @@ func (s *Store) flush() error {
 func pieceKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
 
 func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(unixNano)) }
+
+// startWriteback starts writing [off, off+n) of f to the disk early (see the function of the
+// same name). It never fails the write: the fsync before a piece is recorded is what makes it
+// durable, and reports the disk's own failures. A file system that does not support it is said
+// once in the log and ends the early starts for the store; a file closed meanwhile (its task
+// deleted) is the write's business; any other failure is logged and the next chunk tries again.
+func (s *Store) startWriteback(f *os.File, off, n int64) {
+	if s.noWriteback.Load() {
+		return
+	}
+	err := startWriteback(f, off, n)
+	switch {
+	case err == nil, errors.Is(err, os.ErrClosed):
+	case errors.Is(err, errors.ErrUnsupported):
+		if !s.noWriteback.Swap(true) {
+			s.log.Warn("this file system cannot start writeback early; pieces reach the disk with the fsync alone", zap.Error(err))
+		}
+	default:
+		s.log.Debug("starting writeback of piece data", zap.Int64("offset", off), zap.Error(err))
+	}
+}

@@ -376,6 +376,7 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 	defer bufPool.Put(bp)
 	buf := *bp
 	h := sha256.New()
+	started := int64(0) // bytes of the piece whose writeback was started
 	for done := int64(0); done < n; {
 		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), n-done)])
 		if k > 0 {
@@ -384,6 +385,10 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 				return sum, fmt.Errorf("task %s at offset %d: write data: %w", t.id, off+done, t.ioErr(werr))
 			}
 			done += int64(k)
+			if done-started >= writebackChunk && !t.s.noSync {
+				t.s.startWriteback(t.f, off+started, done-started)
+				started = done
+			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -106,6 +106,19 @@ func app() *cli.App {
 				Action: preheatCmd,
 			},
 			{
+				Name:      "tiny",
+				Usage:     "time dfget of small files that a peer holds, end to end, next to a plain HTTP GET of each from the origin",
+				UsageText: "dfbench tiny [--size 1KiB] [--count 50] [--out DIR]",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "size", Value: "1KiB", Usage: "size of each file (" + cliutil.Units + ")"},
+					&cli.IntFlag{Name: "count", Value: 50, Usage: "files, each fetched and timed once"},
+					&cli.StringFlag{Name: "bin-dir", Usage: "where supernode, dfdaemon and dfget are (default: next to dfbench)"},
+					&cli.StringFlag{Name: "work-dir", Usage: "keep the daemons' data and logs here (default: a temporary directory, removed)"},
+					&cli.StringFlag{Name: "out", Usage: "directory for tiny.json"},
+				},
+				Action: tinyCmd,
+			},
+			{
 				Name:      "report",
 				Usage:     "put several runs in one table and one plot of completion time against N",
 				UsageText: "dfbench report [--out DIR] DIR...",
@@ -236,6 +249,31 @@ func preheatCmd(c *cli.Context) error {
 		fmt.Println("wrote", filepath.Join(dir, bench.PreheatFile))
 	}
 	return nil
+}
+
+func tinyCmd(c *cli.Context) error {
+	cfg := bench.TinyConfig{Count: c.Int("count"), WorkDir: c.String("work-dir")}
+	var err error
+	if cfg.BinDir, err = binDir(c); err != nil {
+		return err
+	}
+	if cfg.Size, err = cliutil.ParseBytes(c.String("size")); err != nil {
+		return fmt.Errorf("--size: %w", err)
+	}
+	res, err := bench.Tiny(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteTiny(os.Stdout, res); err != nil {
+		return err
+	}
+	if dir := c.String("out"); dir != "" {
+		if err := bench.WriteTinyDir(dir, res); err != nil {
+			return err
+		}
+		fmt.Println("wrote", filepath.Join(dir, bench.TinyFile))
+	}
+	return res.Check()
 }
 
 func simCmd(c *cli.Context) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -289,28 +288,59 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	}
 	task.Touch()
 	n := sr.Size()
-	var hdr [9]byte
-	hdr[0] = msgPiece
-	l := uint32(4 + n)
-	hdr[1], hdr[2], hdr[3], hdr[4] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
-	hdr[5], hdr[6], hdr[7], hdr[8] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
-	if _, err := w.Write(hdr[:]); err != nil {
+	// Whatever the writer holds (haves) goes first, so that every write below is whole frames
+	// of the muxer (see sendChunk).
+	if err := w.Flush(); err != nil {
 		return err
 	}
+	bp := sendBufs.Get().(*[]byte)
+	defer sendBufs.Put(bp)
+	buf := *bp
+	buf[0] = msgPiece
+	l := uint32(4 + n)
+	buf[1], buf[2], buf[3], buf[4] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+	buf[5], buf[6], buf[7], buf[8] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 	// A stalled child must not hold an upload slot forever.
 	_ = st.SetWriteDeadline(time.Now().Add(2 * time.Minute))
 	defer st.SetWriteDeadline(time.Time{})
-	copied, err := io.Copy(s.cfg.Limiter.Writer(ctx, w), sr)
+	// The piece is read in large chunks straight into the buffer that is written, the frame
+	// header in front of the first: the bufio.Writer is empty, so it passes each whole chunk
+	// through to the stream without copying it. The upload cap is waited for a chunk at a time
+	// (the limiter's burst holds one), not through its Writer, whose 64 KiB writes would split
+	// into yamux frames of 65,524 and 12 bytes again.
+	head, copied := piecePrefix, int64(0)
+	for copied < n {
+		k, err := sr.ReadAt(buf[head:min(int64(len(buf)), int64(head)+n-copied)], copied)
+		if k == 0 && err != nil {
+			s.uploaded.Add(copied)
+			return fmt.Errorf("piece %d: read at %d: %w", i, copied, err)
+		}
+		if err := s.cfg.Limiter.Wait(ctx, head+k); err != nil {
+			s.uploaded.Add(copied)
+			return err
+		}
+		if _, err := w.Write(buf[:head+k]); err != nil {
+			s.uploaded.Add(copied)
+			return err
+		}
+		copied += int64(k)
+		head = 0
+	}
 	s.uploaded.Add(copied)
-	if err != nil {
-		return err
-	}
-	if copied != n {
-		return fmt.Errorf("piece %d: sent %d of %d bytes", i, copied, n)
-	}
 	s.served.Add(1)
 	return w.Flush()
 }
+
+// piecePrefix is the piece frame's header: type, length, index.
+const piecePrefix = 9
+
+// sendChunk is how much of a piece is read and written at once: four whole yamux frames of
+// the default 64 KiB message size (12 bytes of header, the rest payload), each of which TLS
+// sends as exactly four full 16 KiB records. A 64 KiB write would leave a 12-byte frame behind
+// every full one, and with it a record and a system call on each end.
+const sendChunk = 4 * (64<<10 - 12)
+
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, sendChunk); return &b }}
 
 // waitTask returns the task a child asked for, waiting up to TaskWait for it to be created:
 // the supernode may name this peer as a parent a moment before the peer creates the task.
