@@ -84,7 +84,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	s.metrics.registrations.Inc()
 
 	s.mu.Lock()
-	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding))
+	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding), req.Want)
 	ready := t.ready
 	s.mu.Unlock()
 
@@ -183,7 +183,7 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 
 	// Long-poll: a peer that knows every published digest waits for the next one.
 	wait := min(time.Duration(req.WaitMillis)*time.Millisecond, s.cfg.SyncWaitMax)
-	if wait > 0 && req.DigestsFrom >= len(t.digests) && !t.allKnown() && t.err == nil {
+	if wait > 0 && req.DigestsFrom >= len(t.digests) && req.Ahead >= len(t.ahead()) && !t.allKnown() && t.err == nil {
 		changed := t.changed
 		s.mu.Unlock()
 		timer := time.NewTimer(wait)

@@ -202,6 +202,10 @@ func (s *Supernode) loadTasks() {
 		if info.Complete {
 			t.done = true
 			s.sched.Report(now, schedTask(t.id), s.seedID(), pt.PieceCount(), true)
+		} else {
+			// Left incomplete (a lazy read, or a seed the restart cut short): the next
+			// registration says whether the whole content is wanted (see wants).
+			t.lazy = &wantSet{}
 		}
 		s.extendDigests(t)
 		close(t.ready)
