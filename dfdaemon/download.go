@@ -536,11 +536,10 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 	if !detached {
 		// Tell the supernode at once that this peer is now a complete source.
 		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
-		_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
+		req := dl.syncRequest(0)
+		req.Idle = !req.Complete // a lazy read: the seed need not wait for this peer
+		_, _ = dl.client().Sync(sctx, req)
 		scancel()
-		if !dl.task.Complete() {
-			dl.leave() // a lazy read: the seed need not wait for this peer
-		}
 	}
 	return nil
 }

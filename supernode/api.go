@@ -127,6 +127,7 @@ func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterReq
 	p := s.touchPeer(req.Peer, host)
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
+	delete(t.idle, req.Peer.ID)
 	if req.Holding != nil && t.holdings != nil {
 		s.announce(t, req.Peer.ID, req.Holding)
 	}
@@ -179,6 +180,10 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 	if req.Complete && t.holdings != nil && !t.holdings.Complete(pid) {
 		t.holdings.SetComplete(pid)
 		t.notify() // a seed waiting for downloading peers may park
+	}
+	if req.Idle && !t.idle[req.Peer] {
+		t.idle[req.Peer] = true
+		t.notify() // likewise
 	}
 
 	// Long-poll: a peer that knows every published digest waits for the next one.

@@ -269,6 +269,7 @@ func (s *Supernode) leave(t *task, peerID string) {
 		return
 	}
 	delete(t.peers, peerID)
+	delete(t.idle, peerID)
 	s.sched.Leave(time.Now(), schedTask(t.id), scheduler.PeerID(peerID))
 	if p, ok := s.peers[peerID]; ok {
 		delete(p.tasks, t.id)

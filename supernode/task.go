@@ -54,6 +54,9 @@ type task struct {
 	// lazy, when set, is all the task's peers want of it (lazy reads, see wants): the seed
 	// fetches only the pieces that cover it. Nil: the whole content.
 	lazy *wantSet
+	// idle are the registered peers that hold all they want (snapi.SyncRequest.Idle): the
+	// seed does not wait for them.
+	idle map[string]bool
 	// refused: the seed refused the content for good (it passed the spool cap); registrations
 	// get that error at once until the task is forgotten, rather than each spooling it again.
 	refused bool
@@ -61,7 +64,7 @@ type task struct {
 
 func newTask(id digest.Digest, req snapi.TaskRequest) *task {
 	return &task{id: id, req: req, ready: make(chan struct{}), changed: make(chan struct{}), peers: map[string]bool{},
-		created: time.Now(), checking: map[int]bool{}}
+		created: time.Now(), checking: map[int]bool{}, idle: map[string]bool{}}
 }
 
 // notify wakes long-polling syncs; the caller holds the supernode's mutex.
@@ -338,7 +341,7 @@ func (s *Supernode) seedIdle(t *task) (<-chan struct{}, error) {
 // downloading says whether a peer registered for t still downloads it; the caller holds s.mu.
 func (s *Supernode) downloading(t *task) bool {
 	for p := range t.peers {
-		if t.holdings == nil || !t.holdings.Complete(scheduler.PeerID(p)) {
+		if !t.idle[p] && (t.holdings == nil || !t.holdings.Complete(scheduler.PeerID(p))) {
 			return true
 		}
 	}

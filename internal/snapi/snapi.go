@@ -215,6 +215,10 @@ type SyncRequest struct {
 	// Ahead is how many digests past DigestsFrom the peer knows (TaskInfo.Ahead): the long
 	// poll waits only while the supernode knows no more than that.
 	Ahead int `json:"ahead,omitempty"`
+	// Idle says that the peer holds all it wants of the task (a lazy read) and fetches
+	// nothing more: it stays a parent for the pieces it holds, and the seed need not wait for
+	// it. Its next registration makes it a downloader again.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // SyncResponse carries new piece digests and the current schedule.
