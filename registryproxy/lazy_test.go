@@ -62,6 +62,15 @@ func TestLazyRange(t *testing.T) {
 		t.Errorf("the second node's read reached the origin: %d bytes in all, want %d", got, covering+1)
 	}
 
+	// A bounded range past the end: 416, as for a blob read whole, and nothing fetched.
+	r = do(t, http.MethodGet, c.url(1, path), http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", size+10, size+20)}})
+	if r.status != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("bounded range past the end: %d", r.status)
+	}
+	if got := c.origin.BlobBytes(layer.Digest); got != covering+1 {
+		t.Errorf("a range past the end reached the origin: %d bytes in all, want %d", got, covering+1)
+	}
+
 	// The whole blob: verified, and the origin sends only what it had not sent.
 	r = do(t, http.MethodGet, c.url(0, path), nil)
 	if r.status != http.StatusOK || digest.FromBytes(r.body) != layer.Digest {
@@ -73,7 +82,7 @@ func TestLazyRange(t *testing.T) {
 		t.Errorf("origin sent %d bytes in all for a blob of %d, want %d", got, size, size+1)
 	}
 
-	// A range past the end is still refused.
+	// An open range past the end is still refused.
 	r = do(t, http.MethodGet, c.url(1, path), http.Header{"Range": {fmt.Sprintf("bytes=%d-", size)}})
 	if r.status != http.StatusRequestedRangeNotSatisfiable {
 		t.Errorf("range past the end: %d", r.status)
