@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +87,36 @@ func TestLazyRange(t *testing.T) {
 	r = do(t, http.MethodGet, c.url(1, path), http.Header{"Range": {fmt.Sprintf("bytes=%d-", size)}})
 	if r.status != http.StatusRequestedRangeNotSatisfiable {
 		t.Errorf("range past the end: %d", r.status)
+	}
+}
+
+// TestLazyRangeBesideFullGET sends a Range and a full GET of an uncached blob to one node at
+// once: whichever download starts first, both answers are right, and the origin sends the blob
+// once (plus the probe byte when the lazy read came first).
+func TestLazyRangeBesideFullGET(t *testing.T) {
+	c := startCluster(t, 1, registry.Options{})
+	img := pushImage(t, c.origin.URL, 1, 8<<20, "demo/lazy", "", "")
+	layer := img.Layers[0]
+	size := int64(len(layer.Data))
+	path := "/v2/demo/lazy/blobs/" + layer.Digest.String()
+	var ranged, full response
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ranged = do(t, http.MethodGet, c.url(0, path), http.Header{"Range": {"bytes=3000000-3000099"}})
+	}()
+	go func() { defer wg.Done(); full = do(t, http.MethodGet, c.url(0, path), nil) }()
+	wg.Wait()
+	if ranged.status != http.StatusPartialContent || !bytes.Equal(ranged.body, layer.Data[3000000:3000100]) {
+		t.Errorf("range: %d, %d bytes", ranged.status, len(ranged.body))
+	}
+	if full.status != http.StatusOK || digest.FromBytes(full.body) != layer.Digest {
+		t.Errorf("full GET: %d, %d bytes", full.status, len(full.body))
+	}
+	wait.Until(t, 30*time.Second, "the seed to complete", func() bool { return c.seeds(t, "success") >= 1 })
+	wait.Until(t, 10*time.Second, "the origin's count", func() bool { return c.origin.BlobBytes(layer.Digest) >= size })
+	if got := c.origin.BlobBytes(layer.Digest); got > size+1 {
+		t.Errorf("origin sent %d bytes for a blob of %d", got, size)
 	}
 }
