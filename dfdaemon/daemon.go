@@ -185,7 +185,7 @@ func (d *Daemon) download(ctx context.Context, req Request, gated bool) (*Downlo
 	if err != nil {
 		return nil, &Error{Kind: ErrBadRequest, Msg: err.Error()}
 	}
-	x, err := d.join(key, req, reqid.From(ctx))
+	x, err := d.joinCovering(ctx, key, req, reqid.From(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -225,21 +225,48 @@ func wait(ctx context.Context, stage <-chan struct{}, dl *download) error {
 	return nil
 }
 
+// joinCovering is join for a request whose download fetches what it reads: a lazy download
+// (Request.Want) that does not cover req is waited for first; it ends once its few pieces are
+// held, and a download for req then starts and resumes from them.
+func (d *Daemon) joinCovering(ctx context.Context, key digest.Digest, req Request, id string) (*Download, error) {
+	for {
+		x, busy, err := d.join(key, req, id)
+		if busy == nil {
+			return x, err
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // join returns a handle on the download of key, starting it with req when none runs. The
 // download's log lines carry the request ID of the request that started it (a new one for the
-// daemon's own, such as a preheat); a request joining it is logged with both.
-func (d *Daemon) join(key digest.Digest, req Request, id string) (*Download, error) {
+// daemon's own, such as a preheat); a request joining it is logged with both. A running lazy
+// download that does not cover req is not joined: busy is its end to wait for. One that ended
+// is replaced.
+func (d *Daemon) join(key digest.Digest, req Request, id string) (x *Download, busy <-chan struct{}, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if id == "" {
 		id = reqid.New()
 	}
 	dl, ok := d.downloads[key]
+	if ok && !dl.covers(req.Want) {
+		select {
+		case <-dl.done:
+			ok = false
+		default:
+			return nil, dl.done, nil
+		}
+	}
 	if ok {
 		dl.log.Debug("another request joins the download", zap.String("joining", id))
 	} else {
 		dl = &download{
-			d: d, key: key, req: req, log: d.log.With(zap.String("task", key.String()), zap.String("peer", d.PeerID()), zap.String("request", id)),
+			d: d, key: key, want: req.Want, req: req, log: d.log.With(zap.String("task", key.String()), zap.String("peer", d.PeerID()), zap.String("request", id)),
 			ready: make(chan struct{}), created: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 			authorized: make(chan struct{}), released: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
@@ -256,14 +283,14 @@ func (d *Daemon) join(key digest.Digest, req Request, id string) (*Download, err
 			d.mu.Unlock()
 		})
 		if !started {
-			return nil, fmt.Errorf("dfdaemon: download %s: %w", taskid.Redact(req.URL, d.cfg.QueryFilter), lifecycle.ErrClosed)
+			return nil, nil, fmt.Errorf("dfdaemon: download %s: %w", taskid.Redact(req.URL, d.cfg.QueryFilter), lifecycle.ErrClosed)
 		}
 		d.downloads[key] = dl
 		d.metrics.downloads.Inc()
 	}
 	d.inUse[key]++
 	dl.holders++
-	return &Download{d: d, dl: dl}, nil
+	return &Download{d: d, dl: dl}, nil, nil
 }
 
 // forget drops a download that nobody holds any more and nobody was authorized for, so that

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/httprange"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
@@ -31,6 +32,9 @@ type Request struct {
 	Header http.Header   // sent to the origin (by the seed, or by this daemon going back to source)
 	Digest digest.Digest // expected content digest; makes the task digest-based
 	Tag    string
+	// Want, when set, is the only part of the content the request reads: the download fetches
+	// just the pieces that cover it (a lazy read, see lazy.go). Nil: the whole content.
+	Want *httprange.Range
 }
 
 // download is one task being fetched by this daemon, shared by every concurrent request for it.
@@ -81,6 +85,9 @@ type download struct {
 	detached  bool
 	holderIDs []peer.ID
 	rescued   bool // holders were looked for once the supernodes stopped answering midway
+
+	// want is the starter's Request.Want, fixed for the download's life (lazy.go).
+	want *httprange.Range
 }
 
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
@@ -146,7 +153,7 @@ func (dl *download) register(ctx context.Context) (snapi.RegisterResponse, error
 	r := dl.request()
 	req := snapi.RegisterRequest{
 		Task: snapi.TaskRequest{URL: r.URL, Header: r.Header, Digest: r.Digest, Tag: r.Tag},
-		Peer: dl.d.self(),
+		Peer: dl.d.self(), Want: dl.wantSpan(),
 	}
 	req.Have, req.Holding = dl.holding()
 	var err error
@@ -215,6 +222,8 @@ func (dl *download) run(ctx context.Context) {
 	if errors.Is(err, errUnclaimed) {
 		dl.log.Debug("every requester was refused: nothing fetched")
 		dl.leave()
+	} else if err == nil && !dl.task.Complete() {
+		dl.log.Info("lazy read: the wanted pieces are held", zap.Int64("fromPeers", dl.fromPeers.Load()), zap.Int64("fromOrigin", dl.fromOrigin.Load()))
 	} else if err != nil {
 		err = classify(err)
 		if errors.Is(err, ErrDiskFull) {
@@ -242,8 +251,8 @@ func (dl *download) run(ctx context.Context) {
 // verify checks the whole content against the requested digest.
 func (dl *download) verify() error {
 	want := dl.request().Digest
-	if want == "" {
-		return nil
+	if want == "" || !dl.task.Complete() {
+		return nil // a lazy read: its pieces were verified one by one
 	}
 	got, err := dl.task.Sum()
 	if err != nil {
@@ -403,6 +412,7 @@ func (dl *download) applyTask(info snapi.TaskInfo) {
 			dl.log.Warn("cannot record a piece digest", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
 		}
 	}
+	dl.applyAhead(info.Ahead)
 	dl.mu.Lock()
 	dl.seedDone = info.SeedDone
 	dl.mu.Unlock()
@@ -417,7 +427,7 @@ func (dl *download) backToSource(ctx context.Context, t *piece.Task) error {
 
 func (dl *download) fillFromOrigin(ctx context.Context, t *piece.Task) error {
 	req, filter := dl.request(), dl.d.cfg.QueryFilter
-	o := source.Origin{Client: dl.d.origin, URL: req.URL, Header: req.Header, Limiter: dl.d.downLimit, Filter: filter}
+	o := source.Origin{Client: dl.d.origin, URL: req.URL, Header: req.Header, Limiter: dl.d.downLimit, Filter: filter, Skip: dl.unwanted()}
 	shown := taskid.Redact(req.URL, filter)
 	private := taskid.Credentialed(req.URL, req.Header, filter)
 	var first *http.Response
@@ -491,7 +501,7 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	for !dl.task.Complete() {
+	for !dl.satisfied() {
 		dl.mu.Lock()
 		dl.pump(time.Now())
 		why := dl.stuck(time.Now())
@@ -526,7 +536,9 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 	if !detached {
 		// Tell the supernode at once that this peer is now a complete source.
 		sctx, scancel := context.WithTimeout(parent, 5*time.Second)
-		_, _ = dl.client().Sync(sctx, dl.syncRequest(0))
+		req := dl.syncRequest(0)
+		req.Idle = !req.Complete // a lazy read: the seed need not wait for this peer
+		_, _ = dl.client().Sync(sctx, req)
 		scancel()
 	}
 	return nil
@@ -626,7 +638,7 @@ func (dl *download) receivingFrom(id peer.ID) bool {
 
 // usable says whether piece i can be requested from p now; the caller holds dl.mu.
 func (dl *download) usable(i int, p *parentState) bool {
-	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != ""
+	return dl.inflight[i] == nil && p.bf.Has(i) && !dl.task.Has(i) && dl.task.Digest(i) != "" && dl.wanted(i)
 }
 
 // pick chooses the next piece to request from p (picker.Pick: the reader's next pieces, then
@@ -900,7 +912,7 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 	}
 	req := snapi.SyncRequest{
 		Task: dl.task.Meta().ID, Peer: dl.d.host.ID().String(), Have: dl.task.Bitfield().Count(),
-		Complete: dl.task.Complete(), DigestsFrom: known, Failures: dl.failures, Transfers: dl.transfers, WaitMillis: wait,
+		Complete: dl.task.Complete(), DigestsFrom: known, Ahead: dl.ahead(known), Failures: dl.failures, Transfers: dl.transfers, WaitMillis: wait,
 	}
 	dl.failures, dl.transfers = nil, nil
 	return req

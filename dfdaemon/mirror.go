@@ -33,7 +33,7 @@ type mirrorBlobs struct{ d *Daemon }
 var _ registryproxy.Blobs = mirrorBlobs{}
 
 func (m mirrorBlobs) Fetch(ctx context.Context, req registryproxy.BlobRequest) (registryproxy.Blob, error) {
-	x, err := m.d.Download(ctx, Request{URL: req.URL, Header: req.Header, Digest: req.Digest})
+	x, err := m.d.Download(ctx, Request{URL: req.URL, Header: req.Header, Digest: req.Digest, Want: req.Want})
 	if err != nil {
 		var e *Error
 		switch {

@@ -105,6 +105,9 @@ func (r *reader) Read(p []byte) (int, error) {
 			if r.dl.err != nil {
 				return 0, r.dl.err
 			}
+			if !t.Has(i) {
+				return 0, fmt.Errorf("%w: piece %d of %s", errNotFetched, i, t.Meta().ID)
+			}
 		case <-r.ctx.Done():
 			return 0, r.ctx.Err()
 		}

@@ -48,7 +48,11 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, 
 		hdr = http.Header{"Authorization": {auth}}
 	}
 	s := &blobStream{p: p, w: w, r: r, up: up, repo: repo, dg: dg, url: blobURL, auth: auth, size: -1}
-	b, err := p.fetchP2P(ctx, BlobRequest{URL: blobURL, Header: hdr, Digest: dg})
+	breq := BlobRequest{URL: blobURL, Header: hdr, Digest: dg}
+	if want, ok := httprange.Bounded(r.Header.Get("Range")); ok {
+		breq.Want = &want
+	}
+	b, err := p.fetchP2P(ctx, breq)
 	if err != nil {
 		var se *StatusError
 		switch {

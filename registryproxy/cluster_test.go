@@ -33,6 +33,7 @@ const accept = ocispec.MediaTypeImageManifest + ", " + ocispec.MediaTypeImageInd
 // cluster is a supernode, n daemons with the mirror mounted, and an origin registry.
 type cluster struct {
 	origin  *registry.Registry
+	sn      *supernode.Supernode
 	daemons []*dfdaemon.Daemon
 }
 
@@ -44,14 +45,14 @@ func startCluster(t *testing.T, n int, opts registry.Options) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, log)
+	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); sn.Run(ctx) }()
-	c := &cluster{origin: origin}
+	c := &cluster{origin: origin, sn: sn}
 	for range n {
 		d, err := dfdaemon.New(dfdaemon.Config{Supernode: sn.URL(), Listen: "127.0.0.1:0", DataDir: t.TempDir(), Allow: loopback}, log)
 		if err != nil {

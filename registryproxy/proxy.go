@@ -14,6 +14,7 @@ package registryproxy
 import (
 	"context"
 	"fmt"
+	"github.com/pouch-p2p/pouch/internal/httprange"
 	"github.com/pouch-p2p/pouch/internal/httpx"
 	"io"
 	"net/http"
@@ -53,6 +54,10 @@ type BlobRequest struct {
 	URL    string
 	Header http.Header
 	Digest digest.Digest
+	// Want, when set, is all the client reads of the blob (a Range request with both ends, as
+	// lazy-pulling snapshotters send): only the pieces that cover it need fetching. Nil: the
+	// whole blob.
+	Want *httprange.Range
 }
 
 // Blob is a running or finished download.

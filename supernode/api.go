@@ -84,7 +84,7 @@ func (s *Supernode) handleRegister(w http.ResponseWriter, r *http.Request, req *
 	s.metrics.registrations.Inc()
 
 	s.mu.Lock()
-	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding))
+	t := s.taskFor(id, req.Task, s.announcesMore(id, req.Holding), req.Want)
 	ready := t.ready
 	s.mu.Unlock()
 
@@ -127,6 +127,7 @@ func (s *Supernode) registered(id digest.Digest, t *task, req *snapi.RegisterReq
 	p := s.touchPeer(req.Peer, host)
 	p.tasks[id] = true
 	t.peers[req.Peer.ID] = true
+	delete(t.idle, req.Peer.ID)
 	if req.Holding != nil && t.holdings != nil {
 		s.announce(t, req.Peer.ID, req.Holding)
 	}
@@ -180,10 +181,14 @@ func (s *Supernode) handleSync(w http.ResponseWriter, r *http.Request, req *snap
 		t.holdings.SetComplete(pid)
 		t.notify() // a seed waiting for downloading peers may park
 	}
+	if req.Idle && !t.idle[req.Peer] {
+		t.idle[req.Peer] = true
+		t.notify() // likewise
+	}
 
 	// Long-poll: a peer that knows every published digest waits for the next one.
 	wait := min(time.Duration(req.WaitMillis)*time.Millisecond, s.cfg.SyncWaitMax)
-	if wait > 0 && req.DigestsFrom >= len(t.digests) && !t.allKnown() && t.err == nil {
+	if wait > 0 && req.DigestsFrom >= len(t.digests) && req.Ahead >= len(t.ahead()) && !t.allKnown() && t.err == nil {
 		changed := t.changed
 		s.mu.Unlock()
 		timer := time.NewTimer(wait)

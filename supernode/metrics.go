@@ -1,6 +1,7 @@
 package supernode
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ type metrics struct {
 	seedPiecesDropped prometheus.Counter
 	decision          *prometheus.HistogramVec // call: register, sync
 	decisions         *prometheus.CounterVec   // call, outcome
-	seeds             *prometheus.CounterVec   // result: success, failed
+	seeds             *prometheus.CounterVec   // result: success, failed, parked
 	seedPiece         prometheus.Histogram
 	reported          *prometheus.CounterVec // from: seed, peer
 	preheatCreated    prometheus.Counter
@@ -62,7 +63,7 @@ func newMetrics(s *Supernode) *metrics {
 			Help: "Scheduling decisions, by call (register, sync) and outcome: parents (the peer got parents), back_to_source (it must fetch from the origin), none (no parent yet, or a complete peer)."},
 			[]string{"call", "outcome"}),
 		seeds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_seeds_total",
-			Help: "Seed fetches from the origin that ended, by result (success, failed)."}, []string{"result"}),
+			Help: "Seed fetches from the origin that ended, by result (success, failed, parked: it fetched what was wanted, and the peers hold or want nothing more of it for now)."}, []string{"result"}),
 		seedPiece: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pouch_supernode_seed_piece_seconds",
 			Help: "Time of one piece the seed fetched from the origin, until verified: the time since the previous piece of the same stream.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 		reported: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_supernode_reported_bytes_total",
@@ -80,7 +81,7 @@ func newMetrics(s *Supernode) *metrics {
 			m.decisions.WithLabelValues(call, o)
 		}
 	}
-	for _, r := range []string{"success", "failed"} {
+	for _, r := range []string{"success", "failed", "parked"} {
 		m.seeds.WithLabelValues(r)
 	}
 	for reason := range failureReasons {
@@ -145,7 +146,10 @@ func (m *metrics) decided(call string, start time.Time, d scheduler.Decision) {
 // seedEnded counts one seed fetch that ended.
 func (m *metrics) seedEnded(err error) {
 	result := "success"
-	if err != nil {
+	switch {
+	case errors.Is(err, errParked):
+		result = "parked"
+	case err != nil:
 		result = "failed"
 	}
 	m.seeds.WithLabelValues(result).Inc()

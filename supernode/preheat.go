@@ -543,7 +543,7 @@ func (s *Supernode) warmSeed(ctx context.Context, req snapi.TaskRequest) (int64,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.taskFor(id, req, false)
+	t := s.taskFor(id, req, false, nil)
 	if !t.wantAll {
 		// The seed must hold every piece, not only what peers lack: wake it if it waits.
 		t.wantAll = true

@@ -202,6 +202,10 @@ func (s *Supernode) loadTasks() {
 		if info.Complete {
 			t.done = true
 			s.sched.Report(now, schedTask(t.id), s.seedID(), pt.PieceCount(), true)
+		} else {
+			// Left incomplete (a lazy read, or a seed the restart cut short): the next
+			// registration says whether the whole content is wanted (see wants).
+			t.lazy = &wantSet{}
 		}
 		s.extendDigests(t)
 		close(t.ready)
@@ -265,6 +269,7 @@ func (s *Supernode) leave(t *task, peerID string) {
 		return
 	}
 	delete(t.peers, peerID)
+	delete(t.idle, peerID)
 	s.sched.Leave(time.Now(), schedTask(t.id), scheduler.PeerID(peerID))
 	if p, ok := s.peers[peerID]; ok {
 		delete(p.tasks, t.id)

@@ -51,6 +51,12 @@ type task struct {
 	grace bool
 	// wantAll: a preheat needs the seed to hold every piece, so it skips none.
 	wantAll bool
+	// lazy, when set, is all the task's peers want of it (lazy reads, see wants): the seed
+	// fetches only the pieces that cover it. Nil: the whole content.
+	lazy *wantSet
+	// idle are the registered peers that hold all they want (snapi.SyncRequest.Idle): the
+	// seed does not wait for them.
+	idle map[string]bool
 	// refused: the seed refused the content for good (it passed the spool cap); registrations
 	// get that error at once until the task is forgotten, rather than each spooling it again.
 	refused bool
@@ -58,7 +64,7 @@ type task struct {
 
 func newTask(id digest.Digest, req snapi.TaskRequest) *task {
 	return &task{id: id, req: req, ready: make(chan struct{}), changed: make(chan struct{}), peers: map[string]bool{},
-		created: time.Now(), checking: map[int]bool{}}
+		created: time.Now(), checking: map[int]bool{}, idle: map[string]bool{}}
 }
 
 // notify wakes long-polling syncs; the caller holds the supernode's mutex.
@@ -71,7 +77,7 @@ func (t *task) info(from int) snapi.TaskInfo {
 	from = min(max(from, 0), len(t.digests))
 	return snapi.TaskInfo{
 		ID: t.id, ContentLength: t.meta.ContentLength, PieceSize: t.meta.PieceSize, Digest: t.meta.Digest,
-		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, SeedDone: t.allKnown(),
+		Digests: append([]digest.Digest(nil), t.digests[from:]...), DigestsFrom: from, Ahead: t.ahead(), SeedDone: t.allKnown(),
 		Access: string(t.meta.Access), Origin: t.meta.Origin,
 	}
 }
@@ -81,13 +87,18 @@ func (t *task) allKnown() bool { return t.ptask != nil && len(t.digests) == t.pt
 
 // taskFor returns task id, created from req if it is new, with its seed started unless it is
 // running or done (a failed seed is retried with req). announced says that the registration
-// announces held pieces. The caller holds s.mu.
-func (s *Supernode) taskFor(id digest.Digest, req snapi.TaskRequest, announced bool) *task {
+// announces held pieces; want is the part of the content it wants (nil: all of it). The caller
+// holds s.mu.
+func (s *Supernode) taskFor(id digest.Digest, req snapi.TaskRequest, announced bool, want *snapi.Span) *task {
 	t, ok := s.tasks[id]
 	if !ok {
 		t = newTask(id, req)
+		if want != nil {
+			t.lazy = &wantSet{}
+		}
 		s.tasks[id] = t
 	}
+	s.wants(t, want)
 	s.startSeed(t, req, announced)
 	return t
 }
@@ -129,7 +140,7 @@ func (s *Supernode) seedEnded(t *task, err error) {
 	t.running = false
 	t.req.Header = nil
 	if errors.Is(err, errParked) {
-		s.log.Info("seed parked: the peers hold the rest, and none is downloading; the next registration resumes it",
+		s.log.Info("seed parked: the peers hold the rest or nobody wants it, and none is downloading; the next registration resumes it",
 			zapTask(t.id), zap.Int("have", t.ptask.Bitfield().Count()), zap.Int("of", t.ptask.PieceCount()))
 		err = nil
 	}
@@ -168,7 +179,7 @@ func (s *Supernode) forgetFailed(id digest.Digest, _ time.Time) {
 // and parks (errParked) once none does.
 func (s *Supernode) seed(ctx context.Context, t *task) error {
 	s.mu.Lock()
-	req, grace := t.req, t.grace
+	req, grace, lazy := t.req, t.grace, t.lazy != nil
 	s.mu.Unlock()
 	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter,
 		Skip: func(i int) bool { return s.seedSkips(t, i) }}
@@ -179,9 +190,10 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	if errors.Is(err, piece.ErrNotFound) {
 		// Peers that announce what they hold are taking the task over from a supernode that
 		// died: ask the origin for one byte, which says the length, and fetch nothing more
-		// until they have announced.
+		// until they have announced. A lazy read asks for one byte too: the pieces it wants
+		// are known once the length is, and Fill asks for them.
 		end := int64(-1)
-		if grace {
+		if grace || lazy {
 			end = 0
 		}
 		resp, err := origin.Get(ctx, 0, end)
@@ -301,23 +313,22 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 // it keeps no goroutine or credentials for them. The next registration resumes it.
 var errParked = errors.New("seed parked")
 
-// seedSkips says whether the seed need not fetch piece i from the origin: a live peer holds it
-// with its trusted digest, and no preheat needs the seed to hold it.
+// seedSkips is skips for the seed's Fill, which does not hold s.mu.
 func (s *Supernode) seedSkips(t *task, i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !t.wantAll && t.holdings != nil && t.holdings.Covered(i)
+	return s.skips(t, i)
 }
 
-// seedIdle decides what a seed does when every piece it lacks is held by a live peer: fill
-// again at once (nil, nil: a piece was left uncovered meanwhile), wait for the next change of
-// the task (a holder leaving or reported, a preheat, a peer completing), or park when no peer
-// downloads the task any more.
+// seedIdle decides what a seed does when every piece it lacks is held by a live peer or wanted
+// by none: fill again at once (nil, nil: a piece was left uncovered, or wanted, meanwhile),
+// wait for the next change of the task (a holder leaving or reported, a preheat, a peer
+// completing, a lazy read wanting more), or park when no peer downloads the task any more.
 func (s *Supernode) seedIdle(t *task) (<-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range t.ptask.PieceCount() {
-		if !t.ptask.Has(i) && (t.wantAll || !t.holdings.Covered(i)) {
+		if !t.ptask.Has(i) && !s.skips(t, i) {
 			return nil, nil
 		}
 	}
@@ -330,7 +341,7 @@ func (s *Supernode) seedIdle(t *task) (<-chan struct{}, error) {
 // downloading says whether a peer registered for t still downloads it; the caller holds s.mu.
 func (s *Supernode) downloading(t *task) bool {
 	for p := range t.peers {
-		if t.holdings == nil || !t.holdings.Complete(scheduler.PeerID(p)) {
+		if !t.idle[p] && (t.holdings == nil || !t.holdings.Complete(scheduler.PeerID(p))) {
 			return true
 		}
 	}
@@ -410,9 +421,9 @@ func (s *Supernode) publishDigest(t *task, i int, d digest.Digest) {
 	if i < len(t.digests) {
 		t.digests[i] = d // it may replace an adopted digest
 	}
-	if s.extendDigests(t) {
-		t.notify()
-	}
+	s.extendDigests(t)
+	t.notify() // in order or ahead of the prefix (a lazy read), waiting syncs learn it
+
 }
 
 // extendDigests appends to t.digests the trusted digests known past its end: the seed's own,

@@ -181,3 +181,15 @@ func ParseContentRange(s string) (ContentRange, error) {
 	}
 	return c, nil
 }
+
+// Bounded is the one range a Range header names with both ends ("bytes=START-END"), known
+// before the content's size is; false for no header, an open range ("bytes=START-"), a suffix
+// ("bytes=-N"), several ranges, or a header Parse would ignore. A lazy read fetches only the
+// pieces of a bounded range; the others need the size first and fetch the whole content.
+func Bounded(header string) (Range, bool) {
+	r, partial, err := Parse(header, math.MaxInt64)
+	if err != nil || !partial || r.End >= math.MaxInt64-1 {
+		return Range{}, false
+	}
+	return r, true
+}

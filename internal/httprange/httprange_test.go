@@ -155,3 +155,28 @@ func TestContentRange(t *testing.T) {
 		}
 	}
 }
+
+func TestBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		header string
+		want   Range
+		ok     bool
+	}{
+		{"bytes=0-1048575", Range{0, 1048575}, true},
+		{" bytes=10-20 ", Range{10, 20}, true},
+		{"bytes=5-5", Range{5, 5}, true},
+		{"", Range{}, false},
+		{"bytes=10-", Range{}, false},
+		{"bytes=-10", Range{}, false},
+		{"bytes=0-1,5-9", Range{}, false},
+		{"bytes=9-1", Range{}, false},
+		{"items=0-9", Range{}, false},
+		{"bytes=0-99999999999999999999", Range{}, false},
+	} {
+		got, ok := Bounded(tc.header)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Bounded(%q) = %v, %v; want %v, %v", tc.header, got, ok, tc.want, tc.ok)
+		}
+	}
+}

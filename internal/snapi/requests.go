@@ -82,6 +82,9 @@ func (r *RegisterRequest) Validate() error {
 			return err
 		}
 	}
+	if w := r.Want; w != nil && (w.Start < 0 || w.End < w.Start) {
+		return fmt.Errorf("want: bytes %d-%d is not a span", w.Start, w.End)
+	}
 	return r.Peer.validate()
 }
 
@@ -151,8 +154,8 @@ func (r *SyncRequest) Validate() error {
 	if err := validPeerID(r.Peer); err != nil {
 		return err
 	}
-	if r.Have < 0 || r.DigestsFrom < 0 || r.WaitMillis < 0 {
-		return errors.New("have, digestsFrom and waitMs must not be negative")
+	if r.Have < 0 || r.DigestsFrom < 0 || r.WaitMillis < 0 || r.Ahead < 0 {
+		return errors.New("have, digestsFrom, waitMs and ahead must not be negative")
 	}
 	for _, f := range r.Failures {
 		if f.Parent == "" {

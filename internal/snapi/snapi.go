@@ -62,6 +62,23 @@ type RegisterRequest struct {
 	Peer    Peer        `json:"peer"`
 	Have    int         `json:"have"`
 	Holding *Holding    `json:"holding,omitempty"`
+	// Want, when set, is the only part of the content this peer needs now (a lazy read: a
+	// Range request through the mirror). The seed then fetches from the origin only the
+	// pieces that cover what the task's peers want, not the whole content, until a peer
+	// registers without Want. Nil: the whole content.
+	Want *Span `json:"want,omitempty"`
+}
+
+// Span is an inclusive byte span [Start, End] of a content; End may lie past its end.
+type Span struct {
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// PieceDigest is the digest of one piece, named by its index.
+type PieceDigest struct {
+	Index  int           `json:"index"`
+	Digest digest.Digest `json:"digest"`
 }
 
 // Holding is what a peer already holds of a task, announced when it registers: after its home
@@ -107,6 +124,9 @@ type TaskInfo struct {
 	Digest        digest.Digest   `json:"digest,omitempty"`
 	Digests       []digest.Digest `json:"digests"` // piece digests known so far, from piece DigestsFrom on
 	DigestsFrom   int             `json:"digestsFrom"`
+	// Ahead are the digests known past the prefix Digests ends: the pieces a lazy read made
+	// the seed fetch out of order (see RegisterRequest.Want). Every one is sent each time.
+	Ahead []PieceDigest `json:"ahead,omitempty"`
 	// SeedDone says that every piece digest is known (Digests is complete): the seed holds
 	// every piece, or, after a takeover, holds what no live peer holds.
 	SeedDone bool `json:"seedDone"`
@@ -192,6 +212,13 @@ type SyncRequest struct {
 	Failures    []Failure     `json:"failures,omitempty"`
 	Transfers   []Transfer    `json:"transfers,omitempty"`
 	WaitMillis  int           `json:"waitMs,omitempty"` // long-poll: hold the answer until a new digest is known
+	// Ahead is how many digests past DigestsFrom the peer knows (TaskInfo.Ahead): the long
+	// poll waits only while the supernode knows no more than that.
+	Ahead int `json:"ahead,omitempty"`
+	// Idle says that the peer holds all it wants of the task (a lazy read) and fetches
+	// nothing more: it stays a parent for the pieces it holds, and the seed need not wait for
+	// it. Its next registration makes it a downloader again.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // SyncResponse carries new piece digests and the current schedule.
