@@ -906,10 +906,24 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 	return req
 }
 
+// syncPace is the shortest time between two syncs of a download. While the seed still fetches,
+// a sync is a long-poll the supernode answers at the next new digest, so without a pace every
+// peer made a round trip, and the supernode a scheduling decision, for every piece the seed
+// fetched: N × pieces requests in the seed's first pass. Measured (docs/benchmarks.md, "Sync
+// pace"), that storm cost more than the digests' latency gains, and it grew with the piece
+// count. 250 ms is the seed's offer tick: a digest that waits for it delays a piece's first
+// trade between peers by at most that, while the piece's own transfer from the seed goes on.
+const syncPace = 250 * time.Millisecond
+
 // syncLoop reports progress to the supernode in batches and brings back new piece digests
 // (long-polling while the seed is still fetching) and schedule changes.
 func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
+	var last time.Time
 	for ctx.Err() == nil {
+		if gap := syncPace - time.Since(last); gap > 0 && !sleepCtx(ctx, gap) {
+			return
+		}
+		last = time.Now()
 		dl.mu.Lock()
 		wait := 0
 		if !dl.seedDone {
