@@ -911,8 +911,9 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 // peer made a round trip, and the supernode a scheduling decision, for every piece the seed
 // fetched: N × pieces requests in the seed's first pass. Measured (docs/benchmarks.md, "Sync
 // pace"), that storm cost more than the digests' latency gains, and it grew with the piece
-// count. 250 ms is the seed's offer tick: a digest that waits for it delays a piece's first
-// trade between peers by at most that, while the piece's own transfer from the seed goes on.
+// count. A piece is asked for (of any parent, the seed too) only once its digest is known, so
+// the pace delays each new piece by up to 250 ms, the period at which the seed refreshes its
+// offers anyway.
 const syncPace = 250 * time.Millisecond
 
 // syncLoop reports progress to the supernode in batches and brings back new piece digests
