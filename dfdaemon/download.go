@@ -911,9 +911,9 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 // peer made a round trip, and the supernode a scheduling decision, for every piece the seed
 // fetched: N × pieces requests in the seed's first pass, a rate that grows with N and with the
 // seed's pieces per second. Paced, the supernode spends less CPU, and runs on a loaded machine
-// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for (of any parent, the seed too) only once its digest is known, so
-// the pace delays each new piece by up to 250 ms, the period at which the seed refreshes its
-// offers anyway.
+// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for (of any parent, the
+// seed too) only once its digest is known, so the pace delays each new piece by up to 250 ms,
+// the period at which the seed refreshes its offers anyway.
 const syncPace = 250 * time.Millisecond
 
 // syncLoop reports progress to the supernode in batches and brings back new piece digests
