@@ -918,10 +918,25 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 	return req
 }
 
+// syncPace is the shortest time between two syncs of a download. While the seed still fetches,
+// a sync is a long-poll the supernode answers at the next new digest, so without a pace every
+// peer made a round trip, and the supernode a scheduling decision, for every piece the seed
+// fetched: N × pieces requests in the seed's first pass, a rate that grows with N and with the
+// seed's pieces per second. Paced, the supernode spends less CPU, and runs on a loaded machine
+// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for (of any parent, the
+// seed too) only once its digest is known, so the pace delays each new piece by up to 250 ms,
+// the period at which the seed refreshes its offers anyway.
+const syncPace = 250 * time.Millisecond
+
 // syncLoop reports progress to the supernode in batches and brings back new piece digests
 // (long-polling while the seed is still fetching) and schedule changes.
 func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
+	var last time.Time
 	for ctx.Err() == nil {
+		if gap := syncPace - time.Since(last); gap > 0 && !sleepCtx(ctx, gap) {
+			return
+		}
+		last = time.Now()
 		dl.mu.Lock()
 		wait := 0
 		if !dl.seedDone {
