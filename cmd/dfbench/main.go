@@ -105,6 +105,7 @@ func app() *cli.App {
 				},
 				Action: preheatCmd,
 			},
+			loadCommand(),
 			{
 				Name:      "report",
 				Usage:     "put several runs in one table and one plot of completion time against N",
