@@ -129,6 +129,9 @@ type LoadResult struct {
 	RSSPerPeer   float64 `json:"rss_per_peer_bytes"`     // (RSSEnd − RSSTasks) ÷ peers
 	HeapPerPeer  float64 `json:"heap_per_peer_bytes"`    // (HeapEnd − HeapTasks) ÷ peers
 	PeersAtEnd   float64 `json:"supernode_peers_at_end"` // pouch_supernode_peers
+	// LoadAvg is the machine's 1-minute load average at the start and the end of the load
+	// phase: other work on the machine shows in the call times.
+	LoadAvg [2]float64 `json:"load_average"`
 }
 
 // Latency is the distribution of a call's time.
@@ -208,7 +211,9 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	}
 	self0, _ := cpuSeconds(os.Getpid())
 	t0 := time.Now()
+	res.LoadAvg[0] = loadAverage()
 	g.run(ctx)
+	res.LoadAvg[1] = loadAverage()
 	res.Seconds = time.Since(t0).Seconds()
 	self1, _ := cpuSeconds(os.Getpid())
 	if ctx.Err() != nil {
@@ -236,6 +241,20 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	res.HeapPerPeer = float64(end.heap-warm.heap) / float64(cfg.Peers)
 	res.PeersAtEnd = end.m.Sum("pouch_supernode_peers", nil)
 	return res, g.err()
+}
+
+// loadAverage is the machine's 1-minute load average; 0 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // The call labels of pouch_supernode_schedule_seconds (supernode/metrics.go).
@@ -370,10 +389,10 @@ func WriteLoad(w io.Writer, r LoadResult) error {
 		return err
 	}
 	calls := float64(r.Register.Calls+r.Sync.Calls) + float64(r.Heartbeats)
-	fmt.Fprintf(w, "\nload phase %.1f s: %.0f calls/s (%d heartbeats), %s reported (simulated), %d answers named a peer parent, %d calls failed\n",
-		r.Seconds, calls/r.Seconds, r.Heartbeats, units.BytesSize(float64(r.SimulatedBytes)), r.PeerParents, r.Errors)
-	fmt.Fprintf(w, "supernode CPU: %.2f s = %.2f cores; %.3f s per GiB distributed, %.2f ms per peer (the generator: %.2f s)\n",
-		r.CPUSeconds, r.Cores, r.CPUPerGiB, r.CPUPerPeer*1e3, r.GeneratorCPU)
+	fmt.Fprintf(w, "\nload phase %.1f s (machine load average %.1f → %.1f): %.0f calls/s (%d heartbeats), %s reported (simulated), %d answers named a peer parent, %d calls failed\n",
+		r.Seconds, r.LoadAvg[0], r.LoadAvg[1], calls/r.Seconds, r.Heartbeats, units.BytesSize(float64(r.SimulatedBytes)), r.PeerParents, r.Errors)
+	fmt.Fprintf(w, "supernode CPU: %.2f s = %.2f cores; %.0f µs per call, %.3f s per GiB distributed, %.2f ms per peer (the generator: %.2f s)\n",
+		r.CPUSeconds, r.Cores, r.CPUSeconds/calls*1e6, r.CPUPerGiB, r.CPUPerPeer*1e3, r.GeneratorCPU)
 	fmt.Fprintf(w, "supernode RSS: %s started, %s with the tasks, %s with every peer (peak %s): %s per task, %s per peer (%d tasks each)\n",
 		mib(r.RSSStart), mib(r.RSSTasks), mib(r.RSSEnd), mib(r.PeakRSS), kib(r.RSSPerTask), kib(r.RSSPerPeer), c.Tasks)
 	_, err := fmt.Fprintf(w, "supernode Go heap in use: %s with the tasks, %s with every peer: %s per peer; peers known at the end: %.0f\n",

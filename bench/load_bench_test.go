@@ -13,7 +13,8 @@ import (
 
 // BenchmarkLoadInProcess plays 2,000 simulated peers against an in-process supernode: the
 // generator and the supernode share one profile (go test -cpuprofile), which dfbench load's
-// separate processes cannot give. Reports the peers' p99 sync time.
+// separate processes cannot give. The p99 call times it reports include the generator's own share
+// of the CPU, so they say less than dfbench load's.
 func BenchmarkLoadInProcess(b *testing.B) {
 	const secret = "s3cret"
 	for b.Loop() {

@@ -12,6 +12,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
@@ -212,8 +213,21 @@ func (g *loadGen) download(ctx context.Context, p *loadPeer, t *loadTask, parent
 		if ctx.Err() != nil {
 			return false
 		}
+		var se *snapi.StatusError
+		if errors.As(err, &se) && se.Err.Code == apierr.CodeNotFound {
+			// The supernode expired this peer (quiet for longer than its peer TTL): register
+			// again, as a dfdaemon does, and report the progress at the next sync.
+			g.fail(err)
+			err = g.call(ctx, &g.register, func() (err error) {
+				_, err = p.client.Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: t.url}, Peer: p.self, Have: have})
+				return err
+			})
+		}
 		if err != nil {
 			g.fail(err)
+			continue
+		}
+		if se != nil {
 			continue
 		}
 		g.bytes.Add(bytes)

@@ -56,7 +56,7 @@ type Supernode struct {
 	seedSent  status.Meter // piece bytes peers report receiving from the seed
 	// seedPID is the seed's peer ID as the scheduler knows it, computed once: every sync
 	// compares its parents with it, and peer.ID.String() base58-encodes the ID at each call
-	// (7 % of a loaded supernode's CPU when it did; docs/benchmarks.md, "dfbench load").
+	// (4 % of a loaded supernode's CPU when it did; docs/benchmarks.md, "The control plane").
 	seedPID scheduler.PeerID
 
 	mu    sync.Mutex // guards everything below and the scheduler
