@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -95,6 +96,50 @@ func TestLoadGenAgainstSupernode(t *testing.T) {
 			t.Errorf("%s decision quantiles from the histogram: %v, %v", call, p50, p99)
 		}
 	}
+}
+
+// A peer the supernode expired between two syncs (its TTL far below the sync interval)
+// registers again, as a dfdaemon does, and still reports every byte and its completion.
+func TestLoadGenRegistersAgainWhenExpired(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PeerTTL: 40 * time.Millisecond,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sn.Run(ctx) }()
+	defer wg.Wait()
+	defer cancel()
+	data, _ := content(3<<20+5, 8)
+	o, err := startOrigin(bytes.NewReader(data), int64(len(data)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	cfg := LoadConfig{Peers: 3, Tasks: 1, Size: int64(len(data)), DownloadRate: 8 << 20, Conns: 2,
+		SyncInterval: 200 * time.Millisecond, Heartbeat: time.Hour, Ramp: -1}.WithDefaults()
+	g, err := newLoadGen(cfg, sn.URL(), o.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.warm(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	g.run(ctx)
+	if want := int64(cfg.Peers * len(data)); g.bytes.Load() != want {
+		t.Errorf("peers reported %d bytes, want %d", g.bytes.Load(), want)
+	}
+	if len(g.register) <= cfg.Peers || g.errs.Load() == 0 {
+		t.Errorf("%d registrations for %d peers and %d failed calls: no peer was expired and registered again", len(g.register), cfg.Peers, g.errs.Load())
+	}
+	if err := g.err(); !errors.Is(err, ErrLoadCalls) {
+		t.Errorf("err() = %v, want ErrLoadCalls: the expired peers' syncs failed", err)
+	}
+	t.Logf("%d registrations, %d failed calls (expired peers)", len(g.register), g.errs.Load())
 }
 
 func TestCPUSecondsAndStatus(t *testing.T) {

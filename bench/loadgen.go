@@ -181,10 +181,11 @@ func (g *loadGen) download(ctx context.Context, p *loadPeer, t *loadTask, parent
 	var reported int64
 	// A random phase, as real peers register at random moments.
 	first := time.Duration(rand.Int64N(int64(g.cfg.SyncInterval)) + 1)
-	for wait := first; ; wait = g.cfg.SyncInterval {
+	for wait := first; ; {
 		if !sleepCtx(ctx, wait) {
 			return false
 		}
+		wait = g.cfg.SyncInterval
 		beat()
 		now := time.Now()
 		got := min(int64(now.Sub(began).Seconds()*float64(g.cfg.DownloadRate)), t.length)
@@ -216,18 +217,19 @@ func (g *loadGen) download(ctx context.Context, p *loadPeer, t *loadTask, parent
 		var se *snapi.StatusError
 		if errors.As(err, &se) && se.Err.Code == apierr.CodeNotFound {
 			// The supernode expired this peer (quiet for longer than its peer TTL): register
-			// again, as a dfdaemon does, and report the progress at the next sync.
+			// again, as a dfdaemon does, and report the progress at once.
 			g.fail(err)
 			err = g.call(ctx, &g.register, func() (err error) {
 				_, err = p.client.Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: t.url}, Peer: p.self, Have: have})
 				return err
 			})
+			if err == nil {
+				wait = 0
+				continue
+			}
 		}
 		if err != nil {
 			g.fail(err)
-			continue
-		}
-		if se != nil {
 			continue
 		}
 		g.bytes.Add(bytes)
