@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
@@ -44,20 +42,8 @@ func (p *proc) peakRSS() int64 {
 	if p == nil || p.Cmd.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v) // "12345 kB"
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	b, _ := statusBytes(p.Cmd.Process.Pid, "VmHWM:")
+	return b
 }
 
 // metrics reads the daemon's /metrics.

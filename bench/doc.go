@@ -5,10 +5,13 @@
 // processes on loopback, every listener on port 0, each node capped by the daemons' own
 // --upload-rate/--download-rate), the workloads (burst, waves), the bound ([Bound]), the
 // discrete-event simulator ([Simulate], which drives the real scheduler package with simulated
-// peers and no sockets) and the reports (table, result.json, SVG).
+// peers and no sockets), the control-plane load generator ([Load]: one supernode process and
+// thousands of simulated peers speaking its peer API, each with its own key) and the reports
+// (table, result.json, SVG).
 //
 // It must not reach into the daemons: it talks to them only through their command lines, their
-// ready line, dfget and /metrics, exactly as an operator would, so what it measures is what ships.
+// ready line, dfget and /metrics, exactly as an operator would ([Load] also through the
+// supernode's peer API, exactly as a dfdaemon does), so what it measures is what ships.
 //
 // # Binaries
 //

@@ -70,8 +70,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		// F is what every node fetches: the random layers and the config.
 		cfg.Size, wl = img.blobsTotal, img
 	} else {
-		data, sum := content(cfg.Size, cfg.Seed)
-		o, err := startOriginOn(nn.originAddr(), data, cfg.OriginRate)
+		data, sum, err := generate(cfg.Size, cfg.Seed)
+		if err != nil {
+			return Result{}, err
+		}
+		o, err := startOriginOn(nn.originAddr(), data, cfg.Size, cfg.OriginRate)
 		if err != nil {
 			return Result{}, err
 		}

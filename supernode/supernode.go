@@ -54,6 +54,10 @@ type Supernode struct {
 	metricsLn net.Listener
 	started   time.Time
 	seedSent  status.Meter // piece bytes peers report receiving from the seed
+	// seedPID is the seed's peer ID as the scheduler knows it, computed once: every sync
+	// compares its parents with it, and peer.ID.String() base58-encodes the ID at each call
+	// (4 % of a loaded supernode's CPU when it did; docs/benchmarks.md, "The control plane").
+	seedPID scheduler.PeerID
 
 	mu    sync.Mutex // guards everything below and the scheduler
 	sched *scheduler.Scheduler
@@ -123,6 +127,7 @@ func New(cfg Config, log *zap.Logger) (*Supernode, error) {
 		peers:  map[string]*peerEntry{},
 	}
 	s.started = time.Now()
+	s.seedPID = scheduler.PeerID(node.Host.ID().String())
 	// NewLRU fails only for a size below 1, which WithDefaults and Validate rule out.
 	s.failed, _ = simplelru.NewLRU(cfg.MaxFailedTasks, s.forgetFailed)
 	s.metrics = newMetrics(s)
@@ -234,7 +239,7 @@ func (s *Supernode) heldBy(child libp2ppeer.ID, id digest.Digest) func(int) bool
 	return held.Has
 }
 
-func (s *Supernode) seedID() scheduler.PeerID { return scheduler.PeerID(s.host.ID().String()) }
+func (s *Supernode) seedID() scheduler.PeerID { return s.seedPID }
 
 func (s *Supernode) seedInfo() scheduler.PeerInfo {
 	return scheduler.PeerInfo{ID: s.seedID(), UploadRate: float64(s.cfg.UploadRate), Seed: true}

@@ -105,6 +105,7 @@ func app() *cli.App {
 				},
 				Action: preheatCmd,
 			},
+			loadCommand(),
 			{
 				Name:      "tiny",
 				Usage:     "time dfget of small files that a peer holds, end to end, next to a plain HTTP GET of each from the origin",
