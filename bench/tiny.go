@@ -109,7 +109,7 @@ func Tiny(ctx context.Context, cfg TinyConfig) (TinyResult, error) {
 		return res, err
 	}
 	data, _ := content(cfg.Size, 1)
-	o, err := startOrigin(data, 0)
+	o, err := startOrigin(bytes.NewReader(data), int64(len(data)), 0)
 	if err != nil {
 		return res, err
 	}
