@@ -208,6 +208,9 @@ func TestConformance(t *testing.T) {
 				continue
 			}
 			if tc.status != http.StatusPartialContent {
+				if got, want := r.header.Get("Content-Range"), fmt.Sprintf("bytes */%d", n); got != want {
+					t.Errorf("%s: Content-Range %q, want %q", tc.rng, got, want)
+				}
 				continue
 			}
 			if !bytes.Equal(r.body, layer.Data[tc.start:tc.end+1]) || r.header.Get("Content-Range") != fmt.Sprintf("bytes %d-%d/%d", tc.start, tc.end, n) {

@@ -64,7 +64,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string, detail any)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
-	h.Del("Content-Range")
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		h.Del("Content-Range") // a 416 keeps its "bytes */size" (RFC 9110, 15.5.17)
+	}
 	h.Del("Docker-Content-Digest")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(struct {
