@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 )
@@ -126,7 +127,7 @@ func (g *loadGen) run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if g.cfg.Ramp > 0 && !sleepCtx(ctx, g.cfg.Ramp*time.Duration(i)/time.Duration(len(g.peers))) {
+			if g.cfg.Ramp > 0 && !lifecycle.Sleep(ctx, g.cfg.Ramp*time.Duration(i)/time.Duration(len(g.peers))) {
 				return
 			}
 			g.play(ctx, i)
@@ -182,7 +183,7 @@ func (g *loadGen) download(ctx context.Context, p *loadPeer, t *loadTask, parent
 	// A random phase, as real peers register at random moments.
 	first := time.Duration(rand.Int64N(int64(g.cfg.SyncInterval)) + 1)
 	for wait := first; ; {
-		if !sleepCtx(ctx, wait) {
+		if !lifecycle.Sleep(ctx, wait) {
 			return false
 		}
 		wait = g.cfg.SyncInterval
@@ -287,15 +288,3 @@ func (g *loadGen) err() error {
 
 // ErrLoadCalls is returned (with the figures) when some of the simulated peers' calls failed.
 var ErrLoadCalls = errors.New("bench: load: supernode calls failed")
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/httprange"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	p2p "github.com/pouch-p2p/pouch/internal/peer"
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/source"
@@ -933,7 +934,7 @@ const syncPace = 250 * time.Millisecond
 func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 	var last time.Time
 	for ctx.Err() == nil {
-		if gap := syncPace - time.Since(last); gap > 0 && !sleepCtx(ctx, gap) {
+		if gap := syncPace - time.Since(last); gap > 0 && !lifecycle.Sleep(ctx, gap) {
 			return
 		}
 		last = time.Now()
@@ -974,7 +975,7 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 			dl.syncFailing = true
 			dl.mu.Unlock()
 			dl.log.Debug("sync failed", zap.Error(err))
-			if !sleepCtx(ctx, time.Second) {
+			if !lifecycle.Sleep(ctx, time.Second) {
 				return
 			}
 			continue
@@ -986,19 +987,8 @@ func (dl *download) syncLoop(ctx context.Context, wg *sync.WaitGroup) {
 		seedDone := dl.seedDone
 		dl.mu.Unlock()
 		dl.poke()
-		if seedDone && !sleepCtx(ctx, snapi.SyncInterval) {
+		if seedDone && !lifecycle.Sleep(ctx, snapi.SyncInterval) {
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/internal/httprange"
+	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/ratelimit"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
@@ -256,7 +257,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 				if failures++; failures > retries {
 					return err
 				}
-				if !sleep(ctx, backoff(failures)) {
+				if !lifecycle.Sleep(ctx, backoff(failures)) {
 					return ctx.Err()
 				}
 				continue
@@ -290,7 +291,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 			if failures++; failures > retries {
 				return fmt.Errorf("origin %s: piece %d: %w", o.shown(), i, err)
 			}
-			if !sleep(ctx, backoff(failures)) {
+			if !lifecycle.Sleep(ctx, backoff(failures)) {
 				return ctx.Err()
 			}
 			continue
@@ -317,15 +318,4 @@ func runEnd(i int, meta piece.Meta, skip func(int) bool) int64 {
 
 func backoff(failures int) time.Duration {
 	return min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
