@@ -97,13 +97,21 @@ func (g *loadGen) warm(ctx context.Context, secret string) error {
 		}
 		c := snapi.NewClient(g.peers[0].client.Base, snapi.ClientConfig{Signer: s})
 		self := snapi.Peer{ID: s.Peer(), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}
-		reg, err := c.Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: u}, Peer: self})
+		register := func() (snapi.TaskInfo, error) {
+			reg, err := c.Register(ctx, snapi.RegisterRequest{Task: snapi.TaskRequest{URL: u}, Peer: self})
+			return reg.Task, err
+		}
+		info, err := register()
 		if err != nil {
 			return fmt.Errorf("load: warm task %d: %w", i, err)
 		}
-		info := reg.Task
 		for !info.SeedDone {
 			resp, err := c.Sync(ctx, snapi.SyncRequest{Task: info.ID, Peer: self.ID, DigestsFrom: len(info.Digests), WaitMillis: 2000})
+			var se *snapi.StatusError
+			if errors.As(err, &se) && se.Err.Code == apierr.CodeNotFound {
+				// Expired while it waited (a PeerTTL shorter than the long-poll): join again.
+				resp.Task, err = register()
+			}
 			if err != nil {
 				return fmt.Errorf("load: warm task %d: %w", i, err)
 			}
