@@ -278,3 +278,82 @@ func request(t *testing.T, method, u, auth string) (int, []byte, http.Header) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, resp.Header
 }
+
+// The mirror leak, for a lazy read: node A reads a Range of a private blob no node holds (only
+// its covering pieces enter the cluster); node B's mirror then serves that Range neither to a
+// client without credentials (the registry's challenge) nor to one naming a registry that says
+// yes to everything; with the right token it is served the same bytes, from P2P.
+func TestMirrorPrivateBlobLazyRange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	reg, err := registry.Start(ctx, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	img, err := image.Random(1, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Push(ctx, reg.URL, "private/app", "latest", "alice", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	layer := img.Layers[0]
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(layer.Data)))
+		if r.Method == http.MethodGet {
+			w.Write(make([]byte, len(layer.Data)))
+		}
+	}))
+	t.Cleanup(evil.Close)
+	evilHost := strings.TrimPrefix(evil.URL, "http://")
+
+	c := startCluster(t, 2, "--registry-insecure", reg.Host+","+evilHost)
+	const want = 1 << 20
+	ranged := func(node int, repo, ns, auth string) (int, []byte, http.Header) {
+		t.Helper()
+		u := fmt.Sprintf("http://%s/v2/%s/blobs/%s?ns=%s", c.daemons[node].HTTP, repo, layer.Digest, url.QueryEscape(ns))
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", want-1))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body, resp.Header
+	}
+	tok, err := reg.PullToken(ctx, "private/app", "alice", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if status, body, _ := ranged(0, "private/app", reg.Host, tok); status != http.StatusPartialContent || !bytes.Equal(body, layer.Data[:want]) {
+		t.Fatalf("authorized Range on node A: %d, %d bytes", status, len(body))
+	}
+	if got := reg.BlobBytes(layer.Digest); got >= int64(len(layer.Data)) {
+		t.Fatalf("the registry sent %d bytes for a %d-byte Range of a %d-byte blob: not a lazy read", got, want, len(layer.Data))
+	}
+
+	if _, body, _ := ranged(1, "evil/x", evilHost, ""); bytes.Equal(body, layer.Data[:want]) {
+		t.Fatalf("node B served the private range to a client naming %s", evilHost)
+	}
+	status, body, h := ranged(1, "private/app", reg.Host, "")
+	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer ") || bytes.Contains(body, layer.Data[:64]) {
+		t.Errorf("anonymous Range on node B: %d %q, want 401 with the registry's challenge", status, h.Get("WWW-Authenticate"))
+	}
+
+	before := reg.BlobBytes(layer.Digest)
+	if status, body, _ := ranged(1, "private/app", reg.Host, tok); status != http.StatusPartialContent || !bytes.Equal(body, layer.Data[:want]) {
+		t.Fatalf("authorized Range on node B: %d, %d bytes", status, len(body))
+	}
+	if got := reg.BlobBytes(layer.Digest); got != before {
+		t.Errorf("node B's authorized Range reached the registry: %d more bytes, want them from P2P", got-before)
+	}
+}
