@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,14 +17,7 @@ func BenchmarkLoadInProcess(b *testing.B) {
 	const secret = "s3cret"
 	for b.Loop() {
 		ctx, cancel := context.WithCancel(context.Background())
-		sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), Secret: secret,
-			Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); sn.Run(ctx) }()
+		sn, stop := runSupernode(b, supernode.Config{Secret: secret})
 		data, _ := content(16<<20, 1)
 		o, err := startOrigin(bytes.NewReader(data), int64(len(data)), 0)
 		if err != nil {
@@ -47,7 +38,7 @@ func BenchmarkLoadInProcess(b *testing.B) {
 		b.ReportMetric(latency(g.sync).P99*1e3, "sync-p99-ms")
 		b.ReportMetric(latency(g.register).P99*1e3, "register-p99-ms")
 		cancel()
-		wg.Wait()
+		stop()
 		o.close()
 	}
 }

@@ -26,16 +26,7 @@ func TestLoadGenAgainstSupernode(t *testing.T) {
 	const secret, peers, tasks = "s3cret", 12, 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Secret: secret,
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); sn.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
+	sn, _ := runSupernode(t, supernode.Config{Secret: secret})
 	data, _ := content(3<<20+5, 7) // pieces of the smallest size, the last one short
 	o, err := startOrigin(bytes.NewReader(data), int64(len(data)), 0)
 	if err != nil {
@@ -104,16 +95,7 @@ func TestLoadGenRegistersAgainWhenExpired(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sn, err := supernode.New(supernode.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PeerTTL: 40 * time.Millisecond,
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); sn.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
+	sn, _ := runSupernode(t, supernode.Config{PeerTTL: 40 * time.Millisecond})
 	data, _ := content(3<<20+5, 8)
 	o, err := startOrigin(bytes.NewReader(data), int64(len(data)), 0)
 	if err != nil {
@@ -185,4 +167,22 @@ func TestDfbenchLoad(t *testing.T) {
 	if r.CPUSeconds <= 0 || r.RSSEnd <= 0 || r.PeakRSS < r.RSSEnd || r.HeapEnd <= 0 || r.SchedSyncP99 <= 0 {
 		t.Errorf("supernode figures missing: %+v", r)
 	}
+}
+
+// runSupernode runs an in-process supernode with cfg on loopback, loopback origins allowed, until
+// stop or the end of the test.
+func runSupernode(tb testing.TB, cfg supernode.Config) (sn *supernode.Supernode, stop func()) {
+	tb.Helper()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", tb.TempDir()
+	cfg.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	sn, err := supernode.New(cfg, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sn.Run(ctx) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	tb.Cleanup(stop)
+	return sn, stop
 }

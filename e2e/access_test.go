@@ -263,13 +263,21 @@ func fetch(t *testing.T, u, auth string) (int, []byte, http.Header) {
 // mirror aborts a response that fails its digest) is what was read before.
 func request(t *testing.T, method, u, auth string) (int, []byte, http.Header) {
 	t.Helper()
+	h := http.Header{}
+	if auth != "" {
+		h.Set("Authorization", auth)
+	}
+	return send(t, method, u, h)
+}
+
+// send sends method u with the header h; a body cut short is what was read before.
+func send(t *testing.T, method, u string, h http.Header) (int, []byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
+	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -313,21 +321,11 @@ func TestMirrorPrivateBlobLazyRange(t *testing.T) {
 	ranged := func(node int, repo, ns, auth string) (int, []byte, http.Header) {
 		t.Helper()
 		u := fmt.Sprintf("http://%s/v2/%s/blobs/%s?ns=%s", c.daemons[node].HTTP, repo, layer.Digest, url.QueryEscape(ns))
-		req, err := http.NewRequest(http.MethodGet, u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", want-1))
+		h := http.Header{"Range": {fmt.Sprintf("bytes=0-%d", want-1)}}
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h.Set("Authorization", auth)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body, resp.Header
+		return send(t, http.MethodGet, u, h)
 	}
 	tok, err := reg.PullToken(ctx, "private/app", "alice", "pw")
 	if err != nil {
