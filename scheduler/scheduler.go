@@ -271,6 +271,7 @@ func (s *Scheduler) Report(now time.Time, task TaskID, peerID PeerID, have int, 
 		return t.decision(p)
 	}
 	if t.downloading(p) {
+		t.dropIdle(p)
 		t.fill(p)
 		if t.improve(p) {
 			s.counters.Swaps++
@@ -300,6 +301,7 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 	if d <= 0 || bytes < 0 {
 		return
 	}
+	c.slowest = max(c.slowest, d)
 	rate := float64(bytes) / d.Seconds()
 	if st.ewma == 0 {
 		st.ewma = rate
