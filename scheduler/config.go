@@ -9,7 +9,7 @@ import (
 
 // Defaults applied by [Config.WithDefaults] to zero fields.
 const (
-	DefaultMaxParents    = 4
+	DefaultMaxParents    = 3
 	DefaultCandidates    = 32
 	DefaultMaxFailures   = 2
 	DefaultUploadRate    = 100e6 // bytes/s
@@ -29,7 +29,8 @@ const (
 // fields with the defaults.
 type Config struct {
 	// MaxParents is the number of parents handed to a downloading peer
-	// (the backbone parent plus MaxParents-1 lateral ones). Default 4.
+	// (the backbone parent plus MaxParents-1 lateral ones). Default 3: in the simulator 3
+	// was faster than 4 at N = 100 and 1,000 and 6 much slower (docs/benchmarks.md).
 	MaxParents int
 	// Candidates is the number of peers sampled at random per decision, on
 	// top of the best known sources. Default 32.

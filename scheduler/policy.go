@@ -15,8 +15,8 @@ const (
 	rateFactorMax   = 2.0
 	maxLowerScan    = 1024 // linear fallback when looking for an earlier joiner
 
-	// idleAfter is how long a lateral parent that is itself downloading may send a child
-	// nothing before the child's next Report drops it (see dropIdle): two of a peer's sync
+	// idleAfter is how long a lateral parent that is itself downloading may upload nothing, to
+	// any child, before a child's next Report drops it (see dropIdle): two of a peer's sync
 	// intervals (snapi.SyncInterval, 1 s), so that one late report does not count as silence.
 	idleAfter = 2 * time.Second
 )
@@ -155,24 +155,23 @@ func idleWindow(c *peer) time.Duration {
 	return max(idleAfter, 2*c.slowest)
 }
 
-// idle reports whether e's parent, c's parent for at least the idle window, sent c nothing
-// (no Transfer reported) within it.
+// idle reports whether e's parent, c's parent for at least the idle window, uploaded nothing
+// within it: no child, c or another, reported bytes from it.
 func (t *task) idle(e *edge, window time.Duration) bool {
-	c, q := e.child, e.parent
-	if window <= 0 || t.now.Sub(e.since) < window {
-		return false
-	}
-	st := c.hist[q.id]
-	return st == nil || t.now.Sub(st.last) >= window
+	return window > 0 && t.now.Sub(e.since) >= window && t.now.Sub(e.parent.sent) >= window
 }
 
-// dropIdle takes out of c's set the lateral parents that are downloading peers and sent c
-// nothing for the idle window: c already holds, or has asked its other parents for, everything
-// such a parent holds, so the slot is better given to a peer with other pieces, and the parent's
-// upload to a child that lacks them (its child count falls, so its score rises for others).
-// Sources and the backbone parent stay: a source holds everything c lacks, and the backbone
-// keeps c attached to one. A parent dropped so is not taken back for the window (recentlyIdle),
-// or fill would pick it again at once.
+// dropIdle takes out of c's set the lateral parents that are downloading peers and uploaded
+// nothing to anyone for the idle window: each of their children already holds, or has asked
+// another parent for, everything they hold, so their upload is lost to the swarm. Dropped by
+// its children, such a parent has fewer children and scores higher for the peers that sample
+// it next, and c's slot goes to a peer with other pieces. Only a parent idle for all its
+// children: one that is slow to c but busy with others (a 1 MiB piece at 4 MB/s shared by many
+// children takes seconds) keeps c, since c's queued requests would drain there anyway while
+// the scheduler, counting one child fewer, sent it more (simulated at N = 10,000 this made the
+// slowest nodes 1.5× slower; docs/benchmarks.md). Sources and the backbone parent stay: a
+// source holds everything c lacks, and the backbone keeps c attached to one. A parent dropped
+// so is not taken back for the window (recentlyIdle), or fill would pick it again at once.
 func (t *task) dropIdle(c *peer) {
 	window := idleWindow(c)
 	if window <= 0 {

@@ -297,6 +297,7 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 	st.last = now
 	if bytes > 0 {
 		st.failures = 0
+		q.sent = now
 	}
 	if d <= 0 || bytes < 0 {
 		return

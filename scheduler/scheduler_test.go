@@ -21,7 +21,7 @@ func mustCheck(t *testing.T, s *Scheduler) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	d := Config{}.WithDefaults()
-	if d.MaxParents != 4 || d.Candidates != 32 || d.MaxFailures != 2 || d.DefaultUpload != 100e6 || d.Seed != 1 || d.SwapRatio != 2 || d.SourceSamples != 8 {
+	if d.MaxParents != 3 || d.Candidates != 32 || d.MaxFailures != 2 || d.DefaultUpload != 100e6 || d.Seed != 1 || d.SwapRatio != 2 || d.SourceSamples != 8 {
 		t.Fatalf("defaults: %+v", d)
 	}
 	if got := (Config{MaxParents: 7}).WithDefaults().MaxParents; got != 7 {
@@ -209,6 +209,89 @@ func TestScoreRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			if out, err := runScript(tc.script); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestIdleParents: a Report drops a lateral parent that is a downloading peer and uploaded
+// nothing, to any child, for the child's idle window (2 s, or twice its slowest reported
+// transfer), and does not take it back within the window. Every case starts from
+// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral).
+func TestIdleParents(t *testing.T) {
+	t.Parallel()
+	const setup = `
+		config maxParents=3
+		task pieces=100
+		join seed seed
+		join p1
+		join p2
+		join p3
+		join p4
+		expect p4 parents=seed,p3,p2
+	`
+	for _, tc := range []struct {
+		name   string
+		script string
+	}{
+		{"idle lateral is dropped", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 first=seed lacks=p3 lacks=p2`},
+		{"a parent uploading to another child stays", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			transfer p1 from=p2 bytes=1MB dur=500ms
+			report p4 have=5
+			expect p4 lacks=p3 has=p2`},
+		{"not before the window", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 1900ms
+			report p4 have=5
+			expect p4 parents=seed,p3,p2`},
+		{"the window is twice the slowest transfer when longer", `
+			transfer p4 from=seed bytes=1MB dur=3s
+			tick 5s
+			report p4 have=5
+			expect p4 parents=seed,p3,p2
+			tick 1s
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2`},
+		{"a child that measured no transfer keeps its parents", `
+			tick 10s
+			report p4 have=5
+			expect p4 parents=seed,p3,p2`},
+		{"a source lateral stays", `
+			report p3 have=100 complete
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 has=p3 lacks=p2`},
+		{"the backbone stays", `
+			leave seed
+			expect p4 parents=p1,p2,p3
+			tick 1s
+			transfer p4 from=p2 bytes=1MB dur=500ms
+			tick 1s
+			report p4 have=5
+			expect p4 parents=p1,p2`},
+		{"not taken back within the window, then may be", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2
+			tick 1900ms
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2
+			tick 100ms
+			report p4 have=5
+			expect p4 has=p3 has=p2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if out, err := runScript(setup + tc.script); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
 		})

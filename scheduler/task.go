@@ -69,6 +69,8 @@ type peer struct {
 	// slowest is the longest transfer this peer (as a child) reported: one piece's time from
 	// the request, or with batched reports the busy time of a batch. See idleWindow.
 	slowest time.Duration
+	// sent is when a child last reported bytes from this peer (as a parent).
+	sent time.Time
 }
 
 // edge is one parent→child assignment; ci is its index in parent.children.
@@ -85,7 +87,7 @@ type stat struct {
 	last     time.Time
 	corrupt  bool      // the child reported the parent corrupt: never its parent again
 	dropped  time.Time // when the parent was last taken out of the child's set
-	idle     time.Time // when the parent was last taken out for sending the child nothing
+	idle     time.Time // when the parent was last taken out of the child's set as idle (dropIdle)
 }
 
 func newTask(s *Scheduler, id TaskID) *task {
