@@ -9,7 +9,7 @@ import (
 
 // Defaults applied by [Config.WithDefaults] to zero fields.
 const (
-	DefaultMaxParents    = 3
+	DefaultMaxParents    = 4
 	DefaultCandidates    = 32
 	DefaultMaxFailures   = 2
 	DefaultUploadRate    = 100e6 // bytes/s
@@ -29,8 +29,7 @@ const (
 // fields with the defaults.
 type Config struct {
 	// MaxParents is the number of parents handed to a downloading peer
-	// (the backbone parent plus MaxParents-1 lateral ones). Default 3: in the simulator 3
-	// was faster than 4 at N = 100 and 1,000 and 6 much slower (docs/benchmarks.md).
+	// (the backbone parent plus MaxParents-1 lateral ones). Default 4.
 	MaxParents int
 	// Candidates is the number of peers sampled at random per decision, on
 	// top of the best known sources. Default 32.

@@ -21,7 +21,7 @@ func mustCheck(t *testing.T, s *Scheduler) {
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	d := Config{}.WithDefaults()
-	if d.MaxParents != 3 || d.Candidates != 32 || d.MaxFailures != 2 || d.DefaultUpload != 100e6 || d.Seed != 1 || d.SwapRatio != 2 || d.SourceSamples != 8 {
+	if d.MaxParents != 4 || d.Candidates != 32 || d.MaxFailures != 2 || d.DefaultUpload != 100e6 || d.Seed != 1 || d.SwapRatio != 2 || d.SourceSamples != 8 {
 		t.Fatalf("defaults: %+v", d)
 	}
 	if got := (Config{MaxParents: 7}).WithDefaults().MaxParents; got != 7 {
