@@ -76,7 +76,8 @@
 // Idle parents. A Report first drops the reporter's lateral parents that
 // are downloading peers linked for at least its idle window and that no
 // child reported bytes from within it: all their children already hold, or
-// have asked elsewhere for, what they hold, so their upload is lost. The
+// have asked elsewhere for, what they hold, so their upload is lost (only a
+// child's reports about parents it was given count). The
 // window is two sync intervals (2 s), or twice the longest transfer the
 // reporter ever reported when longer (large pieces on slow links); a peer
 // that reported no transfer yet drops nothing. Sources and the backbone

@@ -297,7 +297,11 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 	st.last = now
 	if bytes > 0 {
 		st.failures = 0
-		q.sent = now
+		// Only bytes from a parent the child was given keep that parent from counting as idle
+		// for its other children (dropIdle): a report about any other peer steers nothing.
+		if t.scheduled(c, parent) {
+			q.sent = now
+		}
 	}
 	if d <= 0 || bytes < 0 {
 		return

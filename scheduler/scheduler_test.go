@@ -243,9 +243,16 @@ func TestIdleParents(t *testing.T) {
 		{"a parent uploading to another child stays", `
 			transfer p4 from=seed bytes=1MB dur=500ms
 			tick 2s
-			transfer p1 from=p2 bytes=1MB dur=500ms
+			transfer p3 from=p2 bytes=1MB dur=500ms
 			report p4 have=5
 			expect p4 lacks=p3 has=p2`},
+		{"bytes claimed from a peer that is not the claimer's parent do not count", `
+			expect p1 parents=seed
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			transfer p1 from=p2 bytes=1MB dur=500ms
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2`},
 		{"not before the window", `
 			transfer p4 from=seed bytes=1MB dur=500ms
 			tick 1900ms
