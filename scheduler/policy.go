@@ -184,6 +184,7 @@ func (t *task) dropIdle(c *peer) {
 		}
 		t.unlink(e)
 		c.stat(e.parent.id).idle = t.now
+		t.s.counters.IdleDrops++
 	}
 }
 

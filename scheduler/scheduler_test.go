@@ -305,6 +305,25 @@ func TestIdleParents(t *testing.T) {
 	}
 }
 
+// TestIdleDropsCounted: every parent dropIdle takes out is counted (the supernode exports it as
+// pouch_supernode_scheduler_events_total{event="idle_drop"}).
+func TestIdleDropsCounted(t *testing.T) {
+	t.Parallel()
+	sc := newScript(Config{})
+	for _, line := range []string{
+		"config maxParents=3", "task pieces=100", "join seed seed", "join p1", "join p2", "join p3", "join p4",
+		"expect p4 parents=seed,p3,p2", "transfer p4 from=seed bytes=1MB dur=500ms", "tick 2s", "report p4 have=5",
+		"expect p4 lacks=p3 lacks=p2",
+	} {
+		if err := sc.exec(line); err != nil {
+			t.Fatalf("%q: %v\n%s", line, err, sc.out.String())
+		}
+	}
+	if got := sc.s.Stats().Counters.IdleDrops; got != 2 {
+		t.Fatalf("IdleDrops = %d, want 2", got)
+	}
+}
+
 // TestMeasuredThroughput: a parent much slower than the child's others is
 // swapped on Report; a child whose own link is the bottleneck (all its
 // parents equally slow) keeps its parents.
