@@ -179,6 +179,10 @@ func TestOriginAndGCMetrics(t *testing.T) {
 	}
 	downloadAll(ctx, t, []*dfdaemon.Daemon{d}, src.URL+"/f", data)
 	m := gather(t, d.Metrics())
+	// Pieces from the origin are durable before the fetch moves on: at least one group ran.
+	if g, dropped := m.Sum("pouch_dfdaemon_store_sync_groups_total", nil), m.Sum("pouch_dfdaemon_store_sync_dropped_pieces_total", nil); g < 1 || dropped != 0 {
+		t.Errorf("store sync groups %v, dropped pieces %v; want at least one group and none dropped", g, dropped)
+	}
 	if got := m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin", "from": "origin"}); got != size {
 		t.Errorf("bytes from the origin = %v, want %d", got, size)
 	}
