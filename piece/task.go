@@ -433,6 +433,11 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 			return sum, fmt.Errorf("task %s at offset %d: read piece (%d of %d bytes): %w", t.id, off, done, n, err)
 		}
 	}
+	if started < n && !t.s.noSync {
+		// The rest of the piece (all of a piece smaller than writebackChunk): its group's
+		// sync then finds it under way too.
+		t.s.startWriteback(t.f, off+started, n-started)
+	}
 	h.Sum(sum[:0])
 	return sum, nil
 }
