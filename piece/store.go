@@ -180,6 +180,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.removeOrphans()
 	go s.flushLoop()
 	go s.syncLoop()
+	s.kickSync(false) // candidates promoted while loading wait to be recorded
 	log.Info("piece store opened", zap.String("dir", dir), zap.Int("tasks", len(s.tasks)), zap.Int64("usage", s.usage.Load()))
 	return s, nil
 }
