@@ -1,10 +1,11 @@
 // Package dfget downloads one URL through the P2P network and writes it to a file or stdout:
-// through the local dfdaemon, or as a one-shot peer of its own when given a supernode. The output
+// through the local dfdaemon, or as a one-shot peer (a dfdaemon process it starts) when given a
+// supernode. The output
 // file appears only when it is complete and verified (written under a temporary name, then
 // renamed); a failure leaves nothing behind and is reported as one of the exit codes below.
 //
-// dfget speaks to a daemon only through its published API (internal/dfapi); the one-shot peer,
-// which runs a dfdaemon in this process, is the one place that imports dfdaemon (oneshot.go).
+// dfget speaks to a daemon only through its published API (internal/dfapi), the one-shot peer
+// included (oneshot.go): it imports none of the daemon, so that it starts fast.
 package dfget
 
 import (
@@ -65,7 +66,7 @@ type Options struct {
 	URL       string
 	Output    string // a path, or "-" for stdout
 	Daemon    string // local dfdaemon base URL
-	Supernode string // when set and Daemon is empty: run a one-shot peer in this process
+	Supernode string // when set and Daemon is empty: start a dfdaemon as a one-shot peer
 	DataDir   string // the one-shot peer's store (default: a temporary directory)
 	Digest    digest.Digest
 	Header    http.Header
@@ -79,7 +80,7 @@ type Options struct {
 	// Networks is the SSRF policy of every fetch dfget makes itself: straight from the origin
 	// when no daemon answers, and the one-shot peer's (a daemon applies its own).
 	Networks netguard.Policy
-	// OneShot configures the embedded peer; Supernode, DataDir and the networks are filled in.
+	// OneShot configures the one-shot peer besides Supernode, DataDir and Networks.
 	OneShot OneShotConfig
 }
 

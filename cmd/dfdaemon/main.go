@@ -14,6 +14,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
@@ -21,6 +22,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) == 2 && os.Args[1] == dfapi.OneShotArg {
+		code := oneShot(ctx, os.Stdin, os.Stdout)
+		stop()
+		os.Exit(code)
+	}
 	if err := app().RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, cliutil.Message("dfdaemon", err))
 		os.Exit(1)
