@@ -32,7 +32,6 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
-	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
@@ -236,9 +235,9 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, netguard.ErrForbidden) {
-			return nil, fail(ExitOrigin, "origin not allowed: %w", source.RedactError(err, nil))
+			return nil, fail(ExitOrigin, "origin not allowed: %w", taskid.RedactError(err, nil))
 		}
-		return nil, fail(ExitOrigin, "origin unreachable: %w", source.RedactError(err, nil))
+		return nil, fail(ExitOrigin, "origin unreachable: %w", taskid.RedactError(err, nil))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/cliutil/daemoncli"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
@@ -67,10 +68,10 @@ func app() *cli.App {
 		}, append(cliutil.LogFlags("info"), cliutil.Networks()...)...),
 		Action: run,
 	}
-	checks := cliutil.DaemonChecks()
+	checks := daemoncli.Checks()
 	checks["supernode"] = cliutil.URLs
 	checks["download-rate"] = cliutil.RateValue
-	checks["bootstrap-peers"] = cliutil.Multiaddr
+	checks["bootstrap-peers"] = daemoncli.Multiaddr
 	checks["registry-ca"] = func(v string) error { _, _, err := registryCA(v); return err }
 	cliutil.Daemon(a, checks)
 	cliutil.Conventions(a)
