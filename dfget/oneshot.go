@@ -108,7 +108,15 @@ type peer struct {
 // startPeer starts "bin oneshot-peer" with settings on its stdin and its end of a new socket
 // pair as file descriptor 3.
 func startPeer(bin string, settings []byte) (*peer, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// Close-on-exec, set under ForkLock as the net package does where SOCK_CLOEXEC is missing:
+	// no other child started meanwhile may inherit them.
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("the one-shot peer's socket: %w", err)
 	}
