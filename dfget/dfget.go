@@ -1,8 +1,8 @@
 // Package dfget downloads one URL through the P2P network and writes it to a file or stdout:
 // through the local dfdaemon, or as a one-shot peer (a dfdaemon process it starts) when given a
-// supernode. The output
-// file appears only when it is complete and verified (written under a temporary name, then
-// renamed); a failure leaves nothing behind and is reported as one of the exit codes below.
+// supernode. The output file appears only when it is complete and verified (written under a
+// temporary name, then renamed); a failure leaves nothing behind and is reported as one of the
+// exit codes below.
 //
 // dfget speaks to a daemon only through its published API (internal/dfapi), the one-shot peer
 // included (oneshot.go): it imports none of the daemon, so that it starts fast.
