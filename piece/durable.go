@@ -83,45 +83,46 @@ func (s *Store) syncLoop() {
 		select {
 		case <-s.quit:
 			// Close makes durable what is held, and says if it could not.
-			s.closeSyncErr, _ = s.syncGroup()
+			_, s.closeSyncErr = s.syncGroup()
 			return
 		case <-s.syncKick:
-			timer.Reset(syncInterval) // a no-op re-arm would push the group back: see below
-			s.awaitTimer(timer)
-			continue
-		case <-timer.C:
+			// The first piece that waits arms the group's start; those written meanwhile join it.
+			timer.Reset(syncInterval)
+			if !s.awaitStart(timer, &waiters) {
+				continue // closing: the next turn runs the last group
+			}
 		case <-s.syncUrgent:
 		case w := <-s.syncReq:
 			waiters = append(waiters, w)
 		}
-		s.runGroup(timer, waiters)
+		timer.Stop()
+		s.runGroup(waiters)
 	}
 }
 
-// awaitTimer waits for the armed group's start, serving what must start it earlier meanwhile.
-// Kicks that come while it waits are for the same group, so they do not re-arm the timer.
-func (s *Store) awaitTimer(timer *time.Timer) {
+// awaitStart waits for the armed group's start, or for what starts it earlier (a complete task,
+// a caller waiting for it), adding that caller to waiters. Kicks meanwhile are for the same
+// group. It reports false when the store is closing.
+func (s *Store) awaitStart(timer *time.Timer, waiters *[]chan error) bool {
 	for {
 		select {
 		case <-s.syncKick:
-			continue
 		case <-timer.C:
-			s.runGroup(timer, nil)
+			return true
 		case <-s.syncUrgent:
-			s.runGroup(timer, nil)
+			return true
 		case w := <-s.syncReq:
-			s.runGroup(timer, []chan error{w})
+			*waiters = append(*waiters, w)
+			return true
 		case <-s.quit:
-			// syncLoop sees quit next and runs the last group.
+			return false
 		}
-		return
 	}
 }
 
 // runGroup runs one group for waiters and every request queued behind them, and arms the next
 // if something could not be recorded.
-func (s *Store) runGroup(timer *time.Timer, waiters []chan error) {
-	timer.Stop()
+func (s *Store) runGroup(waiters []chan error) {
 	for more := true; more; {
 		select {
 		case w := <-s.syncReq:
@@ -130,7 +131,7 @@ func (s *Store) runGroup(timer *time.Timer, waiters []chan error) {
 			more = false
 		}
 	}
-	err, retry := s.syncGroup()
+	retry, err := s.syncGroup()
 	for _, w := range waiters {
 		w <- err
 	}
@@ -142,7 +143,7 @@ func (s *Store) runGroup(timer *time.Timer, waiters []chan error) {
 // syncGroup makes durable every piece held and not yet durable: each task's data file is
 // synced, then what was synced is recorded in one index transaction. It reports whether
 // something stays to be recorded (the transaction failed).
-func (s *Store) syncGroup() (error, bool) {
+func (s *Store) syncGroup() (retry bool, err error) {
 	s.mu.RLock()
 	tasks := s.snapshot()
 	s.mu.RUnlock()
@@ -163,13 +164,13 @@ func (s *Store) syncGroup() (error, bool) {
 		s.syncGroups.Add(1)
 	}
 	if len(record) == 0 {
-		return errors.Join(errs...), false
+		return false, errors.Join(errs...)
 	}
 	if err := s.record(record); err != nil {
 		s.log.Error("recording synced pieces in the index: they stay held and are recorded with a later group", zap.Error(err))
-		return errors.Join(append(errs, fmt.Errorf("%w: record synced pieces: %w", ErrIO, err))...), true
+		return true, errors.Join(append(errs, fmt.Errorf("%w: record synced pieces: %w", ErrIO, err))...)
 	}
-	return errors.Join(errs...), false
+	return false, errors.Join(errs...)
 }
 
 // syncData syncs the data file if pieces were written since its last sync, and moves them to
