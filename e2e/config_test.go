@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -179,15 +178,7 @@ func TestConfigPrecedence(t *testing.T) {
 // run runs one of the binaries to its end: exit code and stderr.
 func run(t *testing.T, env []string, bin string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	_ = cmd.Run()
-	if cmd.ProcessState == nil {
-		t.Fatalf("%s did not run: %s", bin, stderr.String())
-	}
-	return cmd.ProcessState.ExitCode(), stderr.String()
+	return runPath(t, env, filepath.Join(binDir, bin), args...)
 }
 
 // oneLine checks that a failing command said exactly one line, naming the binary and want.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 // A parent dies in the middle of the transfer: every other node still finishes with a correct
@@ -60,7 +61,7 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	if code, msg := dfget(ctx, o.URL+"/big.bin", "-O", filepath.Join(out, "a"), "--daemon", "http://"+c.daemons[0].HTTP); code != 0 {
 		t.Fatalf("first download: exit %d: %s", code, msg)
 	}
-	// Damage one byte in every piece of node 0's copy (pieces are 1 MiB for 32 MiB).
+	// Damage one byte in every piece of node 0's copy.
 	files, _ := filepath.Glob(filepath.Join(c.daemonDir(0), "pieces", "data", "*"))
 	if len(files) != 1 {
 		t.Fatalf("want one data file in node 0's store, found %v", files)
@@ -69,7 +70,7 @@ func TestCorruptParentIsDetectedAndBlocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for off := int64(100); off < size; off += 1 << 20 {
+	for off := int64(100); off < size; off += piece.SizeFor(size) {
 		f.WriteAt([]byte{^data[off]}, off)
 	}
 	f.Close()

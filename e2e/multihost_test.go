@@ -21,7 +21,7 @@ import (
 // loopback), started with the README's flags only — plus --metrics-listen (the README's
 // "Watching it"), to read each daemon's bytes by source from the test's host. One dfget per host, all at once: every copy is
 // right, the origin sent exactly one, and the daemons got every byte over P2P from the other
-// hosts, a good part of it from each other rather than from the seed. With the defaults before
+// hosts, a good part of it from each other rather than from the seed; then a one-shot dfget. With the defaults before
 // this test (P2P on loopback) the same run had the origin send 4 copies, 0 bytes over P2P.
 func TestReadmeCommandsAcrossHosts(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -112,5 +112,19 @@ func TestReadmeCommandsAcrossHosts(t *testing.T) {
 	// Super-seeding sends each piece out about once: the other copies travel between the hosts.
 	if peer < size {
 		t.Errorf("the daemons got %.1f MiB from each other, want at least one copy's worth (%d MiB) of the %d MiB", peer/(1<<20), size>>20, nodes*size>>20)
+	}
+
+	// The README's one-shot dfget (no local dfdaemon: the dfdaemon binary beside dfget is its
+	// peer for one download), on a host whose own dfdaemon keeps its fixed ports: from the peers.
+	out := filepath.Join(root, "oneshot.tar")
+	prog, args := nn.Command(1, filepath.Join(binDir, "dfget"), url, "-O", out, "--digest", sha(data), "--supernode", "http://"+nn.NodeAddr(0)+":8002")
+	if b, err := exec.CommandContext(ctx, prog, args...).CombinedOutput(); err != nil {
+		t.Fatalf("one-shot dfget on host 1: %v: %s", err, b)
+	}
+	if got := fileSHA(t, out); got != sha(data) {
+		t.Errorf("the one-shot copy is %s, want %s", got, sha(data))
+	}
+	if sent := o.Sent.Load(); sent != size {
+		t.Errorf("after the one-shot dfget the origin sent %d bytes, want still one copy (%d)", sent, size)
 	}
 }

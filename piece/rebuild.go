@@ -70,6 +70,7 @@ func (s *Store) rebuild() (rebuilt, error) {
 			_ = t.f.Close()
 			return st, fmt.Errorf("%w: record rebuilt task %s: %w", ErrIO, id, err)
 		}
+		t.durable, t.indexed = t.bits.Clone(), t.bits.Clone() // synced and recorded above
 		s.tasks[id] = t
 		s.usage.Add(t.length)
 		if t.have == t.n {

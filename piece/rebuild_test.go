@@ -14,6 +14,9 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/damage"
 )
 
+// The rebuilt tasks here are shorter than 256 pieces of MinSize, so the rebuild gives them
+// pieces of MinSize (SizeFor): the tasks are stored with that size.
+
 // stored is one task written into a store, as the download that brought it left it.
 type stored struct {
 	meta    Meta
@@ -53,7 +56,7 @@ func damagedStore(t *testing.T, data []byte, pieces ...int) (string, stored) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := storeTask(t, s, Meta{ID: digest.FromString("url"), ContentLength: int64(len(data)), PieceSize: MiB, Access: AccessPublic}, data, pieces...)
+	st := storeTask(t, s, Meta{ID: digest.FromString("url"), ContentLength: int64(len(data)), PieceSize: MinSize, Access: AccessPublic}, data, pieces...)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,17 +74,17 @@ func TestDamagedIndexIsRebuiltFromTheData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobData := content(5*MiB+17, 1)
-	blob := storeTask(t, s, Meta{ID: digest.FromBytes(blobData), ContentLength: int64(len(blobData)), PieceSize: MiB,
+	blobData := content(5*MinSize+17, 1)
+	blob := storeTask(t, s, Meta{ID: digest.FromBytes(blobData), ContentLength: int64(len(blobData)), PieceSize: MinSize,
 		Digest: digest.FromBytes(blobData), Access: AccessPublic, Origin: "https://registry/v2/a/blobs/x"}, blobData, 0, 1, 2, 3, 4, 5)
-	fileData := content(4*MiB, 2)
-	file := storeTask(t, s, Meta{ID: digest.FromString("https://example.com/file"), ContentLength: int64(len(fileData)), PieceSize: MiB,
+	fileData := content(4*MinSize, 2)
+	file := storeTask(t, s, Meta{ID: digest.FromString("https://example.com/file"), ContentLength: int64(len(fileData)), PieceSize: MinSize,
 		URL: "https://example.com/file", Access: AccessPublic}, fileData, 0, 2)
-	halfData := content(3*MiB, 3)
-	half := storeTask(t, s, Meta{ID: digest.FromBytes(halfData), ContentLength: int64(len(halfData)), PieceSize: MiB,
+	halfData := content(3*MinSize, 3)
+	half := storeTask(t, s, Meta{ID: digest.FromBytes(halfData), ContentLength: int64(len(halfData)), PieceSize: MinSize,
 		Digest: digest.FromBytes(halfData), Access: AccessPublic}, halfData, 1)
 	for i := range 200 { // enough tasks for the index to span many pages
-		storeTask(t, s, Meta{ID: digest.FromString(string(rune(i))), ContentLength: 0, PieceSize: MiB, Access: AccessPublic}, nil)
+		storeTask(t, s, Meta{ID: digest.FromString(string(rune(i))), ContentLength: 0, PieceSize: MinSize, Access: AccessPublic}, nil)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -110,7 +113,7 @@ func TestDamagedIndexIsRebuiltFromTheData(t *testing.T) {
 		}
 	}
 	// The supernode's answer gives the access back: the bytes are the ones its digests name.
-	if _, err := s.Create(Meta{ID: blob.meta.ID, ContentLength: blob.meta.ContentLength, PieceSize: MiB,
+	if _, err := s.Create(Meta{ID: blob.meta.ID, ContentLength: blob.meta.ContentLength, PieceSize: MinSize,
 		Access: AccessPublic, Origin: blob.meta.Origin}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +148,7 @@ func TestDamagedIndexIsRebuiltFromTheData(t *testing.T) {
 // the rebuild are gone, and a digest that matched them must not make the piece present.
 func TestCandidateDroppedWhenOverwritten(t *testing.T) {
 	t.Parallel()
-	data := content(2*MiB, 4)
+	data := content(2*MinSize, 4)
 	dir, st := damagedStore(t, data, 0, 1)
 	s := openStore(t, dir, Options{NoSync: true})
 	task, err := s.Task(st.meta.ID)
@@ -153,7 +156,7 @@ func TestCandidateDroppedWhenOverwritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A source write of other bytes that fails half way (the origin breaks off).
-	half := bytes.NewReader(corrupt(data[:MiB])[:MiB/2])
+	half := bytes.NewReader(corrupt(data[:MinSize])[:MinSize/2])
 	if _, err := task.WriteSourcePiece(0, half); err == nil {
 		t.Fatal("a piece cut short was written")
 	}
@@ -171,7 +174,7 @@ func TestCandidateDroppedWhenOverwritten(t *testing.T) {
 // not change meanwhile.
 func TestCandidatesSurviveARestart(t *testing.T) {
 	t.Parallel()
-	data := content(3*MiB, 5)
+	data := content(3*MinSize, 5)
 	dir, st := damagedStore(t, data, 0, 1, 2)
 	s, err := Open(dir, Options{NoSync: true})
 	if err != nil {
@@ -183,7 +186,7 @@ func TestCandidatesSurviveARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte("rot"), 2*MiB+5)
+	f.WriteAt([]byte("rot"), 2*MinSize+5)
 	f.Close()
 
 	s = openStore(t, dir, Options{NoSync: true})

@@ -62,11 +62,14 @@ type Options struct {
 	// Logger receives store events (resets on resume, evictions); nil means
 	// zap.NewNop().
 	Logger *zap.Logger
-	// NoSync skips fsync of data files before a piece is recorded as present,
+	// NoSync skips the sync of data files before a piece is recorded as present,
 	// and of the index. Only for tests, benchmarks and throwaway caches: after
 	// a power loss (not a mere process crash) a piece could then be recorded as
 	// present while its bytes never reached the disk.
 	NoSync bool
+
+	// syncFile replaces fdatasync of a data file, for the store's own tests to inject faults.
+	syncFile func(*os.File) error
 }
 
 // Store is the on-disk piece store: one data file per task plus a bbolt index.
@@ -93,10 +96,18 @@ type Store struct {
 	noWriteback atomic.Bool
 	dirty       atomic.Bool // some task has unflushed access time or digests
 
-	commits       chan *commitReq // to commitLoop, unbuffered
-	quit          chan struct{}   // closed by Close: stops commitLoop and flushLoop
-	flusherDone   chan struct{}
-	committerDone chan struct{}
+	// Durability groups (durable.go).
+	syncFile     func(*os.File) error // nil with NoSync
+	syncKick     chan struct{}        // cap 1: a piece awaits its group
+	syncUrgent   chan struct{}        // cap 1: start a group now (a task is complete)
+	syncReq      chan chan error      // a group now, and its result
+	syncGroups   atomic.Int64
+	syncDropped  atomic.Int64
+	closeSyncErr error // the last group's, run by Close; read after syncerDone
+
+	quit        chan struct{} // closed by Close: stops syncLoop and flushLoop
+	flusherDone chan struct{}
+	syncerDone  chan struct{}
 }
 
 // TaskInfo describes a task for listings.
@@ -136,14 +147,20 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("piece: open store: %w", err)
 	}
 	s := &Store{
-		dir:           dir,
-		log:           log,
-		noSync:        opts.NoSync,
-		tasks:         make(map[digest.Digest]*Task),
-		commits:       make(chan *commitReq),
-		quit:          make(chan struct{}),
-		flusherDone:   make(chan struct{}),
-		committerDone: make(chan struct{}),
+		dir:         dir,
+		log:         log,
+		noSync:      opts.NoSync,
+		tasks:       make(map[digest.Digest]*Task),
+		syncFile:    opts.syncFile,
+		syncKick:    make(chan struct{}, 1),
+		syncUrgent:  make(chan struct{}, 1),
+		syncReq:     make(chan chan error),
+		quit:        make(chan struct{}),
+		flusherDone: make(chan struct{}),
+		syncerDone:  make(chan struct{}),
+	}
+	if s.syncFile == nil && !opts.NoSync {
+		s.syncFile = fdatasync
 	}
 	path := filepath.Join(dir, indexFile)
 	bopts := &bolt.Options{Timeout: openTimeout, NoSync: opts.NoSync}
@@ -162,7 +179,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.removeOrphans()
 	go s.flushLoop()
-	go s.commitLoop()
+	go s.syncLoop()
+	s.kickSync(false) // candidates promoted while loading wait to be recorded
 	log.Info("piece store opened", zap.String("dir", dir), zap.Int("tasks", len(s.tasks)), zap.Int64("usage", s.usage.Load()))
 	return s, nil
 }
@@ -339,7 +357,7 @@ func (s *Store) loadTaskIndex(b *bolt.Bucket, key string) (*Task, error) {
 		return nil, err
 	}
 	t.f = f
-	t.bits = bits
+	t.bits, t.durable, t.indexed = bits, bits.Clone(), bits.Clone()
 	t.have = bits.Count()
 	return t, nil
 }
@@ -369,9 +387,10 @@ func (s *Store) removeOrphans() {
 	}
 }
 
-// Close flushes pending index updates and closes every data file and the
-// index. Tasks obtained earlier fail with ErrClosed afterwards, and their
-// Done channels are closed. Close is idempotent.
+// Close makes durable every piece held (one last group: the data files
+// synced, then the pieces recorded), flushes pending index updates and closes
+// every data file and the index. Tasks obtained earlier fail with ErrClosed
+// afterwards, and their Done channels are closed. Close is idempotent.
 func (s *Store) Close() error {
 	s.admin.Lock()
 	defer s.admin.Unlock()
@@ -387,8 +406,8 @@ func (s *Store) Close() error {
 
 	close(s.quit)
 	<-s.flusherDone
-	<-s.committerDone
-	errs := []error{s.flush()}
+	<-s.syncerDone
+	errs := []error{s.closeSyncErr, s.flush()}
 	for _, t := range tasks {
 		t.retire(stateClosed)
 		if err := t.f.Close(); err != nil {
@@ -763,8 +782,8 @@ func pieceKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i
 func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(unixNano)) }
 
 // startWriteback starts writing [off, off+n) of f to the disk early (see the function of the
-// same name). It never fails the write: the fsync before a piece is recorded is what makes it
-// durable, and reports the disk's own failures. A file system that does not support it is said
+// same name). It never fails the write: the group's sync before a piece is recorded is what
+// makes it durable, and reports the disk's own failures. A file system that does not support it is said
 // once in the log and ends the early starts for the store; a file closed meanwhile (its task
 // deleted) is the write's business; any other failure is logged and the next chunk tries again.
 func (s *Store) startWriteback(f *os.File, off, n int64) {
@@ -776,7 +795,7 @@ func (s *Store) startWriteback(f *os.File, off, n int64) {
 	case err == nil, errors.Is(err, os.ErrClosed):
 	case errors.Is(err, errors.ErrUnsupported):
 		if !s.noWriteback.Swap(true) {
-			s.log.Warn("this file system cannot start writeback early; pieces reach the disk with the fsync alone", zap.Error(err))
+			s.log.Warn("this file system cannot start writeback early; pieces reach the disk with their group's sync alone", zap.Error(err))
 		}
 	default:
 		s.log.Debug("starting writeback of piece data", zap.Int64("offset", off), zap.Error(err))

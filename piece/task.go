@@ -30,7 +30,8 @@ const (
 // being written.
 //
 // A piece, once present, is never written again, so readers of present pieces
-// need no lock. Two writers of the same piece are serialised: the second waits
+// need no lock. Present means held: written and verified. It is made durable
+// in the background, in groups (see durable.go). Two writers of the same piece are serialised: the second waits
 // for the first and then finds the piece present (and drains its reader) or
 // tries again.
 type Task struct {
@@ -61,6 +62,16 @@ type Task struct {
 	writing    map[int]chan struct{} // pieces being written, closed when done
 	changed    chan struct{}         // nil until someone waits
 	done       chan struct{}
+
+	// Durability (durable.go): bits ⊇ durable ⊇ indexed. A piece of bits not in durable is
+	// unsynced; one of durable not in indexed waits in unrecorded.
+	unsynced   Bitfield // written since the group that syncs it began
+	unsyncedAt []int    // the pieces of unsynced, in the order written (may repeat or be stale)
+	durable    Bitfield // synced: its bytes are on disk
+	unrecorded []int    // synced, not yet recorded in the index (may be stale)
+	indexed    Bitfield // what the index names
+	syncFails  int      // failed syncs of the data file: a write that spans one fails too
+	syncErr    error    // the last failed sync, for the next write (once)
 }
 
 func newTask(s *Store, m Meta) *Task {
@@ -74,6 +85,9 @@ func newTask(s *Store, m Meta) *Task {
 		n:         n,
 		meta:      m,
 		bits:      NewBitfield(n),
+		unsynced:  NewBitfield(n),
+		durable:   NewBitfield(n),
+		indexed:   NewBitfield(n),
 		digests:   make([][sha256.Size]byte, n),
 		known:     NewBitfield(n),
 		writing:   make(map[int]chan struct{}),
@@ -98,7 +112,7 @@ func (t *Task) Bitfield() Bitfield {
 	return t.bits.Clone()
 }
 
-// Has reports whether piece i is present (verified and on disk).
+// Has reports whether piece i is present: verified and written (durable soon after).
 func (t *Task) Has(i int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -207,18 +221,16 @@ func (t *Task) SetDigest(i int, d digest.Digest) error {
 	found := t.promoteLocked(i)
 	t.notifyLocked()
 	t.mu.Unlock()
-	if !found {
-		return nil
-	}
-	if err := t.persistPiece(i); err != nil {
-		// Present in memory, as a written piece whose record failed: only a restart forgets it.
-		return fmt.Errorf("task %s piece %d: record in index: %w: %w", t.id, i, ErrIO, err)
+	if found {
+		t.s.kickSync(false)
 	}
 	return nil
 }
 
 // promoteLocked marks piece i present if the bytes found in the data file when the index was
-// rebuilt hash to its now known digest, and reports whether it did; t.mu must be held.
+// rebuilt hash to its now known digest, and reports whether it did; t.mu must be held. The
+// rebuild synced the file before keeping the candidate, so the piece is durable and only
+// waits to be recorded.
 func (t *Task) promoteLocked(i int) bool {
 	c, ok := t.candidates[i]
 	if !ok {
@@ -230,6 +242,8 @@ func (t *Task) promoteLocked(i int) bool {
 	}
 	t.bits.Set(i)
 	t.have++
+	t.durable.Set(i)
+	t.unrecorded = append(t.unrecorded, i)
 	return true
 }
 
@@ -239,12 +253,16 @@ func (t *Task) promoteLocked(i int) bool {
 //
 // Errors: ErrUnknownDigest, before anything is read, when the digest is not
 // known; ErrDigestMismatch (the piece stays absent) for bad bytes;
-// io.ErrUnexpectedEOF when r ends early; ErrOutOfRange. If the piece is already
+// io.ErrUnexpectedEOF when r ends early; ErrOutOfRange; ErrIO when the data
+// file cannot be written, or failed to sync while the piece was written or
+// since the task's last write (the piece stays absent). If the piece is already
 // present, r is drained of the piece length and the result is nil.
 //
-// When it returns nil the piece is on disk (fsynced unless Options.NoSync) and
-// recorded in the index; readers and Changed see it a little earlier, as soon
-// as it is verified and on disk.
+// When it returns nil the piece is present: written, verified, readable and
+// announced by Changed. It is not durable yet: its group syncs the data file
+// and records it in the index within about syncInterval (at once when the task
+// is complete, and at Close). A crash before then forgets it; a failed sync
+// drops it (it is absent again and fetched anew).
 func (t *Task) WritePiece(i int, r io.Reader) error {
 	_, err := t.write(i, r, false)
 	return err
@@ -256,6 +274,11 @@ func (t *Task) WritePiece(i int, r io.Reader) error {
 // match it, the result is ErrDigestMismatch (the origin changed) and the piece
 // stays absent. For a piece already present it drains r and returns the known
 // digest.
+//
+// The piece is present (readable, announced) as soon as it is verified, as
+// with WritePiece, but WriteSourcePiece returns only once it is durable,
+// starting its group at once: after a crash a piece from the origin would cost
+// origin bytes to fetch again, and the seed must fetch each byte once.
 func (t *Task) WriteSourcePiece(i int, r io.Reader) (digest.Digest, error) {
 	return t.write(i, r, true)
 }
@@ -265,7 +288,7 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 		return "", t.rangeErr(i)
 	}
 	off, n := Bounds(i, t.length, t.pieceSize)
-	want, wantKnown, present, err := t.claim(i, source)
+	want, wantKnown, present, fails, err := t.claim(i, source)
 	if err != nil {
 		return "", err
 	}
@@ -280,12 +303,6 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	got, err := t.stream(off, n, r)
 	if err == nil && wantKnown && got != want {
 		err = fmt.Errorf("%w: task %s piece %d: got %s, want %s", ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
-	}
-	if err == nil && !t.s.noSync {
-		// The bit must never reach the index before the bytes reach the disk.
-		if serr := t.f.Sync(); serr != nil {
-			err = fmt.Errorf("task %s piece %d: sync data: %w", t.id, i, t.ioErr(serr))
-		}
 	}
 	if err != nil {
 		t.mu.Lock()
@@ -304,6 +321,14 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 		t.mu.Unlock()
 		return "", err
 	}
+	if t.syncFails != fails {
+		// The data file failed to sync while these bytes were written: they may never reach
+		// the disk, and no later sync would say so (see syncFailedLocked).
+		err := t.syncErr
+		t.syncErr = nil
+		t.mu.Unlock()
+		return "", fmt.Errorf("task %s piece %d: the data file failed to sync while it was written: %w", t.id, i, err)
+	}
 	if !t.known.Has(i) {
 		t.digests[i] = got
 		t.known.Set(i)
@@ -311,45 +336,56 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	}
 	t.bits.Set(i)
 	t.have++
+	t.markUnsyncedLocked(i)
+	complete := t.have == t.n
 	t.notifyLocked()
 	t.mu.Unlock()
 	t.Touch()
 
-	if err := t.persistPiece(i); err != nil {
-		// The piece is verified and on disk, so it stays present in memory;
-		// only a restart would forget it.
-		t.s.log.Error("recording piece in index", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
-		return digestOf(got), fmt.Errorf("task %s piece %d: record in index: %w: %w", t.id, i, ErrIO, err)
+	if source {
+		if err := t.awaitDurable(i); err != nil {
+			t.s.log.Error("making a piece from the source durable", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
+			return digestOf(got), err
+		}
+		return digestOf(got), nil
 	}
+	t.s.kickSync(complete)
 	return digestOf(got), nil
 }
 
 // claim makes the caller the only writer of piece i, waiting for another
 // writer if there is one. It reports the digest to check against (if known),
-// or that the piece is already present.
-func (t *Task) claim(i int, source bool) (want [sha256.Size]byte, wantKnown, present bool, err error) {
+// or that the piece is already present, and the count of failed syncs of the
+// data file so far. A sync that failed since the task's last write fails this
+// one, once.
+func (t *Task) claim(i int, source bool) (want [sha256.Size]byte, wantKnown, present bool, fails int, err error) {
 	for {
 		t.mu.Lock()
 		if err := t.goneLocked(); err != nil {
 			t.mu.Unlock()
-			return want, false, false, err
+			return want, false, false, 0, err
 		}
 		if t.bits.Has(i) {
 			t.mu.Unlock()
-			return want, false, true, nil
+			return want, false, true, 0, nil
+		}
+		if err := t.syncErr; err != nil {
+			t.syncErr = nil
+			t.mu.Unlock()
+			return want, false, false, 0, fmt.Errorf("task %s piece %d: the data file failed to sync since the last write: %w", t.id, i, err)
 		}
 		wantKnown = t.known.Has(i)
 		if !source && !wantKnown {
 			t.mu.Unlock()
-			return want, false, false, fmt.Errorf("%w: task %s piece %d", ErrUnknownDigest, t.id, i)
+			return want, false, false, 0, fmt.Errorf("%w: task %s piece %d", ErrUnknownDigest, t.id, i)
 		}
 		busy, ok := t.writing[i]
 		if !ok {
 			t.writing[i] = make(chan struct{})
 			delete(t.candidates, i) // the bytes found at rebuild are about to be overwritten
-			want = t.digests[i]
+			want, fails = t.digests[i], t.syncFails
 			t.mu.Unlock()
-			return want, wantKnown, false, nil
+			return want, wantKnown, false, fails, nil
 		}
 		t.mu.Unlock()
 		select {
@@ -397,32 +433,13 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 			return sum, fmt.Errorf("task %s at offset %d: read piece (%d of %d bytes): %w", t.id, off, done, n, err)
 		}
 	}
+	if started < n && !t.s.noSync {
+		// The rest of the piece (all of a piece smaller than writebackChunk): its group's
+		// sync then finds it under way too.
+		t.s.startWriteback(t.f, off+started, n-started)
+	}
 	h.Sum(sum[:0])
 	return sum, nil
-}
-
-// persistPiece records piece i in the index: the whole in-memory bitfield
-// (every bit in it is already on disk) and the piece digest, in a commit
-// shared with concurrent writers (see commit.go).
-func (t *Task) persistPiece(i int) error {
-	return t.s.commit(func(tx *bolt.Tx) error {
-		b := t.bucket(tx)
-		if b == nil {
-			return nil
-		}
-		t.mu.Lock()
-		bits, raw := t.bits.Bytes(), t.digests[i]
-		t.mu.Unlock()
-		if err := b.Put(keyBits, bits); err != nil {
-			return err
-		}
-		if c := b.Bucket(bucketCandidates); c != nil {
-			if err := c.Delete(pieceKey(i)); err != nil {
-				return err
-			}
-		}
-		return b.Bucket(bucketDigests).Put(pieceKey(i), raw[:])
-	})
 }
 
 // Verify re-reads present piece i and hashes it against its recorded digest, for a holder told
@@ -464,6 +481,8 @@ func (t *Task) Verify(i int) error {
 		t.bits.Clear(i)
 		t.have--
 	}
+	t.durable.Clear(i)
+	t.indexed.Clear(i)
 	t.mu.Unlock()
 	mismatch := fmt.Errorf("%w: task %s piece %d: stored bytes hash to %s, want %s; piece dropped",
 		ErrDigestMismatch, t.id, i, digestOf(got), digestOf(want))
@@ -473,15 +492,15 @@ func (t *Task) Verify(i int) error {
 	return mismatch
 }
 
-// persistBits records the in-memory bitfield in the index.
+// persistBits records in the index the pieces it may name (indexed), after a drop.
 func (t *Task) persistBits() error {
-	return t.s.commit(func(tx *bolt.Tx) error {
+	return t.s.db.Update(func(tx *bolt.Tx) error {
 		b := t.bucket(tx)
 		if b == nil {
 			return nil
 		}
 		t.mu.Lock()
-		bits := t.bits.Bytes()
+		bits := t.indexed.Bytes()
 		t.mu.Unlock()
 		return b.Put(keyBits, bits)
 	})

@@ -17,10 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/containerd/remotes/docker/auth"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/pouch-p2p/pouch/internal/httpx"
-	"github.com/pouch-p2p/pouch/internal/source"
+	"github.com/pouch-p2p/pouch/internal/taskid"
 )
 
 // dockerHub is what containerd sends as ns for Docker Hub, and hubAPI where its API lives.
@@ -177,7 +177,7 @@ func (up *upstream) do(ctx context.Context, c *http.Client, method, u, repo stri
 		resp, err := c.Do(req)
 		if err != nil {
 			// The URL in err may be a redirect's target: storage signed for this client.
-			return nil, "", fmt.Errorf("upstream %s: %w", up.name, source.RedactError(err, nil))
+			return nil, "", fmt.Errorf("upstream %s: %w", up.name, taskid.RedactError(err, nil))
 		}
 		if resp.StatusCode != http.StatusUnauthorized || !static || attempt > 0 {
 			return resp, auth, nil
@@ -220,7 +220,7 @@ func (up *upstream) cachedToken(scope string) string {
 
 // answer meets a challenge with the static credentials.
 func (up *upstream) answer(ctx context.Context, challenge, scope string) (string, error) {
-	scheme, params := httpx.ParseChallenge(challenge)
+	scheme, params := parseChallenge(challenge)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(up.cfg.Username+":"+up.cfg.Password))
 	switch strings.ToLower(scheme) {
 	case "basic":
@@ -292,4 +292,20 @@ func authKey(auth string) string {
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+// parseChallenge reads one WWW-Authenticate value with containerd's parser and returns its
+// scheme ("basic", "bearer", or "" for any other) and parameters (realm, service, scope...).
+func parseChallenge(h string) (scheme string, params map[string]string) {
+	cs := auth.ParseAuthHeader(http.Header{"Www-Authenticate": {h}})
+	if len(cs) == 0 {
+		return "", map[string]string{}
+	}
+	switch cs[0].Scheme {
+	case auth.BasicAuth:
+		scheme = "basic"
+	case auth.BearerAuth:
+		scheme = "bearer"
+	}
+	return scheme, cs[0].Parameters
 }

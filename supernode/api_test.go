@@ -17,6 +17,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/peerauth"
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -130,7 +131,9 @@ func TestLoopbackOriginIsRefusedByDefault(t *testing.T) {
 }
 
 func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
-	data := bytes.Repeat([]byte("pouch"), 700_000) // 3.5 MB: 4 pieces of 1 MiB
+	data := bytes.Repeat([]byte("pouch"), 700_000) // 3.5 MB: 7 pieces of 512 KiB
+	size := piece.SizeFor(int64(len(data)))
+	pieces := piece.Count(int64(len(data)), size)
 	var hits atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -151,13 +154,13 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 	}
 	s := start(t, Config{DataDir: dir, Allow: loopback})
 	resp := register(s)
-	if resp.Task.ID != digest.FromBytes(data) || resp.Task.ContentLength != int64(len(data)) || resp.Task.PieceSize != 1<<20 {
+	if resp.Task.ID != digest.FromBytes(data) || resp.Task.ContentLength != int64(len(data)) || resp.Task.PieceSize != size {
 		t.Fatalf("task info %+v", resp.Task)
 	}
 	// Long-poll until the seed has every digest.
 	c := a.client(s.URL())
 	var known []digest.Digest
-	for deadline := time.Now().Add(10 * time.Second); len(known) < 4 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); len(known) < pieces && time.Now().Before(deadline); {
 		sr, err := c.Sync(context.Background(), snapi.SyncRequest{Task: resp.Task.ID, Peer: req.Peer.ID, DigestsFrom: len(known), WaitMillis: 1000})
 		if err != nil {
 			t.Fatal(err)
@@ -165,8 +168,8 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 		known = append(known, sr.Task.Digests...)
 	}
 	for i, d := range known {
-		off := i << 20
-		end := min(off+1<<20, len(data))
+		off := i * int(size)
+		end := min(off+int(size), len(data))
 		if d != digest.FromBytes(data[off:end]) {
 			t.Fatalf("piece %d digest %s is not the sha256 of the piece", i, d)
 		}
@@ -179,7 +182,7 @@ func TestSeedPublishesDigestsAndSurvivesRestart(t *testing.T) {
 	hitsBefore := hits.Load()
 	s2 := start(t, Config{DataDir: dir, Allow: loopback})
 	resp2 := register(s2)
-	if !resp2.Task.SeedDone || len(resp2.Task.Digests) != 4 || hits.Load() != hitsBefore {
+	if !resp2.Task.SeedDone || len(resp2.Task.Digests) != pieces || hits.Load() != hitsBefore {
 		t.Fatalf("after restart: seedDone=%v digests=%d origin hits +%d; want a complete task and no origin fetch", resp2.Task.SeedDone, len(resp2.Task.Digests), hits.Load()-hitsBefore)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/health"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/piece"
 	"github.com/pouch-p2p/pouch/supernode/status"
 )
 
@@ -121,7 +122,7 @@ func TestReportsOnTheStatusPage(t *testing.T) {
 // seeds are counted by result with the origin's bytes, one piece time per piece and the store's
 // size.
 func TestPreheatAndSeedMetrics(t *testing.T) {
-	data := randomData(2 << 20) // two 1 MiB pieces
+	data := randomData(2 << 20) // four pieces of 512 KiB
 	origin := goodOrigin(t, data)
 	s := start(t, Config{Allow: loopback})
 	good := createJob(t, s, snapi.PreheatRequest{URL: origin.URL + "/good"})
@@ -143,8 +144,8 @@ func TestPreheatAndSeedMetrics(t *testing.T) {
 	) {
 		t.Errorf("%s", miss)
 	}
-	if n := m.Count("pouch_supernode_seed_piece_seconds", nil); n != 2 {
-		t.Errorf("%d seed piece times, want 2", n)
+	if n, want := m.Count("pouch_supernode_seed_piece_seconds", nil), piece.Count(int64(len(data)), piece.SizeFor(int64(len(data)))); n != uint64(want) {
+		t.Errorf("%d seed piece times, want one per piece (%d)", n, want)
 	}
 	if st := s.snapshot(); len(st.Preheats) != 2 || st.Preheats[0].ID != bad.ID {
 		t.Errorf("status page preheats: %+v", st.Preheats)

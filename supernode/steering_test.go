@@ -18,6 +18,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/fixture/wait"
 	"github.com/pouch-p2p/pouch/internal/scrape"
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/piece"
 )
 
 // goodOrigin serves data at /good, 404 elsewhere.
@@ -116,7 +117,7 @@ func TestFailedTasksAreBoundedAndExpire(t *testing.T) {
 // never blocked for others, its piece is re-hashed, and dropped and refetched only when its
 // stored copy really fails its digest.
 func TestCorruptReportsAboutTheSeed(t *testing.T) {
-	data := bytes.Repeat([]byte("seed!"), 900_000) // 4.3 MB: 5 pieces of 1 MiB
+	data := bytes.Repeat([]byte("seed!"), 900_000) // 4.5 MB (4.3 MiB): 9 pieces of 512 KiB
 	o := goodOrigin(t, data)
 	dir := t.TempDir()
 	s := start(t, Config{DataDir: dir, Allow: loopback})
@@ -186,7 +187,7 @@ func TestCorruptReportsAboutTheSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := int64(2<<20 + 7)
+	off := 2*piece.SizeFor(int64(len(data))) + 7 // in piece 2
 	if _, err := f.WriteAt([]byte{^data[off]}, off); err != nil {
 		t.Fatal(err)
 	}

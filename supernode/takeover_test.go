@@ -3,6 +3,7 @@ package supernode
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"github.com/pouch-p2p/pouch/internal/fixture/origin"
 	"slices"
 	"testing"
@@ -16,16 +17,17 @@ import (
 
 // holding is what a peer holding pieces of data announces.
 func holding(data []byte, held ...int) *snapi.Holding {
-	n := piece.Count(int64(len(data)), 1<<20)
+	size := piece.SizeFor(int64(len(data)))
+	n := piece.Count(int64(len(data)), size)
 	bf := piece.NewBitfield(n)
-	h := &snapi.Holding{ContentLength: int64(len(data)), PieceSize: 1 << 20, Access: "public"}
+	h := &snapi.Holding{ContentLength: int64(len(data)), PieceSize: size, Access: "public"}
 	for _, i := range held {
 		bf.Set(i)
 	}
 	for i := range n {
 		if bf.Has(i) {
-			off, size := piece.Bounds(i, int64(len(data)), 1<<20)
-			h.Digests = append(h.Digests, digest.FromBytes(data[off:off+size]))
+			off, k := piece.Bounds(i, int64(len(data)), size)
+			h.Digests = append(h.Digests, digest.FromBytes(data[off:off+k]))
 		}
 	}
 	h.Bitfield = bf.Bytes()
@@ -50,7 +52,8 @@ func (s *Supernode) seedHas(id digest.Digest) []int {
 // no live peer holds, with Range requests, publishes every digest, and fetches what a peer held
 // once that peer leaves.
 func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
-	data := make([]byte, 8<<20)
+	const p = piece.MinSize // every test task here is shorter than 256 pieces of it
+	data := make([]byte, 8*p)
 	for i := range data {
 		data[i] = byte(i / 4093)
 	}
@@ -76,15 +79,15 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 		return resp.Task.SeedDone && len(resp.Task.Digests) == 8
 	})
 	for i, d := range resp.Task.Digests {
-		off, n := piece.Bounds(i, int64(len(data)), 1<<20)
+		off, n := piece.Bounds(i, int64(len(data)), p)
 		if d != digest.FromBytes(data[off:off+n]) {
 			t.Fatalf("published digest of piece %d is wrong", i)
 		}
 	}
-	if sent := o.Sent.Load(); sent != 3<<20+1 {
-		t.Errorf("origin sent %d bytes, want the 3 pieces no peer held and a 1-byte probe (%d)", sent, 3<<20+1)
+	if sent := o.Sent.Load(); sent != 3*p+1 {
+		t.Errorf("origin sent %d bytes, want the 3 pieces no peer held and a 1-byte probe (%d)", sent, 3*p+1)
 	}
-	if got, want := o.Ranges(), []string{"bytes=0-0", "bytes=5242880-8388607"}; !slices.Equal(got, want) {
+	if got, want := o.Ranges(), []string{"bytes=0-0", fmt.Sprintf("bytes=%d-%d", 5*p, 8*p-1)}; !slices.Equal(got, want) {
 		t.Errorf("origin requests %q, want %q", got, want)
 	}
 
@@ -102,15 +105,15 @@ func TestTakeoverFetchesOnlyWhatNoPeerHolds(t *testing.T) {
 		defer s.mu.Unlock()
 		return !s.tasks[id].running
 	})
-	if sent := o.Sent.Load(); sent != 5<<20+1 {
-		t.Errorf("origin sent %d bytes in all, want %d", sent, 5<<20+1)
+	if sent := o.Sent.Load(); sent != 5*p+1 {
+		t.Errorf("origin sent %d bytes in all, want %d", sent, 5*p+1)
 	}
 }
 
 // A task without a content digest adopts no digest from peers: nothing would check them, so its
 // seed fetches every piece itself, as before.
 func TestTakeoverOfAURLTaskFetchesEverything(t *testing.T) {
-	data := bytes.Repeat([]byte("url task"), 3<<17) // 3 MiB
+	data := bytes.Repeat([]byte("url task"), int(3*piece.MinSize)/8) // 3 pieces
 	o := origin.NewData(t, data)
 	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
 	ps := newPeers(t, s.URL())
@@ -124,7 +127,7 @@ func TestTakeoverOfAURLTaskFetchesEverything(t *testing.T) {
 
 // The seed's own hash wins over a digest a lone peer announced: the peers learn the origin's.
 func TestTakeoverSeedHashWins(t *testing.T) {
-	data := bytes.Repeat([]byte("honest"), 1<<19) // 3 MiB
+	data := bytes.Repeat([]byte("honest"), int(3*piece.MinSize)/6) // 3 pieces
 	o := origin.NewData(t, data)
 	s := start(t, Config{Allow: loopback, TakeoverGrace: 100 * time.Millisecond})
 	ps := newPeers(t, s.URL())
@@ -144,7 +147,7 @@ func TestTakeoverSeedHashWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := digest.FromBytes(data[2<<20:])
+	want := digest.FromBytes(data[2*piece.MinSize:])
 	// The piece is stored before its digest is published: wait for both.
 	waitFor(t, "the seed fetches piece 2 and publishes its hash", func() bool {
 		s.mu.Lock()

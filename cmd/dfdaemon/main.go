@@ -14,6 +14,8 @@ import (
 
 	"github.com/pouch-p2p/pouch/dfdaemon"
 	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/cliutil/daemoncli"
+	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/registryproxy"
 )
@@ -21,6 +23,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) == 2 && os.Args[1] == dfapi.OneShotArg {
+		code := oneShot(ctx, os.Stdin, os.Stdout)
+		stop()
+		os.Exit(code)
+	}
 	if err := app().RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, cliutil.Message("dfdaemon", err))
 		os.Exit(1)
@@ -61,10 +68,10 @@ func app() *cli.App {
 		}, append(cliutil.LogFlags("info"), cliutil.Networks()...)...),
 		Action: run,
 	}
-	checks := cliutil.DaemonChecks()
+	checks := daemoncli.Checks()
 	checks["supernode"] = cliutil.URLs
 	checks["download-rate"] = cliutil.RateValue
-	checks["bootstrap-peers"] = cliutil.Multiaddr
+	checks["bootstrap-peers"] = daemoncli.Multiaddr
 	checks["registry-ca"] = func(v string) error { _, _, err := registryCA(v); return err }
 	cliutil.Daemon(a, checks)
 	cliutil.Conventions(a)

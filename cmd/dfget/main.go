@@ -63,6 +63,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "supernode-ca", Usage: "the one-shot peer: PEM bundle of the CA(s) trusted for https:// supernodes, instead of the system roots"},
 			&cli.StringFlag{Name: "secret", EnvVars: []string{"POUCH_SECRET"}, Usage: "the one-shot peer: the cluster secret, when the cluster has one"},
 			&cli.StringFlag{Name: "data-dir", Usage: "the one-shot peer's store (default: a temporary directory)"},
+			&cli.StringFlag{Name: "dfdaemon-bin", EnvVars: []string{"POUCH_DFDAEMON_BIN"}, Usage: "the one-shot peer: the dfdaemon binary that runs it (default: the one next to dfget, else the one on $PATH)"},
 			&cli.StringFlag{Name: "digest", Usage: "expected sha256:HEX of the whole file"},
 			&cli.StringSliceFlag{Name: "header", Aliases: []string{"H"}, Usage: "header sent to the origin, 'Name: value' (repeatable)"},
 			&cli.StringFlag{Name: "tag", Usage: "separates tasks for the same URL"},
@@ -109,7 +110,8 @@ func run(c *cli.Context) error {
 			return err
 		}
 	}
-	opts.OneShot.SupernodeCA, opts.OneShot.Secret = c.String("supernode-ca"), c.String("secret")
+	opts.OneShot = dfget.OneShotConfig{SupernodeCA: c.String("supernode-ca"), Secret: c.String("secret"),
+		LogLevel: c.String("log-level"), LogFormat: c.String("log-format"), Dfdaemon: c.String("dfdaemon-bin")}
 	if opts.Networks.Allow, opts.Networks.Deny, err = cliutil.ParseNetworks(c); err != nil {
 		return &dfget.Error{Code: dfget.ExitUsage, Err: err}
 	}

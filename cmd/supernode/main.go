@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pouch-p2p/pouch/internal/cliutil"
+	"github.com/pouch-p2p/pouch/internal/cliutil/daemoncli"
 	"github.com/pouch-p2p/pouch/internal/version"
 	"github.com/pouch-p2p/pouch/supernode"
 )
@@ -51,7 +52,7 @@ func app() *cli.App {
 		Commands: []*cli.Command{preheatCommand()},
 		Action:   run,
 	}
-	checks := cliutil.DaemonChecks()
+	checks := daemoncli.Checks()
 	checks["spool-max"] = cliutil.Size
 	cliutil.Daemon(a, checks)
 	cliutil.Conventions(a)

@@ -30,7 +30,8 @@ import (
 // the chart's default image.repository.
 const Name = "pouch"
 
-// Binaries are the commands the image carries, all in BinDir.
+// Binaries are the commands the image carries, all in BinDir: dfget's one-shot peer
+// (--supernode) is the dfdaemon beside it.
 var Binaries = []string{"supernode", "dfdaemon", "dfget", "pouch", "dfbench"}
 
 // Where things live in the image.

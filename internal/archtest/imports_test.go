@@ -48,6 +48,8 @@ func rule(pkg, imp string) string {
 		return "scheduler and scheduler/picker are pure policies and import nothing else of Pouch"
 	case (under(pkg, "scheduler") || under(pkg, "piece") || under(pkg, "internal")) && isComponent(imp):
 		return "scheduler, piece and internal/* sit below the components and never import one"
+	case under(pkg, "dfget") && under(imp, "dfdaemon"):
+		return "dfget reaches a dfdaemon only through its API (internal/dfapi), its one-shot peer included, so that it starts fast"
 	case under(pkg, "registryproxy") && under(imp, "dfdaemon"):
 		return "registryproxy defines the small interface it needs instead of importing dfdaemon"
 	case under(pkg, "bench") && (isComponent(imp) || under(imp, "internal/peer")):
@@ -95,6 +97,43 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
+// heavyForDfget are what the dfget binary must not link, directly or not: dfget starts for every
+// download, and a small file's cost is mostly that start (docs/benchmarks.md, "Small files").
+// The daemons' code and the libraries only they need: libp2p and its addresses, the Prometheus
+// client, the piece store's bbolt, the registry mirror's distribution and containerd.
+var heavyForDfget = []string{
+	module + "/dfdaemon", module + "/supernode", module + "/registryproxy", module + "/piece", module + "/internal/peer",
+	"github.com/libp2p/", "github.com/multiformats/", "github.com/prometheus/", "go.etcd.io/bbolt",
+	"github.com/distribution/", "github.com/containerd/",
+}
+
+// TestDfgetLinksNoDaemon checks the dfget binary's whole dependency graph.
+func TestDfgetLinksNoDaemon(t *testing.T) {
+	t.Parallel()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH; the dependencies come from go list")
+	}
+	cmd := exec.Command(goBin, "list", "-deps", module+"/cmd/dfget")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"/internal/dfapi") {
+		t.Fatalf("go list -deps did not list internal/dfapi: not dfget's dependencies\n%s", out)
+	}
+	for _, dep := range deps {
+		for _, heavy := range heavyForDfget {
+			if dep == heavy || strings.HasPrefix(dep, strings.TrimSuffix(heavy, "/")+"/") {
+				t.Errorf("cmd/dfget links %s", dep)
+			}
+		}
+	}
+}
+
 // relative strips the module path from an import path of the module; others are returned as is.
 func relative(path string) string {
 	if r, ok := strings.CutPrefix(path, module+"/"); ok {
@@ -125,6 +164,7 @@ func TestRules(t *testing.T) {
 		"bench imports runtime: bench reaches the daemons only through their processes and published contracts",
 		"cmd/dfdaemon imports internal/fixture/daemon: a test fixture, for tests, the demo and dfbench only (import it from _test.go files)",
 		"dfdaemon imports internal/fixture/registry: a test fixture, for tests, the demo and dfbench only (import it from _test.go files)",
+		"dfget imports dfdaemon: dfget reaches a dfdaemon only through its API (internal/dfapi), its one-shot peer included, so that it starts fast",
 		"internal/peer imports dfdaemon: scheduler, piece and internal/* sit below the components and never import one",
 		"piece imports internal/fixture/daemon: a test fixture, for tests, the demo and dfbench only (import it from _test.go files)",
 		"registryproxy imports dfdaemon: registryproxy defines the small interface it needs instead of importing dfdaemon",

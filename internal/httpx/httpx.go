@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/containerd/containerd/remotes/docker/auth"
-
 	"github.com/pouch-p2p/pouch/internal/apierr"
 )
 
@@ -36,20 +34,4 @@ func WriteError(w http.ResponseWriter, status int, e apierr.Error) {
 		e.Code = apierr.CodeInternal
 	}
 	WriteJSON(w, status, e)
-}
-
-// ParseChallenge reads one WWW-Authenticate value with containerd's parser and returns its
-// scheme ("basic", "bearer", or "" for any other) and parameters (realm, service, scope...).
-func ParseChallenge(h string) (scheme string, params map[string]string) {
-	cs := auth.ParseAuthHeader(http.Header{"Www-Authenticate": {h}})
-	if len(cs) == 0 {
-		return "", map[string]string{}
-	}
-	switch cs[0].Scheme {
-	case auth.BasicAuth:
-		scheme = "basic"
-	case auth.BearerAuth:
-		scheme = "bearer"
-	}
-	return scheme, cs[0].Parameters
 }

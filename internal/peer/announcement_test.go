@@ -43,8 +43,9 @@ func TestAnnouncement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	public, _ := holderTask(t, store, 3<<20+5, piece.AccessPublic, 4)
-	private, _ := holderTask(t, store, 1<<20, piece.AccessPrivate, 1)
+	const all = piece.MaxPieces
+	public, _ := holderTask(t, store, 3<<20+5, piece.AccessPublic, all)
+	private, _ := holderTask(t, store, 1<<20, piece.AccessPrivate, all)
 	partial, _ := holderTask(t, store, 2<<20, piece.AccessPublic, 1)
 
 	holder := newHost(t)
@@ -91,11 +92,11 @@ func TestAnnouncement(t *testing.T) {
 func TestAnnouncementShapeChecked(t *testing.T) {
 	t.Parallel()
 	id := digest.FromString("content")
-	good := Announcement{ID: id, ContentLength: 3 << 20, PieceSize: 1 << 20, Digest: id, Access: piece.AccessPublic,
+	good := Announcement{ID: id, ContentLength: 3 * piece.MinSize, PieceSize: piece.MinSize, Digest: id, Access: piece.AccessPublic,
 		Digests: []digest.Digest{digest.FromString("0"), digest.FromString("1"), digest.FromString("2")}}
 	for name, mutate := range map[string]func(*Announcement){
 		"another task":         func(a *Announcement) { a.ID = digest.FromString("other") },
-		"odd piece size":       func(a *Announcement) { a.PieceSize = 2 << 20; a.Digests = a.Digests[:2] },
+		"odd piece size":       func(a *Announcement) { a.PieceSize = 2 * piece.MinSize; a.Digests = a.Digests[:2] },
 		"missing piece digest": func(a *Announcement) { a.Digests = a.Digests[:2] },
 		"bad piece digest":     func(a *Announcement) { a.Digests[1] = "sha256:zz" },
 		"unknown access":       func(a *Announcement) { a.Access = "" },

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -69,18 +68,7 @@ func (o Origin) redact(rawURL string) string {
 
 // redactErr blanks the URL inside an HTTP client's error and names the origin, redacted.
 func (o Origin) redactErr(err error) error {
-	return fmt.Errorf("origin %s: %w", o.shown(), RedactError(err, o.Filter))
-}
-
-// RedactError blanks the URL inside an HTTP client's error (*url.Error), which may be a
-// redirect's target such as a pre-signed storage URL, with taskid.Redact; a nil filter means
-// taskid.DefaultFilter. It returns err.
-func RedactError(err error, filter []string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		ue.URL = Origin{Filter: filter}.redact(ue.URL)
-	}
-	return err
+	return fmt.Errorf("origin %s: %w", o.shown(), taskid.RedactError(err, o.Filter))
 }
 
 // Get requests bytes [off, end] of the content (end < 0: to the end). It returns the response

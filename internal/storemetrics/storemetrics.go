@@ -44,6 +44,12 @@ func New(reg prometheus.Registerer, daemon string, store *piece.Store, quota int
 			Help: "Tasks in the piece store, complete or not."}, func() float64 { return float64(len(store.List())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name("store_quota_bytes"),
 			Help: "The disk quota (--gc-high): garbage collection evicts above it; 0 = none."}, func() float64 { return float64(quota) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("store_sync_groups_total"),
+			Help: "Durability groups of the piece store: data files synced, then the pieces written since recorded in one index transaction."},
+			func() float64 { return float64(store.SyncStats().Groups) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("store_sync_dropped_pieces_total"),
+			Help: "Pieces held but dropped because their data file failed to sync (they are fetched again); see the ERROR log line."},
+			func() float64 { return float64(store.SyncStats().Dropped) }),
 	)
 	return m
 }

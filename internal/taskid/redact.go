@@ -1,6 +1,7 @@
 package taskid
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -70,4 +71,18 @@ func Credentialed(rawURL string, header http.Header, filter []string) bool {
 		}
 	}
 	return false
+}
+
+// RedactError blanks the URL inside an HTTP client's error (*url.Error), which may be a
+// redirect's target such as a pre-signed storage URL, with Redact; a nil filter means
+// DefaultFilter. It returns err.
+func RedactError(err error, filter []string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if filter == nil {
+			filter = DefaultFilter
+		}
+		ue.URL = Redact(ue.URL, filter)
+	}
+	return err
 }
