@@ -46,10 +46,10 @@ func WriteTable(w io.Writer, r Result) error {
 	fmt.Fprintf(w, "bytes received: from peers %s, from the seed %s, from the origin directly %s; origin sent %s\n",
 		units.BytesSize(float64(r.BytesFromPeers)), units.BytesSize(float64(r.BytesFromSeed)), units.BytesSize(float64(r.BytesFromOrigin)), units.BytesSize(float64(r.OriginBytes)))
 	if r.Kind == "run" {
-		fmt.Fprintf(w, "supernode: %.2f CPU s, peak RSS %s; dfdaemon peak RSS (largest) %s\n",
-			r.SupernodeCPUSeconds, units.BytesSize(float64(r.SupernodePeakRSS)), units.BytesSize(float64(r.DfdaemonPeakRSS)))
+		fmt.Fprintf(w, "supernode: %.2f CPU s, peak RSS %s, %d parents dropped as idle; dfdaemon peak RSS (largest) %s\n",
+			r.SupernodeCPUSeconds, units.BytesSize(float64(r.SupernodePeakRSS)), r.IdleDrops, units.BytesSize(float64(r.DfdaemonPeakRSS)))
 	} else {
-		fmt.Fprintf(w, "simulated %d events in %.1fs\n", r.SimEvents, r.SimWallSeconds)
+		fmt.Fprintf(w, "simulated %d events in %.1fs, %d parents dropped as idle\n", r.SimEvents, r.SimWallSeconds, r.IdleDrops)
 	}
 	if len(r.PerNode) <= 64 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

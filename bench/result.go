@@ -60,6 +60,9 @@ type Result struct {
 	SupernodeCPUSeconds float64 `json:"supernode_cpu_seconds"`
 	SupernodePeakRSS    int64   `json:"supernode_peak_rss_bytes"`
 	DfdaemonPeakRSS     int64   `json:"dfdaemon_peak_rss_bytes"` // the largest of the nodes'
+	// IdleDrops is how many times the scheduler dropped a parent that uploaded nothing to anyone
+	// (the supernode's idle_drop events; the simulated scheduler's counter).
+	IdleDrops uint64 `json:"idle_drops"`
 
 	SimEvents      int64   `json:"sim_events,omitempty"`
 	SimWallSeconds float64 `json:"sim_wall_seconds,omitempty"`

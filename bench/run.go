@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Timing = p.timing(cfg, cfg.TMin(), wl)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = p.fromPeers, p.fromSeed, p.fromOrigin
 	res.SupernodeCPUSeconds, res.SupernodePeakRSS, res.DfdaemonPeakRSS = p.snCPU, p.snRSS, p.dRSS
+	res.IdleDrops = p.idleDrops
 	if cfg.Baseline {
 		before := wl.sent()
 		if fileOrigin != nil {
@@ -118,6 +119,7 @@ type phase struct {
 	fromPeers, fromSeed, fromOrigin int64
 	snCPU                           float64
 	snRSS, dRSS                     int64
+	idleDrops                       uint64
 }
 
 func (p *phase) timing(cfg Config, tMin float64, wl workload) Timing {
@@ -214,6 +216,7 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 		}
 		ph.fromSeed = int64(m.Sum("pouch_supernode_seed_upload_bytes_total", nil))
 		ph.snCPU = m.Sum("process_cpu_seconds_total", nil)
+		ph.idleDrops = uint64(m.Sum("pouch_supernode_scheduler_events_total", scrape.Labels{"event": "idle_drop"}))
 		ph.snRSS = sn.peakRSS()
 	}
 	ph.fromPeers, ph.fromOrigin = int64(peer)-ph.fromSeed, int64(orig)

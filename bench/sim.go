@@ -49,6 +49,7 @@ func Simulate(cfg Config) Result {
 	res.Timing = summarize(s.results(), cfg.TMin(), s.makespan, int64(s.origin.sent), cfg.Size)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = int64(s.fromPeers), int64(s.seed.sent), int64(s.fromOriginDirect)
 	res.SimEvents = s.events
+	res.IdleDrops = s.sched.Stats().Counters.IdleDrops
 	if cfg.Baseline {
 		// Every node pulling from the origin needs no simulation: the origin's rate is shared
 		// equally, so each node of a wave finishes at max(F/d, n_w·F/r_o), the baseline bound.

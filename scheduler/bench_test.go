@@ -87,6 +87,34 @@ func BenchmarkReport(b *testing.B) {
 	lat.report(b)
 }
 
+// BenchmarkReportIdle: as BenchmarkReport, but every peer has measured a transfer (from its
+// first parent) and the clock runs past the idle window, so a report drops the lateral
+// parents nobody received from (dropIdle) and refills the slots.
+func BenchmarkReportIdle(b *testing.B) {
+	s, ids := swarm(10_000, 1000)
+	for _, id := range ids {
+		if d := s.Decision("t", id); len(d.Parents) > 0 {
+			s.Transfer(t0, "t", id, d.Parents[0], 1<<20, 500*time.Millisecond)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	have := make([]int, len(ids))
+	lat := make(latencies, 0, b.N)
+	now := t0.Add(idleAfter)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := r.IntN(len(ids))
+		have[k] = min(have[k]+1, 999)
+		now = now.Add(time.Microsecond)
+		start := time.Now()
+		s.Report(now, "t", ids[k], have[k], false)
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	lat.report(b)
+}
+
 // BenchmarkLeave: random peers of 10,000 die and all their children are
 // reassigned; they re-join in batches of 1,000, untimed.
 func BenchmarkLeave(b *testing.B) {

@@ -73,6 +73,20 @@
 // lateral parent, or the backbone parent for a better valid backbone.
 // Reports also refill vacant slots. Parent sets improve without churn.
 //
+// Idle parents. A Report first drops the reporter's lateral parents that
+// are downloading peers linked for at least its idle window and that no
+// child reported bytes from within it: all their children already hold, or
+// have asked elsewhere for, what they hold, so their upload is lost (only a
+// child's reports about parents it was given count). The
+// window is two sync intervals (2 s), or twice the longest transfer the
+// reporter ever reported when longer (large pieces on slow links); a peer
+// that reported no transfer yet drops nothing. Sources and the backbone
+// parent are never dropped so. The dropped parent has a child fewer, so it
+// scores higher for the peers that sample it next, and the reporter does
+// not take it back within the window. A parent slow to the reporter but
+// uploading to others stays: dropping it would leave the reporter's queued
+// requests draining there while the scheduler sent it more children.
+//
 // Back to source. A decision has BackToSource=true when:
 //   - SourceFailed was called for the task (every peer, until a retried
 //     seed reaches the origin and SourceRecovered is called);

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // Score weights. See the package documentation for the policy.
@@ -13,6 +14,11 @@ const (
 	rateFactorMin   = 0.25 // measured throughput factor bounds
 	rateFactorMax   = 2.0
 	maxLowerScan    = 1024 // linear fallback when looking for an earlier joiner
+
+	// idleAfter is how long a lateral parent that is itself downloading may upload nothing, to
+	// any child, before a child's next Report drops it (see dropIdle): two of a peer's sync
+	// intervals (snapi.SyncInterval, 1 s), so that one late report does not count as silence.
+	idleAfter = 2 * time.Second
 )
 
 type cand struct {
@@ -114,7 +120,7 @@ func (t *task) gather(c *peer) []*peer {
 			return
 		}
 		q.mark = ep
-		if t.usable(c, q) {
+		if t.usable(c, q) && !t.recentlyIdle(c, q) {
 			out = append(out, q)
 		}
 	}
@@ -136,6 +142,56 @@ func (t *task) gather(c *peer) []*peer {
 	}
 	t.scratch = out
 	return out
+}
+
+// idleWindow is how long c's parent may send c nothing before it counts as idle: idleAfter, or
+// twice the longest transfer c ever reported when that is longer (large pieces on slow links
+// take longer than idleAfter to arrive, and a parent sending one is not idle). Zero while c has
+// reported no transfer: nothing is known yet of how long a piece takes to reach it.
+func idleWindow(c *peer) time.Duration {
+	if c.slowest <= 0 {
+		return 0
+	}
+	return max(idleAfter, 2*c.slowest)
+}
+
+// idle reports whether e's parent, c's parent for at least the idle window, uploaded nothing
+// within it: no child, c or another, reported bytes from it.
+func (t *task) idle(e *edge, window time.Duration) bool {
+	return window > 0 && t.now.Sub(e.since) >= window && t.now.Sub(e.parent.sent) >= window
+}
+
+// dropIdle takes out of c's set the lateral parents that are downloading peers and uploaded
+// nothing to anyone for the idle window: each of their children already holds, or has asked
+// another parent for, everything they hold, so their upload is lost to the swarm. Dropped by
+// its children, such a parent has fewer children and scores higher for the peers that sample
+// it next, and c's slot goes to a peer with other pieces. Only a parent idle for all its
+// children: one that is slow to c but busy with others (a 1 MiB piece at 4 MB/s shared by many
+// children takes seconds) keeps c, since c's queued requests would drain there anyway while
+// the scheduler, counting one child fewer, sent it more (simulated at N = 10,000 this made the
+// slowest nodes 1.5× slower; docs/benchmarks.md). Sources and the backbone parent stay: a
+// source holds everything c lacks, and the backbone keeps c attached to one. A parent dropped
+// so is not taken back for the window (recentlyIdle), or fill would pick it again at once.
+func (t *task) dropIdle(c *peer) {
+	window := idleWindow(c)
+	if window <= 0 {
+		return
+	}
+	for i := len(c.parents) - 1; i >= 0; i-- {
+		e := c.parents[i]
+		if e.parent == c.backbone || t.isSource(e.parent) || !t.idle(e, window) {
+			continue
+		}
+		t.unlink(e)
+		c.stat(e.parent.id).idle = t.now
+		t.s.counters.IdleDrops++
+	}
+}
+
+// recentlyIdle reports whether dropIdle took q out of c's set within the idle window.
+func (t *task) recentlyIdle(c, q *peer) bool {
+	st := c.hist[q.id]
+	return st != nil && !st.idle.IsZero() && t.now.Sub(st.idle) < idleWindow(c)
 }
 
 // lowerRank looks for a backbone parent among peers that joined before c

@@ -271,6 +271,7 @@ func (s *Scheduler) Report(now time.Time, task TaskID, peerID PeerID, have int, 
 		return t.decision(p)
 	}
 	if t.downloading(p) {
+		t.dropIdle(p)
 		t.fill(p)
 		if t.improve(p) {
 			s.counters.Swaps++
@@ -296,10 +297,16 @@ func (s *Scheduler) Transfer(now time.Time, task TaskID, child, parent PeerID, b
 	st.last = now
 	if bytes > 0 {
 		st.failures = 0
+		// Only bytes from a parent the child was given keep that parent from counting as idle
+		// for its other children (dropIdle): a report about any other peer steers nothing.
+		if t.scheduled(c, parent) {
+			q.sent = now
+		}
 	}
 	if d <= 0 || bytes < 0 {
 		return
 	}
+	c.slowest = max(c.slowest, d)
 	rate := float64(bytes) / d.Seconds()
 	if st.ewma == 0 {
 		st.ewma = rate

@@ -215,6 +215,115 @@ func TestScoreRules(t *testing.T) {
 	}
 }
 
+// TestIdleParents: a Report drops a lateral parent that is a downloading peer and uploaded
+// nothing, to any child, for the child's idle window (2 s, or twice its slowest reported
+// transfer), and does not take it back within the window. Every case starts from
+// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral).
+func TestIdleParents(t *testing.T) {
+	t.Parallel()
+	const setup = `
+		config maxParents=3
+		task pieces=100
+		join seed seed
+		join p1
+		join p2
+		join p3
+		join p4
+		expect p4 parents=seed,p3,p2
+	`
+	for _, tc := range []struct {
+		name   string
+		script string
+	}{
+		{"idle lateral is dropped", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 first=seed lacks=p3 lacks=p2`},
+		{"a parent uploading to another child stays", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			transfer p3 from=p2 bytes=1MB dur=500ms
+			report p4 have=5
+			expect p4 lacks=p3 has=p2`},
+		{"bytes claimed from a peer that is not the claimer's parent do not count", `
+			expect p1 parents=seed
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			transfer p1 from=p2 bytes=1MB dur=500ms
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2`},
+		{"not before the window", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 1900ms
+			report p4 have=5
+			expect p4 parents=seed,p3,p2`},
+		{"the window is twice the slowest transfer when longer", `
+			transfer p4 from=seed bytes=1MB dur=3s
+			tick 5s
+			report p4 have=5
+			expect p4 parents=seed,p3,p2
+			tick 1s
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2`},
+		{"a child that measured no transfer keeps its parents", `
+			tick 10s
+			report p4 have=5
+			expect p4 parents=seed,p3,p2`},
+		{"a source lateral stays", `
+			report p3 have=100 complete
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 has=p3 lacks=p2`},
+		{"the backbone stays", `
+			leave seed
+			expect p4 parents=p1,p2,p3
+			tick 1s
+			transfer p4 from=p2 bytes=1MB dur=500ms
+			tick 1s
+			report p4 have=5
+			expect p4 parents=p1,p2`},
+		{"not taken back within the window, then may be", `
+			transfer p4 from=seed bytes=1MB dur=500ms
+			tick 2s
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2
+			tick 1900ms
+			report p4 have=5
+			expect p4 lacks=p3 lacks=p2
+			tick 100ms
+			report p4 have=5
+			expect p4 has=p3 has=p2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if out, err := runScript(setup + tc.script); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestIdleDropsCounted: every parent dropIdle takes out is counted (the supernode exports it as
+// pouch_supernode_scheduler_events_total{event="idle_drop"}).
+func TestIdleDropsCounted(t *testing.T) {
+	t.Parallel()
+	sc := newScript(Config{})
+	for _, line := range []string{
+		"config maxParents=3", "task pieces=100", "join seed seed", "join p1", "join p2", "join p3", "join p4",
+		"expect p4 parents=seed,p3,p2", "transfer p4 from=seed bytes=1MB dur=500ms", "tick 2s", "report p4 have=5",
+		"expect p4 lacks=p3 lacks=p2",
+	} {
+		if err := sc.exec(line); err != nil {
+			t.Fatalf("%q: %v\n%s", line, err, sc.out.String())
+		}
+	}
+	if got := sc.s.Stats().Counters.IdleDrops; got != 2 {
+		t.Fatalf("IdleDrops = %d, want 2", got)
+	}
+}
+
 // TestMeasuredThroughput: a parent much slower than the child's others is
 // swapped on Report; a child whose own link is the bottleneck (all its
 // parents equally slow) keeps its parents.

@@ -8,6 +8,7 @@ type Counters struct {
 	Failures      uint64
 	Swaps         uint64 // parents swapped by Report for a clearly better one
 	Reassignments uint64 // decisions changed because a parent left, failed, was blocked, or a source appeared
+	IdleDrops     uint64 // lateral parents dropped by Report for uploading nothing to anyone (dropIdle)
 }
 
 // ChildrenBuckets is the number of buckets of [Stats.Children].

@@ -66,12 +66,18 @@ type peer struct {
 	mark     uint64
 	joined   time.Time
 	seen     time.Time
+	// slowest is the longest transfer this peer (as a child) reported: one piece's time from
+	// the request, or with batched reports the busy time of a batch. See idleWindow.
+	slowest time.Duration
+	// sent is when a child last reported bytes from this peer (as a parent).
+	sent time.Time
 }
 
 // edge is one parent→child assignment; ci is its index in parent.children.
 type edge struct {
 	child, parent *peer
 	ci            int
+	since         time.Time // when it was linked
 }
 
 // stat is what a child knows about one parent.
@@ -81,6 +87,7 @@ type stat struct {
 	last     time.Time
 	corrupt  bool      // the child reported the parent corrupt: never its parent again
 	dropped  time.Time // when the parent was last taken out of the child's set
+	idle     time.Time // when the parent was last taken out of the child's set as idle (dropIdle)
 }
 
 func newTask(s *Scheduler, id TaskID) *task {
@@ -292,7 +299,7 @@ func (t *task) fixSource(p *peer) {
 // ---- edges ----
 
 func (t *task) link(c, q *peer, front bool) *edge {
-	e := &edge{child: c, parent: q, ci: len(q.children)}
+	e := &edge{child: c, parent: q, ci: len(q.children), since: t.now}
 	q.children = append(q.children, e)
 	if front {
 		c.parents = slices.Insert(c.parents, 0, e)

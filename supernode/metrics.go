@@ -191,6 +191,7 @@ func (c *schedulerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("failure", st.Counters.Failures)
 	counter("swap", st.Counters.Swaps)
 	counter("reassignment", st.Counters.Reassignments)
+	counter("idle_drop", st.Counters.IdleDrops)
 	gauge := func(state string, v int) {
 		ch <- prometheus.MustNewConstMetric(schedPeersDesc, prometheus.GaugeValue, float64(v), state)
 	}
