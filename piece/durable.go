@@ -231,6 +231,7 @@ func (t *Task) syncFailedLocked(group []int, err error) error {
 	t.unsyncedAt = nil
 	t.syncFails++
 	t.syncErr = err
+	t.lastSyncErr = err
 	t.s.syncDropped.Add(int64(dropped))
 	t.s.log.Error("syncing a data file failed: the pieces written since its last sync are dropped and will be fetched again",
 		zap.Stringer("task", t.id), zap.Int("dropped", dropped), zap.Error(err))

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
@@ -356,5 +357,75 @@ func TestCloseSyncsWhatIsHeld(t *testing.T) {
 		if got := present(task.Bitfield()); !slices.Equal(got, want) {
 			t.Fatalf("fail=%v: held after reopen %v, want %v", fail, got, want)
 		}
+	}
+}
+
+// Every write under way when a sync fails learns it as ErrIO, not only the first to finish: a
+// download tells a failing disk from a bad parent by it.
+func TestEveryWriteAcrossAFailedSyncFails(t *testing.T) {
+	t.Parallel()
+	f, gate := gatedFixture(t, 5*MiB)
+	pieces := []int{3, 4}
+	writers := make([]*io.PipeWriter, len(pieces))
+	errs := make([]chan error, len(pieces))
+	for k, i := range pieces {
+		pr, pw := io.Pipe()
+		writers[k], errs[k] = pw, make(chan error, 1)
+		go func() { errs[k] <- f.task.WritePiece(i, pr) }()
+		if _, err := pw.Write(f.piece(i)[:len(f.piece(i))/2]); err != nil { // under way
+			t.Fatal(err)
+		}
+	}
+	f.write(t, f.task, 1)
+	gate.release(t, syscall.EIO)
+	if err := f.store.syncNow(); err != nil {
+		t.Fatal(err)
+	}
+	for k, i := range pieces {
+		if _, err := writers[k].Write(f.piece(i)[len(f.piece(i))/2:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errs[k]; !errors.Is(err, ErrIO) || !errors.Is(err, syscall.EIO) {
+			t.Errorf("the write of piece %d across the failed sync = %v, want ErrIO and EIO", i, err)
+		}
+	}
+}
+
+// A second write from the source of a piece another writer holds but has not made durable yet
+// returns only once it is durable, as the first does.
+func TestSourcePieceAlreadyHeldReturnsWhenDurable(t *testing.T) {
+	t.Parallel()
+	f, gate := gatedFixture(t, 2*MiB)
+	write := func() chan error {
+		c := make(chan error, 1)
+		go func() { _, err := f.task.WriteSourcePiece(0, bytes.NewReader(f.piece(0))); c <- err }()
+		return c
+	}
+	first := write()
+	<-gate.entered // piece 0 is held, its group is syncing
+	second := write()
+	select {
+	case err := <-second:
+		t.Fatalf("the second source write returned (%v) before piece 0 was durable", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // let this sync and any later one finish
+		for {
+			select {
+			case gate.result <- nil:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for _, c := range []chan error{first, second} {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if named, _ := inIndex(t, f.store, f.task); !slices.Equal(named, []int{0}) {
+		t.Fatalf("the index names %v after both source writes returned, want [0]", named)
 	}
 }

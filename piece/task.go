@@ -65,13 +65,14 @@ type Task struct {
 
 	// Durability (durable.go): bits ⊇ durable ⊇ indexed. A piece of bits not in durable is
 	// unsynced; one of durable not in indexed waits in unrecorded.
-	unsynced   Bitfield // written since the group that syncs it began
-	unsyncedAt []int    // the pieces of unsynced, in the order written (may repeat or be stale)
-	durable    Bitfield // synced: its bytes are on disk
-	unrecorded []int    // synced, not yet recorded in the index (may be stale)
-	indexed    Bitfield // what the index names
-	syncFails  int      // failed syncs of the data file: a write that spans one fails too
-	syncErr    error    // the last failed sync, for the next write (once)
+	unsynced    Bitfield // written since the group that syncs it began
+	unsyncedAt  []int    // the pieces of unsynced, in the order written (may repeat or be stale)
+	durable     Bitfield // synced: its bytes are on disk
+	unrecorded  []int    // synced, not yet recorded in the index (may be stale)
+	indexed     Bitfield // what the index names
+	syncFails   int      // failed syncs of the data file: a write that spans one fails too
+	syncErr     error    // the last failed sync, for the next write (once)
+	lastSyncErr error    // the last failed sync, kept: for every write that spanned it
 }
 
 func newTask(s *Store, m Meta) *Task {
@@ -297,6 +298,11 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 		// one so the stream stays in step. A failure here is the stream's
 		// problem, not this piece's, which is good.
 		_, _ = io.CopyN(io.Discard, r, n)
+		if source {
+			// Held is not durable: another writer's piece may still wait for its group,
+			// and a piece from the origin returns only once durable.
+			return t.Digest(i), t.awaitDurable(i)
+		}
 		return t.Digest(i), nil
 	}
 
@@ -324,8 +330,10 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	if t.syncFails != fails {
 		// The data file failed to sync while these bytes were written: they may never reach
 		// the disk, and no later sync would say so (see syncFailedLocked).
-		err := t.syncErr
-		t.syncErr = nil
+		// Every write that spanned the failure gets its error (syncErr is for the next new
+		// write, once, and another writer may have taken it), so a caller can tell a failing
+		// disk (ErrIO) from a bad parent.
+		err := t.lastSyncErr
 		t.mu.Unlock()
 		return "", fmt.Errorf("task %s piece %d: the data file failed to sync while it was written: %w", t.id, i, err)
 	}
