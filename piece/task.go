@@ -330,10 +330,11 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	if t.syncFails != fails {
 		// The data file failed to sync while these bytes were written: they may never reach
 		// the disk, and no later sync would say so (see syncFailedLocked).
-		// Every write that spanned the failure gets its error (syncErr is for the next new
-		// write, once, and another writer may have taken it), so a caller can tell a failing
-		// disk (ErrIO) from a bad parent.
+		// Every write that spanned the failure gets its error (syncErr is taken once, maybe
+		// by another such write), so a caller can tell a failing disk (ErrIO) from a bad
+		// parent.
 		err := t.lastSyncErr
+		t.syncErr = nil // reported: the next new write need not fail for it
 		t.mu.Unlock()
 		return "", fmt.Errorf("task %s piece %d: the data file failed to sync while it was written: %w", t.id, i, err)
 	}
