@@ -167,9 +167,12 @@ func (s *Store) syncGroup() (retry bool, err error) {
 		return false, errors.Join(errs...)
 	}
 	if err := s.record(record); err != nil {
-		s.log.Error("recording synced pieces in the index: they stay held and are recorded with a later group", zap.Error(err))
-		return true, errors.Join(append(errs, fmt.Errorf("%w: record synced pieces: %w", ErrIO, err))...)
+		err = fmt.Errorf("%w: record synced pieces: %w", ErrIO, err)
+		s.recordErr.Store(&err)
+		s.log.Error("recording synced pieces in the index: they stay held and are recorded with a later group; new writes fail until then", zap.Error(err))
+		return true, errors.Join(append(errs, err)...)
 	}
+	s.recordErr.Store(nil)
 	return false, errors.Join(errs...)
 }
 
@@ -247,6 +250,11 @@ func (s *Store) record(tasks []*Task) error {
 	var done []recorded
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		done = done[:0]
+		if s.recordFault != nil {
+			if err := s.recordFault(); err != nil {
+				return err
+			}
+		}
 		for _, t := range tasks {
 			b := t.bucket(tx)
 			if b == nil {

@@ -429,3 +429,41 @@ func TestSourcePieceAlreadyHeldReturnsWhenDurable(t *testing.T) {
 		t.Fatalf("the index names %v after both source writes returned, want [0]", named)
 	}
 }
+
+// While the index cannot record synced pieces, new writes fail with ErrIO (as when every piece
+// committed its own transaction) instead of downloading what cannot be kept; once a group
+// records again, writes succeed and the held pieces are recorded.
+func TestWritesFailWhileTheIndexCannotRecord(t *testing.T) {
+	t.Parallel()
+	var broken atomic.Bool
+	broken.Store(true)
+	f := newFixture(t, 3*MiB, Options{recordFault: func() error {
+		if broken.Load() {
+			return syscall.ENOSPC
+		}
+		return nil
+	}})
+	f.setDigests(t, f.task)
+	f.write(t, f.task, 0)
+	if err := f.store.syncNow(); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a group whose index transaction fails = %v, want ErrIO and ENOSPC", err)
+	}
+	if err := f.task.WritePiece(1, bytes.NewReader(f.piece(1))); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) || f.task.Has(1) {
+		t.Fatalf("a write while the index cannot record = %v, present %v; want ErrIO, ENOSPC, absent", err, f.task.Has(1))
+	}
+	if !f.task.Has(0) {
+		t.Fatal("piece 0 is no longer held: its bytes are synced and it waits to be recorded")
+	}
+	broken.Store(false)
+	if err := f.store.syncNow(); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, f.task, 1, 2)
+	if err := f.store.syncNow(); err != nil {
+		t.Fatal(err)
+	}
+	if named, _ := inIndex(t, f.store, f.task); !slices.Equal(named, []int{0, 1, 2}) {
+		t.Fatalf("the index names %v, want [0 1 2]", named)
+	}
+	f.checkContent(t, f.task)
+}

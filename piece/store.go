@@ -70,6 +70,9 @@ type Options struct {
 
 	// syncFile replaces fdatasync of a data file, for the store's own tests to inject faults.
 	syncFile func(*os.File) error
+	// recordFault, when set, fails the index transaction that records synced pieces with the
+	// error it returns (the store's own tests).
+	recordFault func() error
 }
 
 // Store is the on-disk piece store: one data file per task plus a bbolt index.
@@ -104,6 +107,11 @@ type Store struct {
 	syncGroups   atomic.Int64
 	syncDropped  atomic.Int64
 	closeSyncErr error // the last group's, run by Close; read after syncerDone
+	recordFault  func() error
+	// recordErr is the failure of the last group's index transaction, nil once one succeeds:
+	// while the index cannot record pieces, new writes fail with it (as they did when each
+	// piece committed its own transaction) rather than download what cannot be kept.
+	recordErr atomic.Pointer[error]
 
 	quit        chan struct{} // closed by Close: stops syncLoop and flushLoop
 	flusherDone chan struct{}
@@ -152,6 +160,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		noSync:      opts.NoSync,
 		tasks:       make(map[digest.Digest]*Task),
 		syncFile:    opts.syncFile,
+		recordFault: opts.recordFault,
 		syncKick:    make(chan struct{}, 1),
 		syncUrgent:  make(chan struct{}, 1),
 		syncReq:     make(chan chan error),
@@ -387,8 +396,10 @@ func (s *Store) removeOrphans() {
 	}
 }
 
-// Close makes durable every piece held (one last group: the data files
-// synced, then the pieces recorded), flushes pending index updates and closes
+// Close makes durable every piece held when it starts (one last group: the
+// data files synced, then the pieces recorded; a write that ends while that
+// group runs is held but not made durable, and is fetched again after a
+// restart), flushes pending index updates and closes
 // every data file and the index. Tasks obtained earlier fail with ErrClosed
 // afterwards, and their Done channels are closed. Close is idempotent.
 func (s *Store) Close() error {

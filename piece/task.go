@@ -383,6 +383,10 @@ func (t *Task) claim(i int, source bool) (want [sha256.Size]byte, wantKnown, pre
 			t.mu.Unlock()
 			return want, false, false, 0, fmt.Errorf("task %s piece %d: the data file failed to sync since the last write: %w", t.id, i, err)
 		}
+		if err := t.s.recordErr.Load(); err != nil {
+			t.mu.Unlock()
+			return want, false, false, 0, fmt.Errorf("task %s piece %d: the index cannot record pieces: %w", t.id, i, *err)
+		}
 		wantKnown = t.known.Has(i)
 		if !source && !wantKnown {
 			t.mu.Unlock()
