@@ -199,6 +199,12 @@ func (t *Task) syncData() (did, pending bool, err error) {
 	if t.goneLocked() != nil {
 		return true, false, nil // deleted: nothing to record
 	}
+	if err == nil && t.writebackErr != nil {
+		// Some file systems report a failed writeback to sync_file_range alone; the
+		// fdatasync that followed succeeding proves nothing about those pages.
+		err = fmt.Errorf("early writeback: %w", t.writebackErr)
+	}
+	t.writebackErr = nil
 	if err != nil {
 		err = t.syncFailedLocked(group, err)
 		return true, len(t.unrecorded) > 0, err

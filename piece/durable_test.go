@@ -467,3 +467,37 @@ func TestWritesFailWhileTheIndexCannotRecord(t *testing.T) {
 	}
 	f.checkContent(t, f.task)
 }
+
+// A failed early writeback fails the next group as a failed fdatasync would, even though the
+// fdatasync itself succeeds: some file systems report a lost page to sync_file_range alone.
+func TestFailedWritebackFailsTheGroup(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	fail.Store(true)
+	f := newFixture(t, 3*MiB, Options{writeback: func(*os.File, int64, int64) error {
+		if fail.Swap(false) {
+			return syscall.EIO
+		}
+		return nil
+	}})
+	f.setDigests(t, f.task)
+	f.write(t, f.task, 0) // its writeback fails
+	_ = f.store.syncNow() // the failed group ran before it or is this one
+	if f.task.Has(0) || f.store.SyncStats().Dropped != 1 {
+		t.Fatalf("piece 0 held %v, dropped %d; want dropped", f.task.Has(0), f.store.SyncStats().Dropped)
+	}
+	if named, _ := inIndex(t, f.store, f.task); len(named) != 0 {
+		t.Fatalf("the index names %v, want none", named)
+	}
+	// The task's next write learns of it; then the disk is fine again.
+	if err := f.task.WritePiece(1, bytes.NewReader(f.piece(1))); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the next write = %v, want ErrIO and EIO", err)
+	}
+	f.write(t, f.task, 0, 1)
+	if err := f.store.syncNow(); err != nil {
+		t.Fatal(err)
+	}
+	if named, _ := inIndex(t, f.store, f.task); !slices.Equal(named, []int{0, 1}) {
+		t.Fatalf("the index names %v, want [0 1]", named)
+	}
+}

@@ -70,6 +70,8 @@ type Options struct {
 
 	// syncFile replaces fdatasync of a data file, for the store's own tests to inject faults.
 	syncFile func(*os.File) error
+	// writeback replaces startWriteback, for the store's own tests to inject faults.
+	writeback func(f *os.File, off, n int64) error
 	// recordFault, when set, fails the index transaction that records synced pieces with the
 	// error it returns (the store's own tests).
 	recordFault func() error
@@ -108,6 +110,7 @@ type Store struct {
 	syncDropped  atomic.Int64
 	closeSyncErr error // the last group's, run by Close; read after syncerDone
 	recordFault  func() error
+	writeback    func(f *os.File, off, n int64) error
 	// recordErr is the failure of the last group's index transaction, nil once one succeeds:
 	// while the index cannot record pieces, new writes fail with it (as they did when each
 	// piece committed its own transaction) rather than download what cannot be kept.
@@ -161,6 +164,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		tasks:       make(map[digest.Digest]*Task),
 		syncFile:    opts.syncFile,
 		recordFault: opts.recordFault,
+		writeback:   opts.writeback,
 		syncKick:    make(chan struct{}, 1),
 		syncUrgent:  make(chan struct{}, 1),
 		syncReq:     make(chan chan error),
@@ -797,11 +801,19 @@ func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, u
 // makes it durable, and reports the disk's own failures. A file system that does not support it is said
 // once in the log and ends the early starts for the store; a file closed meanwhile (its task
 // deleted) is the write's business; any other failure is logged and the next chunk tries again.
-func (s *Store) startWriteback(f *os.File, off, n int64) {
+//
+// It returns the error of a writeback that failed (an I/O error, a full disk): the caller's
+// task then treats its next group's sync as failed, since a file system may report such a
+// failure to this call alone and not to the later fdatasync.
+func (s *Store) startWriteback(f *os.File, off, n int64) error {
 	if s.noWriteback.Load() {
-		return
+		return nil
 	}
-	err := startWriteback(f, off, n)
+	start := startWriteback
+	if s.writeback != nil {
+		start = s.writeback
+	}
+	err := start(f, off, n)
 	switch {
 	case err == nil, errors.Is(err, os.ErrClosed):
 	case errors.Is(err, errors.ErrUnsupported):
@@ -809,6 +821,7 @@ func (s *Store) startWriteback(f *os.File, off, n int64) {
 			s.log.Warn("this file system cannot start writeback early; pieces reach the disk with their group's sync alone", zap.Error(err))
 		}
 	default:
-		s.log.Debug("starting writeback of piece data", zap.Int64("offset", off), zap.Error(err))
+		return err
 	}
+	return nil
 }

@@ -65,14 +65,15 @@ type Task struct {
 
 	// Durability (durable.go): bits ⊇ durable ⊇ indexed. A piece of bits not in durable is
 	// unsynced; one of durable not in indexed waits in unrecorded.
-	unsynced    Bitfield // written since the group that syncs it began
-	unsyncedAt  []int    // the pieces of unsynced, in the order written (may repeat or be stale)
-	durable     Bitfield // synced: its bytes are on disk
-	unrecorded  []int    // synced, not yet recorded in the index (may be stale)
-	indexed     Bitfield // what the index names
-	syncFails   int      // failed syncs of the data file: a write that spans one fails too
-	syncErr     error    // the last failed sync, for the next write (once)
-	lastSyncErr error    // the last failed sync, kept: for every write that spanned it
+	unsynced     Bitfield // written since the group that syncs it began
+	unsyncedAt   []int    // the pieces of unsynced, in the order written (may repeat or be stale)
+	durable      Bitfield // synced: its bytes are on disk
+	unrecorded   []int    // synced, not yet recorded in the index (may be stale)
+	indexed      Bitfield // what the index names
+	syncFails    int      // failed syncs of the data file: a write that spans one fails too
+	syncErr      error    // the last failed sync, for the next write (once)
+	lastSyncErr  error    // the last failed sync, kept: for every write that spanned it
+	writebackErr error    // a failed early writeback since the last group: that group fails
 }
 
 func newTask(s *Store, m Meta) *Task {
@@ -435,7 +436,7 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 			}
 			done += int64(k)
 			if done-started >= writebackChunk && !t.s.noSync {
-				t.s.startWriteback(t.f, off+started, done-started)
+				t.noteWriteback(t.s.startWriteback(t.f, off+started, done-started))
 				started = done
 			}
 		}
@@ -449,10 +450,22 @@ func (t *Task) stream(off, n int64, r io.Reader) ([sha256.Size]byte, error) {
 	if started < n && !t.s.noSync {
 		// The rest of the piece (all of a piece smaller than writebackChunk): its group's
 		// sync then finds it under way too.
-		t.s.startWriteback(t.f, off+started, n-started)
+		t.noteWriteback(t.s.startWriteback(t.f, off+started, n-started))
 	}
 	h.Sum(sum[:0])
 	return sum, nil
+}
+
+// noteWriteback keeps the first failed early writeback for the next group's sync to fail with.
+func (t *Task) noteWriteback(err error) {
+	if err == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.writebackErr == nil {
+		t.writebackErr = err
+	}
+	t.mu.Unlock()
 }
 
 // Verify re-reads present piece i and hashes it against its recorded digest, for a holder told
