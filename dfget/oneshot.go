@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
@@ -42,17 +43,29 @@ func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	if err != nil {
 		return nil, &Error{Code: ExitFailure, Err: err}
 	}
+	dataDir, removeStore := opts.DataDir, func() {}
+	if dataDir == "" {
+		// dfget makes and removes the temporary store, so that it goes even when the peer dies
+		// before it could remove it (killed by the kernel's OOM killer, say).
+		if dataDir, err = os.MkdirTemp("", "dfget-"); err != nil {
+			return nil, &Error{Code: ExitFailure, Err: fmt.Errorf("the one-shot peer's store: %w", err)}
+		}
+		removeStore = func() { os.RemoveAll(dataDir) }
+	}
 	settings, err := json.Marshal(dfapi.OneShot{
-		Supernode: opts.Supernode, SupernodeCA: opts.OneShot.SupernodeCA, Secret: opts.OneShot.Secret, DataDir: opts.DataDir,
+		Supernode: opts.Supernode, SupernodeCA: opts.OneShot.SupernodeCA, Secret: opts.OneShot.Secret, DataDir: dataDir,
 		Allow: opts.Networks.Allow, Deny: opts.Networks.Deny, LogLevel: opts.OneShot.LogLevel, LogFormat: opts.OneShot.LogFormat,
 	})
 	if err != nil {
+		removeStore()
 		return nil, &Error{Code: ExitFailure, Err: err}
 	}
 	p, err := startPeer(bin, settings)
 	if err != nil {
+		removeStore()
 		return nil, &Error{Code: ExitFailure, Err: err}
 	}
+	p.removeStore = removeStore
 	c := &dfapi.Client{Base: "http://localhost", HTTP: &http.Client{Transport: &http.Transport{
 		DialContext:       p.dial,
 		DisableKeepAlives: true, // one request on the one connection
@@ -65,6 +78,8 @@ func oneShot(ctx context.Context, opts Options) (*dfapi.Download, error) {
 	waitErr := p.stop()
 	var ae *apierr.Error
 	switch {
+	case p.helloErr != nil:
+		return nil, &Error{Code: ExitFailure, Err: p.helloErr}
 	case errors.As(err, &ae):
 		return nil, classifyAPI(*ae)
 	case p.said() != "":
@@ -96,14 +111,24 @@ func findDfdaemon(named string) (string, error) {
 
 // peer is a running one-shot peer.
 type peer struct {
-	cmd    *exec.Cmd
-	out    *bytes.Buffer // its stdout: why it could not start
-	mu     sync.Mutex
-	conn   net.Conn // handed to the HTTP transport by the first dial
-	dialed bool
-	once   sync.Once
-	err    error // of Wait
+	bin         string
+	cmd         *exec.Cmd
+	out         *bytes.Buffer // its stdout: why it could not start
+	mu          sync.Mutex
+	conn        net.Conn // handed to the HTTP transport by the first dial
+	dialed      bool
+	helloErr    error // the child did not greet as a one-shot peer of this protocol
+	removeStore func()
+	once        sync.Once
+	err         error // of Wait
 }
+
+// Bounds on waiting for the one-shot peer: for its greeting (it comes before the peer opens its
+// store), and for it to exit once dfget closed their socket (it removes its store first).
+var (
+	helloTimeout = 10 * time.Second
+	stopGrace    = 5 * time.Second
+)
 
 // startPeer starts "bin oneshot-peer" with settings on its stdin and its end of a new socket
 // pair as file descriptor 3.
@@ -127,7 +152,7 @@ func startPeer(bin string, settings []byte) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the one-shot peer's socket: %w", err)
 	}
-	p := &peer{cmd: exec.Command(bin, dfapi.OneShotArg), out: &bytes.Buffer{}, conn: conn}
+	p := &peer{bin: bin, cmd: exec.Command(bin, dfapi.OneShotArg), out: &bytes.Buffer{}, conn: conn, removeStore: func() {}}
 	p.cmd.Stdin = bytes.NewReader(settings)
 	p.cmd.Stdout = &capped{b: p.out, max: 64 << 10}
 	p.cmd.Stderr = os.Stderr              // its logs, as dfget's own
@@ -139,21 +164,57 @@ func startPeer(bin string, settings []byte) (*peer, error) {
 	return p, nil
 }
 
-func (p *peer) dial(context.Context, string, string) (net.Conn, error) {
+func (p *peer) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.dialed {
 		return nil, errors.New("the one-shot peer serves one connection")
 	}
 	p.dialed = true
+	if err := p.readHello(ctx); err != nil {
+		p.helloErr = err
+		return nil, err
+	}
 	return p.conn, nil
 }
 
-// stop closes the connection, which ends the peer, and waits for it to exit.
+// readHello reads the child's greeting: a binary that is not a dfdaemon speaking this protocol
+// (another program named dfdaemon, an older release) fails here with a message that says so,
+// instead of later with a puzzling one.
+func (p *peer) readHello(ctx context.Context) error {
+	p.conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	defer context.AfterFunc(ctx, func() { p.conn.SetReadDeadline(time.Now()) })()
+	got := make([]byte, len(dfapi.OneShotHello))
+	_, err := io.ReadFull(p.conn, got)
+	p.conn.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil || string(got) != dfapi.OneShotHello {
+		return fmt.Errorf("%s is not a dfdaemon of this release (it did not answer %q to %q); install this release's dfdaemon beside dfget, or name it with --dfdaemon-bin",
+			p.bin, strings.TrimSpace(dfapi.OneShotHello), dfapi.OneShotArg)
+	}
+	return nil
+}
+
+// stop closes the connection, which ends the peer, and waits for it to exit: stopGrace at
+// most (at once after a failed greeting), then it is killed, so that dfget never hangs on it.
 func (p *peer) stop() error {
 	p.once.Do(func() {
 		p.conn.Close()
-		p.err = p.cmd.Wait()
+		exited := make(chan error, 1)
+		go func() { exited <- p.cmd.Wait() }()
+		grace := stopGrace
+		if p.helloErr != nil {
+			grace = 0
+		}
+		select {
+		case p.err = <-exited:
+		case <-time.After(grace):
+			p.cmd.Process.Kill()
+			p.err = fmt.Errorf("it did not exit within %v of dfget closing its socket, and was killed: %w", grace, <-exited)
+		}
+		p.removeStore()
 	})
 	return p.err
 }

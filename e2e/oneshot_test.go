@@ -91,6 +91,36 @@ func TestDfgetOneShotRunsTheDfdaemonBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("a binary that is not a one-shot peer", func(t *testing.T) {
+		// Another program named dfdaemon (or an older release) that never greets dfget and never
+		// exits: dfget must neither hang on it nor leave it running.
+		dir := t.TempDir()
+		record, tmp := filepath.Join(dir, "record"), filepath.Join(dir, "tmp")
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		impostor := filepath.Join(dir, "dfdaemon")
+		if err := os.WriteFile(impostor, []byte("#!/bin/sh\necho $$ > "+record+"\nexec sleep 1000\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		code, stderr := run(t, []string{"POUCH_DFDAEMON_BIN=" + impostor, "TMPDIR=" + tmp}, "dfget", o.URL+"/f", "-O", filepath.Join(dir, "out"),
+			"--supernode", "http://"+c.supernode.HTTP, "--allow-networks", "127.0.0.0/8")
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, impostor+" is not a dfdaemon of this release") {
+			t.Errorf("exit %d, stderr %q; want exit 1 and one line saying %s is not a dfdaemon of this release", code, stderr, impostor)
+		}
+		raw, err := os.ReadFile(record)
+		if err != nil {
+			t.Fatalf("the impostor did not run: %v", err)
+		}
+		pid := strings.TrimSpace(string(raw))
+		if st, err := os.ReadFile(filepath.Join("/proc", pid, "stat")); err == nil && !strings.Contains(string(st), ") Z ") {
+			t.Errorf("the impostor (pid %s) outlived dfget", pid)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("dfget left %s in $TMPDIR", left[0].Name())
+		}
+	})
+
 	t.Run("the peer cannot start", func(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "no-such-ca.pem")
 		code, stderr := dfget(ctx, o.URL+"/f", "-O", filepath.Join(t.TempDir(), "out"), "--supernode", "http://"+c.supernode.HTTP,

@@ -24,6 +24,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) == 2 && os.Args[1] == dfapi.OneShotArg {
+		// dfget ends the one-shot peer by closing their socket. Ctrl-C reaches the whole
+		// process group, and a pipe on dfget's stderr may be gone by then (dfget … | tee):
+		// either would kill the peer before it removes its store, so both are dfget's to handle.
+		signal.Ignore(os.Interrupt, syscall.SIGPIPE)
 		code := oneShot(ctx, os.Stdin, os.Stdout)
 		stop()
 		os.Exit(code)

@@ -27,7 +27,9 @@ func oneShot(ctx context.Context, stdin io.Reader, stdout io.Writer) int {
 		return 1
 	}
 	var o dfapi.OneShot
-	if err := json.NewDecoder(io.LimitReader(stdin, dfapi.MaxBody)).Decode(&o); err != nil {
+	dec := json.NewDecoder(io.LimitReader(stdin, dfapi.MaxBody))
+	dec.DisallowUnknownFields() // a setting this binary does not know must not be dropped silently
+	if err := dec.Decode(&o); err != nil {
 		return startFailed(fmt.Errorf("dfdaemon %s: reading its settings from stdin (it is started by dfget): %w", dfapi.OneShotArg, err))
 	}
 	f := os.NewFile(dfapi.OneShotFD, "dfget")
@@ -40,6 +42,9 @@ func oneShot(ctx context.Context, stdin io.Reader, stdout io.Writer) int {
 		return startFailed(fmt.Errorf("dfdaemon %s: file descriptor %d is not dfget's socket: %w", dfapi.OneShotArg, dfapi.OneShotFD, err))
 	}
 	defer conn.Close()
+	if _, err := io.WriteString(conn, dfapi.OneShotHello); err != nil {
+		return startFailed(fmt.Errorf("dfdaemon %s: greeting dfget: %w", dfapi.OneShotArg, err))
+	}
 	level, format := o.LogLevel, o.LogFormat
 	if level == "" {
 		level = "warn"

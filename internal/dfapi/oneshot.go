@@ -12,13 +12,16 @@ import "net/netip"
 //     its local API (PathDownload, as a daemon's listener does) on that one connection; dfget
 //     sends its download request there (the origin's credentials in its headers) and reads the
 //     answer exactly as from a daemon, error trailer included.
+//   - The child first writes OneShotHello on the socket, before anything else: dfget refuses
+//     a binary that does not (another program, or a dfdaemon of another protocol).
 //   - When the child cannot start its peer, it writes the reason as one line to its stdout and
 //     exits 1; dfget reports that line. Its logs go to stderr, which it shares with dfget.
 //   - The child stops (and removes the temporary store it made) when dfget closes the socket:
 //     after the download, on failure, or when dfget dies.
 const (
-	OneShotArg = "oneshot-peer"
-	OneShotFD  = 3
+	OneShotArg   = "oneshot-peer"
+	OneShotFD    = 3
+	OneShotHello = "pouch-oneshot 1\n" // the protocol's version; a change to it needs a new number
 )
 
 // OneShot configures the one-shot peer: the flags of dfget that concern it.
