@@ -179,19 +179,7 @@ func TestDfgetPrivateContent(t *testing.T) {
 func TestMirrorPrivateBlob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	reg, err := registry.Start(ctx, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "pw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Random(1, 3<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "private/app", "latest", "alice", "pw"); err != nil {
-		t.Fatal(err)
-	}
-	layer := img.Layers[0]
+	reg, layer := privateLayer(ctx, t, 3<<20)
 	// A registry that answers yes to every HEAD, and junk of the right length to every GET.
 	var evilGets atomic.Int64
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -294,19 +282,7 @@ func send(t *testing.T, method, u string, h http.Header) (int, []byte, http.Head
 func TestMirrorPrivateBlobLazyRange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	reg, err := registry.Start(ctx, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "pw"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	img, err := image.Random(1, 8<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := img.Push(ctx, reg.URL, "private/app", "latest", "alice", "pw"); err != nil {
-		t.Fatal(err)
-	}
-	layer := img.Layers[0]
+	reg, layer := privateLayer(ctx, t, 8<<20)
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(layer.Data)))
 		if r.Method == http.MethodGet {
@@ -354,4 +330,23 @@ func TestMirrorPrivateBlobLazyRange(t *testing.T) {
 	if got := reg.BlobBytes(layer.Digest); got != before {
 		t.Errorf("node B's authorized Range reached the registry: %d more bytes, want them from P2P", got-before)
 	}
+}
+
+// privateLayer starts a registry with token auth (user alice, password pw) and pushes a random
+// one-layer image of size bytes as private/app:latest; it returns the registry and the layer.
+func privateLayer(ctx context.Context, t *testing.T, size int64) (*registry.Registry, image.Blob) {
+	t.Helper()
+	reg, err := registry.Start(ctx, registry.Options{Token: true, Htpasswd: map[string]string{"alice": "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	img, err := image.Random(1, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Push(ctx, reg.URL, "private/app", "latest", "alice", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	return reg, img.Layers[0]
 }
