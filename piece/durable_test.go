@@ -65,7 +65,7 @@ func (g *syncGate) release(t *testing.T, err error) {
 // gatedFixture is a fixture whose data file syncs wait for the returned gate.
 func gatedFixture(t *testing.T, length int64) (*fixture, *syncGate) {
 	g := newSyncGate()
-	f := newFixture(t, length, Options{syncFile: g.sync})
+	f := newFixture(t, length, Options{faults: faults{syncFile: g.sync}})
 	t.Cleanup(g.end)
 	f.setDigests(t, f.task)
 	return f, g
@@ -270,7 +270,7 @@ func TestFailedSyncDropsThePieces(t *testing.T) {
 	f.checkContent(t, f.task)
 
 	// With no write under way, the next write learns of the failure.
-	g := newFixture(t, 2*MiB, Options{syncFile: func(*os.File) error { return syscall.EIO }})
+	g := newFixture(t, 2*MiB, Options{faults: faults{syncFile: func(*os.File) error { return syscall.EIO }}})
 	g.setDigests(t, g.task)
 	g.write(t, g.task, 0)
 	_ = g.store.syncNow() // the failed group ran before it or is this one
@@ -330,13 +330,13 @@ func TestCloseSyncsWhatIsHeld(t *testing.T) {
 		dir := t.TempDir()
 		data := content(2*MiB, 9)
 		var syncs int
-		s, err := Open(dir, Options{syncFile: func(f *os.File) error {
+		s, err := Open(dir, Options{faults: faults{syncFile: func(f *os.File) error {
 			syncs++
 			if fail {
 				return syscall.EIO
 			}
 			return fdatasync(f)
-		}})
+		}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -437,12 +437,12 @@ func TestWritesFailWhileTheIndexCannotRecord(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
 	broken.Store(true)
-	f := newFixture(t, 3*MiB, Options{recordFault: func() error {
+	f := newFixture(t, 3*MiB, Options{faults: faults{recordFault: func() error {
 		if broken.Load() {
 			return syscall.ENOSPC
 		}
 		return nil
-	}})
+	}}})
 	f.setDigests(t, f.task)
 	f.write(t, f.task, 0)
 	if err := f.store.syncNow(); !errors.Is(err, ErrIO) || !errors.Is(err, syscall.ENOSPC) {
@@ -474,12 +474,12 @@ func TestFailedWritebackFailsTheGroup(t *testing.T) {
 	t.Parallel()
 	var fail atomic.Bool
 	fail.Store(true)
-	f := newFixture(t, 3*MiB, Options{writeback: func(*os.File, int64, int64) error {
+	f := newFixture(t, 3*MiB, Options{faults: faults{writeback: func(*os.File, int64, int64) error {
 		if fail.Swap(false) {
 			return syscall.EIO
 		}
 		return nil
-	}})
+	}}})
 	f.setDigests(t, f.task)
 	f.write(t, f.task, 0) // its writeback fails
 	_ = f.store.syncNow() // the failed group ran before it or is this one

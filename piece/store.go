@@ -68,13 +68,14 @@ type Options struct {
 	// present while its bytes never reached the disk.
 	NoSync bool
 
-	// syncFile replaces fdatasync of a data file, for the store's own tests to inject faults.
-	syncFile func(*os.File) error
-	// writeback replaces startWriteback, for the store's own tests to inject faults.
-	writeback func(f *os.File, off, n int64) error
-	// recordFault, when set, fails the index transaction that records synced pieces with the
-	// error it returns (the store's own tests).
-	recordFault func() error
+	faults // for the store's own tests
+}
+
+// faults are the store's own tests' ways to make its disk fail.
+type faults struct {
+	syncFile    func(*os.File) error                 // replaces fdatasync of a data file
+	writeback   func(f *os.File, off, n int64) error // replaces startWriteback
+	recordFault func() error                         // fails the index transaction recording synced pieces
 }
 
 // Store is the on-disk piece store: one data file per task plus a bbolt index.
@@ -101,16 +102,14 @@ type Store struct {
 	noWriteback atomic.Bool
 	dirty       atomic.Bool // some task has unflushed access time or digests
 
-	// Durability groups (durable.go).
-	syncFile     func(*os.File) error // nil with NoSync
-	syncKick     chan struct{}        // cap 1: a piece awaits its group
-	syncUrgent   chan struct{}        // cap 1: start a group now (a task is complete)
-	syncReq      chan chan error      // a group now, and its result
+	// Durability groups (durable.go). faults.syncFile is fdatasync, nil with NoSync.
+	faults
+	syncKick     chan struct{}   // cap 1: a piece awaits its group
+	syncUrgent   chan struct{}   // cap 1: start a group now (a task is complete)
+	syncReq      chan chan error // a group now, and its result
 	syncGroups   atomic.Int64
 	syncDropped  atomic.Int64
 	closeSyncErr error // the last group's, run by Close; read after syncerDone
-	recordFault  func() error
-	writeback    func(f *os.File, off, n int64) error
 	// recordErr is the failure of the last group's index transaction, nil once one succeeds:
 	// while the index cannot record pieces, new writes fail with it (as they did when each
 	// piece committed its own transaction) rather than download what cannot be kept.
@@ -162,9 +161,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:         log,
 		noSync:      opts.NoSync,
 		tasks:       make(map[digest.Digest]*Task),
-		syncFile:    opts.syncFile,
-		recordFault: opts.recordFault,
-		writeback:   opts.writeback,
+		faults:      opts.faults,
 		syncKick:    make(chan struct{}, 1),
 		syncUrgent:  make(chan struct{}, 1),
 		syncReq:     make(chan chan error),
@@ -403,9 +400,9 @@ func (s *Store) removeOrphans() {
 // Close makes durable every piece held when it starts (one last group: the
 // data files synced, then the pieces recorded; a write that ends while that
 // group runs is held but not made durable, and is fetched again after a
-// restart), flushes pending index updates and closes
-// every data file and the index. Tasks obtained earlier fail with ErrClosed
-// afterwards, and their Done channels are closed. Close is idempotent.
+// restart), flushes pending index updates and closes every data file and the
+// index. Tasks obtained earlier fail with ErrClosed afterwards, and their Done
+// channels are closed. Close is idempotent.
 func (s *Store) Close() error {
 	s.admin.Lock()
 	defer s.admin.Unlock()
@@ -797,13 +794,11 @@ func pieceKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i
 func beTime(unixNano int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(unixNano)) }
 
 // startWriteback starts writing [off, off+n) of f to the disk early (see the function of the
-// same name). It never fails the write: the group's sync before a piece is recorded is what
-// makes it durable, and reports the disk's own failures. A file system that does not support it is said
-// once in the log and ends the early starts for the store; a file closed meanwhile (its task
-// deleted) is the write's business; any other failure is logged and the next chunk tries again.
-//
-// It returns the error of a writeback that failed (an I/O error, a full disk): the caller's
-// task then treats its next group's sync as failed, since a file system may report such a
+// same name). It never fails the write itself: the group's sync before a piece is recorded is
+// what makes it durable. A file system that does not support it is said once in the log and
+// ends the early starts for the store; a file closed meanwhile (its task deleted) is the
+// write's business. Any other failure (an I/O error, a full disk) is returned: the caller's
+// task then fails its next group as if the sync had, since a file system may report such a
 // failure to this call alone and not to the later fdatasync.
 func (s *Store) startWriteback(f *os.File, off, n int64) error {
 	if s.noWriteback.Load() {
