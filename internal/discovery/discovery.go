@@ -118,6 +118,9 @@ type DHT struct {
 
 	mu   sync.Mutex
 	keys map[digest.Digest]time.Time // provided keys → when to announce next
+	// announcing serialises announcement rounds: two at once would both find a key due and
+	// announce it twice (Run's round, kicked by Provide, and a caller's own).
+	announcing sync.Mutex
 
 	announced, failed atomic.Uint64
 }
@@ -317,6 +320,8 @@ func (d *DHT) Run(ctx context.Context) {
 
 // announceDue announces the keys whose time has come, one after another.
 func (d *DHT) announceDue(ctx context.Context) {
+	d.announcing.Lock()
+	defer d.announcing.Unlock()
 	now := time.Now()
 	var due []digest.Digest
 	d.mu.Lock()
