@@ -77,12 +77,13 @@ func TestScoreRules(t *testing.T) {
 			expect c parents=fast`},
 		{"free capacity is divided over children", `
 			config maxParents=1
-			join seed seed up=100MB
+			join seed seed up=150MB
 			join a up=100MB
 			join k1
 			join k2
-			# the seed (progress 1) with 3 children offers 25 MB/s to a new
-			# child, an empty peer (progress 0.2) with none 20 MB/s...
+			# the seed (progress 1) with 3 children offers 37.5 MB/s to a new
+			# child, an empty peer (progress 0.2) with none 20 MB/s, 30 with the
+			# bonus for a stripe the child lacks (it has no parent yet)...
 			join k3
 			expect k3 parents=seed
 			# ...with 4 children the seed is no better than an empty peer.
@@ -104,7 +105,8 @@ func TestScoreRules(t *testing.T) {
 			join seed seed up=1MB
 			join a
 			join b
-			report a have=9
+			# (0.2 + 0.7·0.6) · 1.5 for a's stripe, which c lacks: 0.93 < 1
+			report a have=6
 			report b have=10 complete
 			join c
 			expect c parents=b`},
@@ -218,13 +220,14 @@ func TestScoreRules(t *testing.T) {
 // TestIdleParents: a Report drops a lateral parent that is a downloading peer and uploaded
 // nothing, to any child, for the child's idle window (2 s, or twice its slowest reported
 // transfer), and does not take it back within the window. Every case starts from
-// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral).
+// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral: the seed's upload is twice
+// the peers' so that it outscores p3 with its stripe bonus).
 func TestIdleParents(t *testing.T) {
 	t.Parallel()
 	const setup = `
 		config maxParents=3
 		task pieces=100
-		join seed seed
+		join seed seed up=200MB
 		join p1
 		join p2
 		join p3
@@ -311,7 +314,7 @@ func TestIdleDropsCounted(t *testing.T) {
 	t.Parallel()
 	sc := newScript(Config{})
 	for _, line := range []string{
-		"config maxParents=3", "task pieces=100", "join seed seed", "join p1", "join p2", "join p3", "join p4",
+		"config maxParents=3", "task pieces=100", "join seed seed up=200MB", "join p1", "join p2", "join p3", "join p4",
 		"expect p4 parents=seed,p3,p2", "transfer p4 from=seed bytes=1MB dur=500ms", "tick 2s", "report p4 have=5",
 		"expect p4 lacks=p3 lacks=p2",
 	} {
