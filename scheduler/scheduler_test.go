@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -756,5 +758,35 @@ func TestLeaveEveryone(t *testing.T) {
 			t.Fatalf("%+v", st)
 		}
 		mustCheck(t, s)
+	}
+}
+
+// TestParentsOfDifferentStripes: a downloading candidate of a stripe (picker.StripeOf) none of
+// the child's other downloading parents has scores stripeBonus (1.5) times more, so a child's
+// parents hold different pieces early. Here a and k2 are of stripe 0, b of stripe 1.
+func TestParentsOfDifferentStripes(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]int{"a": 0, "k2": 0, "b": 1} {
+		if got := picker.StripeOf(id); got != want {
+			t.Fatalf("StripeOf(%q) = %d, the script below assumes %d", id, got, want)
+		}
+	}
+	if out, err := runScript(`
+		config maxParents=2
+		task pieces=100
+		join seed seed up=1MB
+		join a
+		join k2
+		join b
+		report a have=60
+		report k2 have=60
+		report b have=20
+		expect a children>=2
+		# x's backbone is k2 (one child, 60 pieces). For the lateral slot a (two children:
+		# 100 MB/s ÷ 3 · (0.2 + 0.7 · 0.6) = 20.7) would beat b (100 ÷ 2 · 0.34 = 17), but a is
+		# of k2's stripe and b of another: 17 · 1.5 = 25.5.
+		join x
+		expect x parents=k2,b`); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
