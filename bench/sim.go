@@ -23,8 +23,7 @@ import (
 //     the child's active connections), recomputed whenever either count changes;
 //   - a peer picks pieces with the dfdaemon's [picker.Pick]: from any parent but the seed the
 //     first usable piece in the [picker.Window] pieces after its read cursor, otherwise the rarest
-//     among its parents' pieces of its own stripe, then of the parent's, then of any, ties at
-//     random; a piece is requested from one parent at a time;
+//     among its parents' pieces, ties at random; a piece is requested from one parent at a time;
 //   - every peer syncs about every [snapi.SyncInterval] (random phase): Transfer for each parent that
 //     sent bytes, then Report, and applies the decision (new parents connect at once, dropped
 //     ones finish their queued requests); it reports at once when it completes;
@@ -73,7 +72,6 @@ func Simulate(cfg Config) Result {
 type simPeer struct {
 	idx            int
 	sid            scheduler.PeerID
-	stripe         int // picker.StripeOf(sid)
 	up, down       float64
 	seed, isOrigin bool
 	have           []bool
@@ -168,7 +166,7 @@ func newSim(cfg Config) *sim {
 		epoch: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), byID: map[scheduler.PeerID]*simPeer{}, waves: cfg.waves()}
 	s.seedSent, s.seedOffered = make([]int, s.pieces), make([]int, s.pieces)
 	mk := func(idx int, id string, up, down float64) *simPeer {
-		p := &simPeer{idx: idx, sid: scheduler.PeerID(id), stripe: picker.StripeOf(id), up: up, down: down,
+		p := &simPeer{idx: idx, sid: scheduler.PeerID(id), up: up, down: down,
 			have: make([]bool, s.pieces), avail: make([]int32, s.pieces), inflight: make([]bool, s.pieces)}
 		s.byID[p.sid] = p
 		return p
@@ -416,8 +414,7 @@ func (s *sim) pick(p, q *simPeer, c *simConn) int {
 			break
 		}
 	}
-	return picker.Pick(picker.Choice{Pieces: s.pieces, Cursor: cur, FromSeed: q.seed, Start: s.rng.IntN,
-		Striped: true, Own: p.stripe, Parent: q.stripe}, ch)
+	return picker.Pick(picker.Choice{Pieces: s.pieces, Cursor: cur, FromSeed: q.seed, Start: s.rng.IntN}, ch)
 }
 
 // reschedule recomputes the rates of every active connection of parent (upload side) and of

@@ -34,7 +34,6 @@ import (
 	"github.com/pouch-p2p/pouch/internal/snapi"
 	"github.com/pouch-p2p/pouch/internal/taskid"
 	"github.com/pouch-p2p/pouch/piece"
-	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // Daemon is a running dfdaemon: New binds its listeners, Run serves until ctx ends, Close
@@ -271,7 +270,7 @@ func (d *Daemon) join(key digest.Digest, req Request, id string) (x *Download, b
 			ready: make(chan struct{}), created: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 			authorized: make(chan struct{}), released: make(chan struct{}, 1),
 			parents: map[peerID]*parentState{}, dialing: map[peerID]bool{}, lastDial: map[peerID]time.Time{},
-			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1, stripe: picker.StripeOf(d.PeerID()),
+			blocked: map[peerID]bool{}, inflight: map[int]*flight{}, cursor: -1,
 			rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 			homes: d.ring.For(key.String()), started: time.Now(),
 		}

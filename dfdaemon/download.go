@@ -71,7 +71,6 @@ type download struct {
 	inflight     map[int]*flight
 	avail        []int
 	cursor       int
-	stripe       int // picker.StripeOf this daemon's peer ID: its pieces are asked for first
 	schedule     snapi.Schedule
 	seedDone     bool
 	syncFailing  bool
@@ -178,7 +177,6 @@ type parentState struct {
 	bf        piece.Bitfield
 	requested map[int]bool
 	retired   bool // dropped by the scheduler: no new requests, closed when idle
-	stripe    int  // picker.StripeOf the parent's peer ID
 	// out queues the requests for the parent's own writer (writeRequests): pump runs under
 	// dl.mu, which every parent's reader needs, so it never writes to a stream itself.
 	out  chan int
@@ -645,11 +643,10 @@ func (dl *download) usable(i int, p *parentState) bool {
 }
 
 // pick chooses the next piece to request from p (picker.Pick: the reader's next pieces, then
-// the rarest among this peer's parents, of this peer's stripe first, then of p's; from the seed
-// only the rarest); the caller holds dl.mu.
+// the rarest among this peer's parents; from the seed only the rarest); the caller holds dl.mu.
 func (dl *download) pick(p *parentState) int {
-	return picker.Pick(picker.Choice{Pieces: len(dl.avail), Cursor: dl.cursor, FromSeed: p.info.Seed, Start: dl.rng.IntN,
-		Striped: true, Own: dl.stripe, Parent: p.stripe}, parentView{dl, p})
+	return picker.Pick(picker.Choice{Pieces: len(dl.avail), Cursor: dl.cursor, FromSeed: p.info.Seed, Start: dl.rng.IntN},
+		parentView{dl, p})
 }
 
 // parentView is the download as the picker sees it for one parent; the caller holds dl.mu.
@@ -740,7 +737,7 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 		return
 	}
 	dl.log.Debug("connected", zap.String("parent", sp.ID), zap.Int("has", bf.Count()))
-	p := &parentState{info: sp, stripe: picker.StripeOf(sp.ID), conn: conn, bf: bf, requested: map[int]bool{},
+	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{},
 		out: make(chan int, dl.d.cfg.Pipeline), gone: make(chan struct{})}
 	dl.parents[info.ID] = p
 	for i := range bf.Len() {

@@ -35,16 +35,7 @@
 //	rate     = EWMA throughput q→c ÷ mean over c's measured parents, clamped to [0.25, 2];
 //	           1 when unmeasured
 //	penalty  = 1 / (1 + consecutive failures q→c)
-//	stripe   = 1.5 for a downloading peer of a stripe no other downloading parent of c has, else 1
-//	score    = share · progress · stripe · rate · penalty
-//
-// Stripes. Piece i is in stripe i mod picker.Stripes, and every peer has a stripe,
-// picker.StripeOf its ID, which peers and the scheduler derive alike. A peer asks its parents
-// first for its own stripe's pieces (picker.Pick), so it holds them early; the stripe factor
-// gives a child parents of different stripes, each of which then holds pieces the others lack,
-// and so keeps uploading to it (the mesh form of SplitStream's stripe trees). A well-stocked
-// downloading peer (≥ 2/3 of the pieces) of a stripe c lacks may so outscore a source with the
-// same share.
+//	score    = share · progress · rate · penalty
 //
 // After Config.MaxFailures consecutive failures (any bytes received reset
 // the count) c drops q and does not take it again in the task. Ties go to

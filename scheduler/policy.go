@@ -14,10 +14,6 @@ const (
 	rateFactorMin   = 0.25 // measured throughput factor bounds
 	rateFactorMax   = 2.0
 	maxLowerScan    = 1024 // linear fallback when looking for an earlier joiner
-	// stripeBonus multiplies the score of a downloading peer whose stripe none of the child's
-	// other downloading parents has (see newStripe). Simulated, 2 made N = 1,000 worse
-	// (1.93 → 2.15 mean max/T_min), 1.3 gained less at N ≤ 100 than 1.5.
-	stripeBonus = 1.5
 
 	// idleAfter is how long a lateral parent that is itself downloading may upload nothing, to
 	// any child, before a child's next Report drops it (see dropIdle): two of a peer's sync
@@ -70,8 +66,7 @@ func meanRate(c *peer) float64 {
 //	progress = 1 for a source, 0.2..0.9 for a downloading peer by pieces held
 //	rate     = measured throughput q→c relative to c's other parents, in [0.25, 2] (1 if unknown)
 //	penalty  = 1 / (1 + consecutive failures q→c)
-//	stripe   = stripeBonus (1.5) for a downloading peer of a stripe no other downloading parent of c has, else 1
-//	score    = share · progress · stripe · rate · penalty
+//	score    = share · progress · rate · penalty
 //
 // The throughput enters relative to the child's mean so that a child whose
 // own download link is the bottleneck (all parents look slow) does not
@@ -83,9 +78,6 @@ func (t *task) score(c, q *peer, isParent bool, mean float64) float64 {
 	}
 	n = max(n, 1)
 	s := q.up / float64(n) * t.progress(q)
-	if t.newStripe(c, q) {
-		s *= stripeBonus
-	}
 	if st := c.hist[q.id]; st != nil {
 		if st.ewma > 0 && mean > 0 {
 			s *= min(max(st.ewma/mean, rateFactorMin), rateFactorMax)
@@ -93,24 +85,6 @@ func (t *task) score(c, q *peer, isParent bool, mean float64) float64 {
 		s /= float64(1 + st.failures)
 	}
 	return s
-}
-
-// newStripe reports whether q is a downloading peer of a stripe (picker.StripeOf) that none of
-// c's downloading parents but q has. Each peer asks for its own stripe's pieces first
-// (picker.Pick), so a child whose parents are of different stripes finds at each parent, early,
-// pieces its other parents lack, and every parent has pieces left to send it: parents of one
-// stripe would hold the same pieces early and, sooner, nothing the child lacks. Sources hold
-// every stripe and count for none.
-func (t *task) newStripe(c, q *peer) bool {
-	if t.isSource(q) {
-		return false
-	}
-	for _, e := range c.parents {
-		if o := e.parent; o != q && o.stripe == q.stripe && !t.isSource(o) {
-			return false
-		}
-	}
-	return true
 }
 
 // better orders candidates: higher score, then not a seed (spare the

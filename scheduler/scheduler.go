@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 // PeerID identifies a peer (for example its libp2p peer ID).
@@ -215,7 +213,6 @@ func (t *task) join(now time.Time, info PeerInfo, have int) *peer {
 	}
 	p := &peer{
 		id:       info.ID,
-		stripe:   picker.StripeOf(string(info.ID)),
 		up:       up,
 		seed:     info.Seed,
 		complete: complete,

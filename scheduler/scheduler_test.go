@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pouch-p2p/pouch/scheduler/picker"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -79,13 +77,12 @@ func TestScoreRules(t *testing.T) {
 			expect c parents=fast`},
 		{"free capacity is divided over children", `
 			config maxParents=1
-			join seed seed up=150MB
+			join seed seed up=100MB
 			join a up=100MB
 			join k1
 			join k2
-			# the seed (progress 1) with 3 children offers 37.5 MB/s to a new
-			# child, an empty peer (progress 0.2) with none 20 MB/s, 30 with the
-			# bonus for a stripe the child lacks (it has no parent yet)...
+			# the seed (progress 1) with 3 children offers 25 MB/s to a new
+			# child, an empty peer (progress 0.2) with none 20 MB/s...
 			join k3
 			expect k3 parents=seed
 			# ...with 4 children the seed is no better than an empty peer.
@@ -107,8 +104,7 @@ func TestScoreRules(t *testing.T) {
 			join seed seed up=1MB
 			join a
 			join b
-			# (0.2 + 0.7·0.6) · 1.5 for a's stripe, which c lacks: 0.93 < 1
-			report a have=6
+			report a have=9
 			report b have=10 complete
 			join c
 			expect c parents=b`},
@@ -222,14 +218,13 @@ func TestScoreRules(t *testing.T) {
 // TestIdleParents: a Report drops a lateral parent that is a downloading peer and uploaded
 // nothing, to any child, for the child's idle window (2 s, or twice its slowest reported
 // transfer), and does not take it back within the window. Every case starts from
-// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral: the seed's upload is twice
-// the peers' so that it outscores p3 with its stripe bonus).
+// p4 parents=[seed p3 p2] (the seed its backbone; p3, p2 lateral).
 func TestIdleParents(t *testing.T) {
 	t.Parallel()
 	const setup = `
 		config maxParents=3
 		task pieces=100
-		join seed seed up=200MB
+		join seed seed
 		join p1
 		join p2
 		join p3
@@ -316,7 +311,7 @@ func TestIdleDropsCounted(t *testing.T) {
 	t.Parallel()
 	sc := newScript(Config{})
 	for _, line := range []string{
-		"config maxParents=3", "task pieces=100", "join seed seed up=200MB", "join p1", "join p2", "join p3", "join p4",
+		"config maxParents=3", "task pieces=100", "join seed seed", "join p1", "join p2", "join p3", "join p4",
 		"expect p4 parents=seed,p3,p2", "transfer p4 from=seed bytes=1MB dur=500ms", "tick 2s", "report p4 have=5",
 		"expect p4 lacks=p3 lacks=p2",
 	} {
@@ -758,35 +753,5 @@ func TestLeaveEveryone(t *testing.T) {
 			t.Fatalf("%+v", st)
 		}
 		mustCheck(t, s)
-	}
-}
-
-// TestParentsOfDifferentStripes: a downloading candidate of a stripe (picker.StripeOf) none of
-// the child's other downloading parents has scores stripeBonus (1.5) times more, so a child's
-// parents hold different pieces early. Here a and k2 are of stripe 0, b of stripe 1.
-func TestParentsOfDifferentStripes(t *testing.T) {
-	t.Parallel()
-	for id, want := range map[string]int{"a": 0, "k2": 0, "b": 1} {
-		if got := picker.StripeOf(id); got != want {
-			t.Fatalf("StripeOf(%q) = %d, the script below assumes %d", id, got, want)
-		}
-	}
-	if out, err := runScript(`
-		config maxParents=2
-		task pieces=100
-		join seed seed up=1MB
-		join a
-		join k2
-		join b
-		report a have=60
-		report k2 have=60
-		report b have=20
-		expect a children>=2
-		# x's backbone is k2 (one child, 60 pieces). For the lateral slot a (two children:
-		# 100 MB/s ÷ 3 · (0.2 + 0.7 · 0.6) = 20.7) would beat b (100 ÷ 2 · 0.34 = 17), but a is
-		# of k2's stripe and b of another: 17 · 1.5 = 25.5.
-		join x
-		expect x parents=k2,b`); err != nil {
-		t.Fatalf("%v\n%s", err, out)
 	}
 }

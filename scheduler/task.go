@@ -49,7 +49,6 @@ type task struct {
 
 type peer struct {
 	id       PeerID
-	stripe   int // picker.StripeOf(id): the pieces it asks for first, so holds early
 	up       float64
 	seed     bool
 	complete bool

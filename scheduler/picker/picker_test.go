@@ -1,7 +1,6 @@
 package picker
 
 import (
-	"strconv"
 	"testing"
 	"time"
 )
@@ -42,14 +41,6 @@ func TestPick(t *testing.T) {
 		{"the window ends after Window pieces", Choice{Pieces: 16, Cursor: 0, Start: at(0)}, child{[]int{0, 0, 0, 0, 0, 0, 0, 0, 5, 5, 5, 5, 5, 5, 9, 1}, set(14, 15)}, 15},
 		{"the window stops at the end of the task", Choice{Pieces: 4, Cursor: 2, Start: at(0)}, child{[]int{1, 5, 5, 5}, set(0)}, 0},
 		{"from the seed, the rarest, not the reader's", Choice{Pieces: 16, Cursor: 4, FromSeed: true, Start: at(0)}, child{[]int{9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 9, 9, 9, 9, 9}, set(4, 10)}, 10},
-		// Stripes (Stripes = 4): piece i is in stripe i mod 4.
-		{"the child's own stripe first, even if less rare", Choice{Pieces: 8, Cursor: -1, Start: at(0), Striped: true, Own: 2, Parent: 1}, child{[]int{1, 1, 5, 1, 1, 1, 4, 1}, set(0, 1, 2, 5, 6)}, 6},
-		{"then the parent's stripe", Choice{Pieces: 8, Cursor: -1, Start: at(0), Striped: true, Own: 2, Parent: 1}, child{[]int{1, 3, 5, 1, 1, 2, 4, 1}, set(0, 1, 5)}, 5},
-		{"then any", Choice{Pieces: 8, Cursor: -1, Start: at(0), Striped: true, Own: 2, Parent: 1}, child{[]int{3, 3, 5, 1, 1, 2, 4, 1}, set(0, 3)}, 3},
-		{"ties within a stripe go to the first from the start", Choice{Pieces: 12, Cursor: -1, Start: at(5), Striped: true, Own: 0, Parent: 0}, child{make([]int, 12), set(0, 4, 8, 5)}, 8},
-		{"the reader's window before the stripes", Choice{Pieces: 16, Cursor: 4, Start: at(0), Striped: true, Own: 0, Parent: 0}, child{make([]int, 16), set(0, 5, 8)}, 5},
-		{"no stripes from the seed", Choice{Pieces: 8, Cursor: -1, FromSeed: true, Start: at(0), Striped: true, Own: 0, Parent: 0}, child{[]int{5, 1, 5, 5, 5, 5, 5, 5}, set(0, 1)}, 1},
-		{"without Striped, stripes do not count", Choice{Pieces: 8, Cursor: -1, Start: at(0), Own: 0, Parent: 0}, child{[]int{5, 1, 5, 5, 5, 5, 5, 5}, set(0, 1)}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -74,29 +65,6 @@ func TestPickDrawsOnlyForTheRarest(t *testing.T) {
 	Pick(Choice{Pieces: 8, Cursor: -1, Start: start}, child{make([]int, 8), set(1)})
 	if draws != 2 {
 		t.Errorf("%d draws for two rarest-first choices, want 2", draws)
-	}
-}
-
-// Every peer derives a peer's stripe from its ID alone, and the stripes spread: of many IDs,
-// each stripe gets about a quarter.
-func TestStripeOf(t *testing.T) {
-	t.Parallel()
-	if a, b := StripeOf("12D3KooWExample"), StripeOf("12D3KooWExample"); a != b {
-		t.Fatalf("StripeOf is not a function of the ID: %d, %d", a, b)
-	}
-	var n [Stripes]int
-	const ids = 4000
-	for i := range ids {
-		s := StripeOf("peer" + strconv.Itoa(i))
-		if s < 0 || s >= Stripes {
-			t.Fatalf("StripeOf = %d, outside [0, %d)", s, Stripes)
-		}
-		n[s]++
-	}
-	for s, c := range n {
-		if c < ids/Stripes*8/10 || c > ids/Stripes*12/10 {
-			t.Errorf("stripe %d has %d of %d IDs, want about %d", s, c, ids, ids/Stripes)
-		}
 	}
 }
 
