@@ -82,7 +82,9 @@ func (s *sampler) run(ctx context.Context) {
 }
 
 func (s *sampler) sample(ctx context.Context) {
-	at := time.Since(s.start).Seconds()
+	// The time and the origin's count first: the scrapes below may take a while on a busy
+	// machine, and every value is taken as of the sample's time.
+	at, sent := time.Since(s.start).Seconds(), s.origin()
 	last := func(xs []int64) int64 {
 		if len(xs) == 0 {
 			return 0
@@ -121,7 +123,7 @@ func (s *sampler) sample(ctx context.Context) {
 		return v
 	}
 	s.tl.Seconds = append(s.tl.Seconds, at)
-	s.tl.OriginSent = append(s.tl.OriginSent, s.origin())
+	s.tl.OriginSent = append(s.tl.OriginSent, sent)
 	s.tl.SeedOrigin = append(s.tl.SeedOrigin, pick(seedOrigin, s.tl.SeedOrigin))
 	s.tl.SeedUpload = append(s.tl.SeedUpload, pick(seedUp, s.tl.SeedUpload))
 	for i := range s.daemons {
