@@ -33,6 +33,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/internal/writeback"
 )
 
 // Exit codes, so scripts can tell failures apart.
@@ -320,7 +321,7 @@ func (o *output) Write(p []byte) (int, error) {
 	n, err := o.f.Write(p)
 	o.written += int64(n)
 	if o.tmp != "" && !o.noWriteback && o.writebackErr == nil && o.written-o.started >= writebackEvery {
-		switch werr := startWriteback(o.f, o.started, o.written-o.started); {
+		switch werr := writeback.Start(o.f, o.started, o.written-o.started); {
 		case errors.Is(werr, errors.ErrUnsupported):
 			o.noWriteback = true
 		case werr != nil:
