@@ -201,22 +201,22 @@ func (f *spooled) Close() error {
 	return f.File.Close()
 }
 
-// Durable is how many pieces Fill may have fetched and held but not yet seen durable: it reads
-// the next pieces from the origin while the store syncs the previous ones. Waiting at every piece
-// instead (an fdatasync of the data file and an index commit) left the origin's stream unread
-// meanwhile: measured on the shared 2-core machine, the seed's syncs took a quarter of its time
-// and it fetched 128 MiB from an 8 MB/s origin in 30–34 s instead of 16.8 s
-// (docs/benchmarks.md, "Where the time goes"). A crash forgets at most these pieces and the
-// one being read, which the next fill fetches again from the origin.
-const Durable = 8
+// DurableBytes bounds what Fill may have fetched and held but not yet seen durable (at least
+// one piece): it reads the next pieces from the origin while the store syncs the previous ones.
+// Waiting at every piece instead (an fdatasync of the data file and an index commit) left the
+// origin's stream unread meanwhile: the seed took in 18–34 MB/s from a local origin into a
+// syncing store on the loaded 2-core machine, 56–168 MB/s reading ahead (BenchmarkFill,
+// docs/benchmarks.md, "Where the time goes"). A crash forgets at most these bytes and the piece
+// being read, which the next fill fetches again from the origin.
+const DurableBytes = 2 << 20
 
 // Fill writes every missing piece of task from the origin, in order, calling onPiece with its
 // digest once each one is durable, in order, from one goroutine that is not the caller's (see
-// [Durable]). first, when not nil, is an open 200 response positioned at offset 0; Fill takes
+// [DurableBytes]). first, when not nil, is an open 200 response positioned at offset 0; Fill takes
 // ownership of it. Fill returns once every piece it held is durable and onPiece has returned for
 // it, or with the first error; a piece that could not be made durable (piece.ErrIO) ends it.
 func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) (err error) {
-	pub := newPublisher(task, onPiece)
+	pub := newPublisher(task, onPiece, int(max(1, DurableBytes/task.Meta().PieceSize)))
 	defer func() {
 		if perr := pub.close(); err == nil && perr != nil {
 			err = perr
@@ -315,7 +315,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 }
 
 // publisher waits for each held piece to be durable, in order, and then calls onPiece, while
-// Fill reads the next ones; at most Durable pieces wait.
+// Fill reads the next ones; at most window pieces wait.
 type publisher struct {
 	task    *piece.Task
 	onPiece func(int, digest.Digest)
@@ -329,8 +329,8 @@ type held struct {
 	d digest.Digest
 }
 
-func newPublisher(task *piece.Task, onPiece func(int, digest.Digest)) *publisher {
-	p := &publisher{task: task, onPiece: onPiece, queue: make(chan held, Durable), done: make(chan struct{})}
+func newPublisher(task *piece.Task, onPiece func(int, digest.Digest), window int) *publisher {
+	p := &publisher{task: task, onPiece: onPiece, queue: make(chan held, window), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -352,7 +352,7 @@ func (p *publisher) run() {
 	}
 }
 
-// add queues held piece i, waiting while Durable pieces wait already.
+// add queues held piece i, waiting while the window is full.
 func (p *publisher) add(ctx context.Context, i int, d digest.Digest) error {
 	select {
 	case p.queue <- held{i, d}:

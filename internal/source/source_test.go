@@ -103,7 +103,7 @@ func TestFillSkips(t *testing.T) {
 // waits for its group is piece's TestHoldSourcePieceDoesNotWaitForItsGroup).
 func TestFillPublishesDurablePiecesInOrder(t *testing.T) {
 	t.Parallel()
-	data := make([]byte, 20<<20) // 20 pieces: more than Durable wait at once
+	data := make([]byte, 20<<20) // 20 pieces of 1 MiB: more than DurableBytes wait at once
 	for i := range data {
 		data[i] = byte(i * 13)
 	}
