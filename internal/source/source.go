@@ -204,8 +204,8 @@ func (f *spooled) Close() error {
 // DurableBytes bounds what Fill may have fetched and held but not yet seen durable (at least
 // one piece): it reads the next pieces from the origin while the store syncs the previous ones.
 // Waiting at every piece instead (an fdatasync of the data file and an index commit) left the
-// origin's stream unread meanwhile: the seed took in 18–34 MB/s from a local origin into a
-// syncing store on the loaded 2-core machine, 56–168 MB/s reading ahead (BenchmarkFill,
+// origin's stream unread meanwhile: the seed took in 13–34 MB/s from a local origin into a
+// syncing store on the loaded 2-core machine, 27–168 MB/s reading ahead (BenchmarkFill,
 // docs/benchmarks.md, "Where the time goes"). A crash forgets at most these bytes and the piece
 // being read, which the next fill fetches again from the origin.
 const DurableBytes = 2 << 20
