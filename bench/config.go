@@ -62,6 +62,9 @@ type Config struct {
 	// the supernode, its caps being tc on its veth pair instead of the dfdaemon's flags ([Run]
 	// only; root only). See netns.go.
 	Netns bool `yaml:"netns"`
+	// Timeline samples every daemon's byte counters during the P2P phase ([Run] only) and
+	// records them, and where each node's time went, in Result.Timeline.
+	Timeline bool `yaml:"timeline"`
 }
 
 // WithDefaults returns c with every zero field set to its default.

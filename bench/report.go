@@ -51,6 +51,9 @@ func WriteTable(w io.Writer, r Result) error {
 	} else {
 		fmt.Fprintf(w, "simulated %d events in %.1fs, %d parents dropped as idle\n", r.SimEvents, r.SimWallSeconds, r.IdleDrops)
 	}
+	if r.Timeline != nil {
+		writeDecomposition(w, r.Timeline, r.SizeBytes, r.DownloadRate, min(r.OriginRate, r.SeedRate))
+	}
 	if len(r.PerNode) <= 64 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "node\twave\tseconds\tdigest\tbaseline s\t")
@@ -72,12 +75,19 @@ func WriteTable(w io.Writer, r Result) error {
 
 func rate(r int64) string { return fmt.Sprintf("%g MB/s", float64(r)/1e6) }
 
-// WriteDir writes result.json and the completion plot into dir.
+// WriteDir writes result.json and the completion plot into dir, and the timeline's plot when
+// the run sampled one.
 func WriteDir(dir string, r Result) error {
 	if err := writeJSON(dir, ResultFile, r); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, PlotFile), []byte(CompletionSVG(r)), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, PlotFile), []byte(CompletionSVG(r)), 0o644); err != nil {
+		return err
+	}
+	if r.Timeline != nil {
+		return os.WriteFile(filepath.Join(dir, TimelinePlot), []byte(TimelineSVG(r)), 0o644)
+	}
+	return nil
 }
 
 // writeJSON writes v, indented, as dir/name, creating dir.
@@ -254,7 +264,8 @@ func plot(title, xlabel, ylabel string, logX bool, ss []series) string {
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", L+(W-L-R)/2, H-12, html.EscapeString(xlabel))
 	fmt.Fprintf(&b, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", T+(H-T-B)/2, html.EscapeString(ylabel))
-	for i, s := range ss {
+	legend := 0
+	for _, s := range ss {
 		dash := ""
 		if s.dashed {
 			dash = ` stroke-dasharray="6 4"`
@@ -278,7 +289,11 @@ func plot(title, xlabel, ylabel string, logX bool, ss []series) string {
 				}
 			}
 		}
-		ly := T + 10 + float64(i)*18
+		if s.name == "" { // one of several lines named by the first
+			continue
+		}
+		ly := T + 10 + float64(legend)*18
+		legend++
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/><text x="%.1f" y="%.1f">%s</text>`+"\n",
 			W-R+12, W-R+36, ly, ly, s.color, dash, W-R+42, ly+4, html.EscapeString(s.name))
 	}

@@ -64,6 +64,10 @@ type Result struct {
 	// (the supernode's idle_drop events; the simulated scheduler's counter).
 	IdleDrops uint64 `json:"idle_drops"`
 
+	// Timeline is the byte counters sampled during the run and their decomposition
+	// (Config.Timeline).
+	Timeline *Timeline `json:"timeline,omitempty"`
+
 	SimEvents      int64   `json:"sim_events,omitempty"`
 	SimWallSeconds float64 `json:"sim_wall_seconds,omitempty"`
 

@@ -91,6 +91,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = p.fromPeers, p.fromSeed, p.fromOrigin
 	res.SupernodeCPUSeconds, res.SupernodePeakRSS, res.DfdaemonPeakRSS = p.snCPU, p.snRSS, p.dRSS
 	res.IdleDrops = p.idleDrops
+	if p.timeline != nil {
+		p.timeline.Decompose(p.nodes, p.waveStart, cfg.Size, cfg.DownloadRate)
+		res.Timeline = p.timeline
+	}
 	if cfg.Baseline {
 		before := wl.sent()
 		if fileOrigin != nil {
@@ -120,6 +124,8 @@ type phase struct {
 	snCPU                           float64
 	snRSS, dRSS                     int64
 	idleDrops                       uint64
+	waveStart                       []float64 // seconds since the first wave's start
+	timeline                        *Timeline // sampled with cfg.Timeline
 }
 
 func (p *phase) timing(cfg Config, tMin float64, wl workload) Timing {
@@ -179,24 +185,63 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 
 	ph := &phase{nodes: make([]NodeResult, cfg.Nodes)}
 	start := time.Now()
+	var (
+		smp         *sampler
+		stopSampler func()
+	)
+	if cfg.Timeline && p2p {
+		smp = &sampler{sn: sn, daemons: daemons, origin: wl.sent, start: start}
+		sctx, cancel := context.WithCancel(ctx)
+		sampled := make(chan struct{})
+		go func() { defer close(sampled); smp.run(sctx) }()
+		stopSampler = func() { cancel(); <-sampled }
+		defer stopSampler()
+	}
+	var checking time.Duration // the harness's checks between waves, not part of the makespan
 	for w, wv := range cfg.waves() {
 		wstart := time.Now()
+		ph.waveStart = append(ph.waveStart, wstart.Sub(start).Seconds()) // the sampler's clock
+		checks := make([]func() error, wv.n)
 		parallel(wv.n, wv.n, func(k int) error {
 			i := wv.first + k
-			err := wl.fetch(ctx, cfg, nn, i, daemons[i], dir)
-			// The time includes the fetcher's own digest check, as a pull's would.
+			check, err := wl.fetch(ctx, cfg, nn, i, daemons[i], dir)
+			// The time includes the fetcher's own digest check, as a pull's would, and not
+			// the harness's check of the copy (below, once the whole wave is done: 16 nodes
+			// hashing 128 MiB each took the 2 cores for seconds, counted as the nodes' time
+			// until 2026-12-02).
 			nr := NodeResult{Node: i, Wave: w, Seconds: time.Since(wstart).Seconds(), DigestOK: err == nil}
 			if err != nil {
 				nr.Error = err.Error()
 			}
-			ph.nodes[i] = nr
+			ph.nodes[i], checks[k] = nr, check
 			return nil
 		})
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("bench: wave %d: %w", w, ctx.Err())
 		}
+		t := time.Now()
+		if smp != nil && w == len(cfg.waves())-1 {
+			// One last sample once every node finished, so each reaches the whole size.
+			stopSampler()
+			smp.sample(ctx)
+		}
+		parallel(wv.n, 2, func(k int) error {
+			if checks[k] == nil {
+				return nil
+			}
+			if err := checks[k](); err != nil {
+				nr := &ph.nodes[wv.first+k]
+				nr.DigestOK, nr.Error = false, err.Error()
+			}
+			return nil
+		})
+		checking += time.Since(t)
 	}
-	ph.makespan = time.Since(start).Seconds()
+	ph.makespan = (time.Since(start) - checking).Seconds()
+	if smp != nil {
+		tl := smp.timeline()
+		ph.timeline = &tl
+	}
 
 	// Metrics and peak RSS before anything stops.
 	var peer, orig float64

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"github.com/pouch-p2p/pouch/internal/fixture/daemon"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -31,7 +33,7 @@ func TestDfbenchRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped under -short: builds and starts real supernode, dfdaemon and dfget processes")
 	}
-	t.Run("file", func(t *testing.T) { dfbenchRun(t) })
+	t.Run("file", func(t *testing.T) { dfbenchRun(t, "--timeline") })
 	t.Run("image", func(t *testing.T) { dfbenchRun(t, "--layers", "2") })
 }
 
@@ -69,6 +71,37 @@ func dfbenchRun(t *testing.T, extra ...string) {
 		t.Errorf("origin ratio %v, want 1 (the seed fetches once)", r)
 	}
 	if _, err := os.Stat(filepath.Join(out, PlotFile)); err != nil {
+		t.Error(err)
+	}
+	if slices.Contains(extra, "--timeline") {
+		checkTimeline(t, out)
+	}
+}
+
+// checkTimeline checks what --timeline wrote: every node's samples end at the whole content,
+// its time splits into the three parts, and the plot exists.
+func checkTimeline(t *testing.T, out string) {
+	r, err := ReadResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := r.Timeline
+	if tl == nil || len(tl.Seconds) < 2 || len(tl.Down) != r.Nodes || len(tl.Nodes) != r.Nodes {
+		t.Fatalf("timeline: %+v", tl)
+	}
+	for i, xs := range tl.Down {
+		if got := xs[len(xs)-1]; got != r.SizeBytes {
+			t.Errorf("node %d: last sample %d bytes downloaded, want %d", i, got, r.SizeBytes)
+		}
+		n := tl.Nodes[i]
+		if sum := n.Start + n.Receive + n.End; math.Abs(sum-r.PerNode[i].Seconds) > 1e-6 || n.Start < 0 || n.Receive <= 0 || n.End < 0 {
+			t.Errorf("node %d: %+v does not split its %.3f s", i, n, r.PerNode[i].Seconds)
+		}
+	}
+	if last := tl.SeedOrigin[len(tl.SeedOrigin)-1]; last != r.SizeBytes {
+		t.Errorf("seed fetched %d bytes, want %d", last, r.SizeBytes)
+	}
+	if _, err := os.Stat(filepath.Join(out, TimelinePlot)); err != nil {
 		t.Error(err)
 	}
 }

@@ -89,6 +89,47 @@ type download struct {
 
 	// want is the starter's Request.Want, fixed for the download's life (lazy.go).
 	want *httprange.Range
+
+	// hashing hashes the content in order while it downloads (hashAhead), so that verify has
+	// only the last pieces left; nil when nothing will be verified or the task was complete.
+	hashing *hashAhead
+}
+
+// hashAhead runs a piece.Hasher on its own goroutine, at each change of the task, until
+// stopped.
+type hashAhead struct {
+	task  *piece.Task
+	h     *piece.Hasher
+	stop  chan struct{}
+	ended chan struct{}
+	err   error // the hasher's failure; read after ended closes
+	once  sync.Once
+}
+
+func startHashAhead(t *piece.Task) *hashAhead {
+	a := &hashAhead{task: t, h: t.NewHasher(), stop: make(chan struct{}), ended: make(chan struct{})}
+	go func() {
+		defer close(a.ended)
+		for {
+			changed := t.Changed() // before Advance: a piece held meanwhile wakes the next turn
+			if a.err = a.h.Advance(); a.err != nil || t.Complete() {
+				return
+			}
+			select {
+			case <-changed:
+			case <-a.stop:
+				return
+			}
+		}
+	}()
+	return a
+}
+
+// halt stops the goroutine and waits for it; the Hasher is then the caller's.
+func (a *hashAhead) halt() error {
+	a.once.Do(func() { close(a.stop) })
+	<-a.ended
+	return a.err
 }
 
 // client is the supernode this download talks to; the caller holds dl.mu or is the only user.
@@ -210,6 +251,9 @@ func (dl *download) setTask(t *piece.Task) {
 	dl.mu.Lock()
 	dl.task = t
 	dl.avail = make([]int, t.PieceCount())
+	if dl.req.Digest != "" && !t.Complete() && dl.hashing == nil {
+		dl.hashing = startHashAhead(t)
+	}
 	dl.mu.Unlock()
 	close(dl.created)
 }
@@ -219,6 +263,9 @@ func (dl *download) run(ctx context.Context) {
 	err := dl.fetch(ctx)
 	if err == nil {
 		err = dl.verify()
+	}
+	if dl.hashing != nil {
+		dl.hashing.halt() // a failed download: its goroutine is no longer needed
 	}
 	if errors.Is(err, errUnclaimed) {
 		dl.log.Debug("every requester was refused: nothing fetched")
@@ -255,7 +302,13 @@ func (dl *download) verify() error {
 	if want == "" || !dl.task.Complete() {
 		return nil // a lazy read: its pieces were verified one by one
 	}
-	got, err := dl.task.Sum()
+	var got digest.Digest
+	var err error
+	if dl.hashing != nil && dl.hashing.task == dl.task && dl.hashing.halt() == nil {
+		got, err = dl.hashing.h.Sum()
+	} else {
+		got, err = dl.task.Sum() // no hasher, or it failed on a read: the whole file once more
+	}
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/pouch-p2p/pouch/internal/dfapi"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/taskid"
+	"github.com/pouch-p2p/pouch/internal/writeback"
 )
 
 // Exit codes, so scripts can tell failures apart.
@@ -278,12 +279,24 @@ func classifyAPI(e apierr.Error) error {
 // output is a file written under a temporary name and renamed when complete, or, when the path
 // is a device or a pipe (-O /dev/null), written in place: a rename would replace the device with a
 // regular file, for every process on the machine when dfget runs as root.
+//
+// A temporary file is synced before the rename. So that the sync does not find the whole file
+// still to write — 128 MiB for each of 16 dfgets finishing at once took up to 0.9 s in
+// docs/benchmarks.md, "Where the time goes" — the kernel is asked to start writing each
+// writebackEvery bytes back as soon as they are written (Linux; elsewhere the sync does it all).
 type output struct {
 	f         *os.File
 	tmp, path string
 	inPlace   bool // f is the path itself, opened for writing, closed at the end
 	done      bool
+
+	written, started int64 // bytes written; bytes whose writeback was started
+	noWriteback      bool  // the file system does not support it: leave it to the sync
+	writebackErr     error // a failure the kernel reported early; the commit fails with it
 }
+
+// writebackEvery is how many written bytes wait before their writeback is started.
+const writebackEvery = 8 << 20
 
 func createOutput(path string) (*output, error) {
 	if path == "-" {
@@ -304,7 +317,21 @@ func createOutput(path string) (*output, error) {
 	return &output{f: f, tmp: f.Name(), path: path}, nil
 }
 
-func (o *output) Write(p []byte) (int, error) { return o.f.Write(p) }
+func (o *output) Write(p []byte) (int, error) {
+	n, err := o.f.Write(p)
+	o.written += int64(n)
+	if o.tmp != "" && !o.noWriteback && o.writebackErr == nil && o.written-o.started >= writebackEvery {
+		switch werr := writeback.Start(o.f, o.started, o.written-o.started); {
+		case errors.Is(werr, errors.ErrUnsupported):
+			o.noWriteback = true
+		case werr != nil:
+			o.writebackErr = fmt.Errorf("cannot write %s: %w", o.path, werr)
+		default:
+			o.started = o.written
+		}
+	}
+	return n, err
+}
 
 func (o *output) commit() error {
 	if o.tmp == "" {
@@ -313,6 +340,9 @@ func (o *output) commit() error {
 			return o.f.Close()
 		}
 		return nil
+	}
+	if o.writebackErr != nil {
+		return o.writebackErr // a page the kernel could not write; a sync may not say so again
 	}
 	if err := o.f.Sync(); err != nil {
 		return err

@@ -322,6 +322,40 @@ func TestSourcePieceReturnsWhenDurable(t *testing.T) {
 	}
 }
 
+// HoldSourcePiece returns once its piece is held, its group started: the next piece can be
+// written while that group's sync waits for the disk, and AwaitDurable returns only once the
+// index names the piece.
+func TestHoldSourcePieceDoesNotWaitForItsGroup(t *testing.T) {
+	t.Parallel()
+	f, gate := gatedFixture(t, 3*MiB)
+	if _, err := f.task.HoldSourcePiece(0, bytes.NewReader(f.piece(0))); err != nil {
+		t.Fatal(err)
+	}
+	<-gate.entered // piece 0's group started at once, and its sync waits
+	d, err := f.task.HoldSourcePiece(1, bytes.NewReader(f.piece(1)))
+	if err != nil || d != digest.FromBytes(f.piece(1)) {
+		t.Fatalf("HoldSourcePiece(1) while piece 0 syncs = %s, %v", d, err)
+	}
+	if !f.task.Has(0) || !f.task.Has(1) {
+		t.Fatalf("held pieces %v, want [0 1]", present(f.task.Bitfield()))
+	}
+	durable := make(chan error, 1)
+	go func() { durable <- f.task.AwaitDurable(1) }()
+	select {
+	case err := <-durable:
+		t.Fatalf("AwaitDurable(1) returned (%v) while no sync had finished", err)
+	default:
+	}
+	gate.open()
+	gate.result <- nil // piece 0's group; piece 1 is in this one or the next
+	if err := <-durable; err != nil {
+		t.Fatal(err)
+	}
+	if named, digests := inIndex(t, f.store, f.task); !slices.Contains(named, 1) || !slices.Contains(digests, 1) {
+		t.Fatalf("after AwaitDurable(1) the index names %v with digests %v, want 1 among them", named, digests)
+	}
+}
+
 // Close makes durable what is held: a piece written just before it is held after a reopen, and
 // a Close whose last sync fails says so and leaves the piece unnamed.
 func TestCloseSyncsWhatIsHeld(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/boltx"
+	"github.com/pouch-p2p/pouch/internal/writeback"
 )
 
 const (
@@ -804,7 +805,7 @@ func (s *Store) startWriteback(f *os.File, off, n int64) error {
 	if s.noWriteback.Load() {
 		return nil
 	}
-	start := startWriteback
+	start := writeback.Start
 	if s.writeback != nil {
 		start = s.writeback
 	}

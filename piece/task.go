@@ -282,9 +282,42 @@ func (t *Task) WritePiece(i int, r io.Reader) error {
 // starting its group at once: after a crash a piece from the origin would cost
 // origin bytes to fetch again, and the seed must fetch each byte once.
 func (t *Task) WriteSourcePiece(i int, r io.Reader) (digest.Digest, error) {
-	return t.write(i, r, true)
+	d, err := t.write(i, r, true)
+	if err != nil {
+		return d, err
+	}
+	return d, t.AwaitDurable(i)
 }
 
+// HoldSourcePiece is WriteSourcePiece without the wait: it returns once the piece is held
+// (or, present already, once r is drained), its group started at once, and the caller calls
+// AwaitDurable(i) before it counts the piece as fetched. So a fetch can read the next piece
+// from the origin while this one's group syncs (source.Fill), instead of leaving the origin's
+// stream idle for an fdatasync and an index commit at every piece.
+func (t *Task) HoldSourcePiece(i int, r io.Reader) (digest.Digest, error) {
+	d, err := t.write(i, r, true)
+	if err == nil {
+		t.s.kickSync(true)
+	}
+	return d, err
+}
+
+// AwaitDurable waits until held piece i is recorded in the index, running a group at once if
+// it is not. It fails with ErrIO if the piece was dropped (its data file failed to sync) or
+// could not be recorded, and with ErrClosed when the store closes first.
+func (t *Task) AwaitDurable(i int) error {
+	if i < 0 || i >= t.n {
+		return t.rangeErr(i)
+	}
+	if err := t.awaitDurable(i); err != nil {
+		t.s.log.Error("making a piece from the source durable", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// write stores piece i from r; source is a write from the origin (HoldSourcePiece), whose
+// digest is computed here rather than checked, and which the caller makes durable.
 func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	if i < 0 || i >= t.n {
 		return "", t.rangeErr(i)
@@ -298,12 +331,9 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 		// The caller may be reading a stream of several pieces: consume this
 		// one so the stream stays in step. A failure here is the stream's
 		// problem, not this piece's, which is good.
+		// Held is not durable: another writer's piece may still wait for its group, which
+		// a source write's caller waits for.
 		_, _ = io.CopyN(io.Discard, r, n)
-		if source {
-			// Held is not durable: another writer's piece may still wait for its group,
-			// and a piece from the origin returns only once durable.
-			return t.Digest(i), t.awaitDurable(i)
-		}
 		return t.Digest(i), nil
 	}
 
@@ -352,14 +382,9 @@ func (t *Task) write(i int, r io.Reader, source bool) (digest.Digest, error) {
 	t.mu.Unlock()
 	t.Touch()
 
-	if source {
-		if err := t.awaitDurable(i); err != nil {
-			t.s.log.Error("making a piece from the source durable", zap.Stringer("task", t.id), zap.Int("piece", i), zap.Error(err))
-			return digestOf(got), err
-		}
-		return digestOf(got), nil
+	if !source {
+		t.s.kickSync(complete)
 	}
-	t.s.kickSync(complete)
 	return digestOf(got), nil
 }
 

@@ -59,6 +59,7 @@ func app() *cli.App {
 					&cli.StringFlag{Name: "max-throughput", Value: "400MB", Usage: "total capped throughput this machine can carry in bytes/s; larger configurations are refused"},
 					&cli.DurationFlag{Name: "timeout", Value: bench.Config{}.WithDefaults().Timeout, Usage: "give up on a phase after this long"},
 					&cli.IntFlag{Name: "layers", Usage: "image workload: K random layers of --size in total, pulled through every node's registry mirror (0: one file with dfget)"},
+					&cli.BoolFlag{Name: "timeline", Usage: "sample every daemon's byte counters every 250 ms; print where each node's time went (before its first byte, receiving, after its last) and write them in result.json and timeline.svg"},
 					&cli.BoolFlag{Name: "netns", Usage: "each node in its own network namespace on a bridge (10.213.0.0/16), capped by tc on its veth pair instead of the daemons' flags (root only; removed after the run, also when interrupted)"},
 				),
 				Action: runCmd,
@@ -197,7 +198,7 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.WorkDir, cfg.Timeout, cfg.Netns = c.String("work-dir"), c.Duration("timeout"), c.Bool("netns")
+	cfg.WorkDir, cfg.Timeout, cfg.Netns, cfg.Timeline = c.String("work-dir"), c.Duration("timeout"), c.Bool("netns"), c.Bool("timeline")
 	cfg.Layers = c.Int("layers")
 	if cfg.BinDir, err = binDir(c); err != nil {
 		return err

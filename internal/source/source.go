@@ -201,10 +201,27 @@ func (f *spooled) Close() error {
 	return f.File.Close()
 }
 
-// Fill writes every missing piece of task from the origin, in order, calling onPiece after each
-// one with its digest. first, when not nil, is an open 200 response positioned at offset 0; Fill
-// takes ownership of it.
-func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) error {
+// DurableBytes bounds what Fill may have fetched and held but not yet seen durable (at least
+// one piece): it reads the next pieces from the origin while the store syncs the previous ones.
+// Waiting at every piece instead (an fdatasync of the data file and an index commit) left the
+// origin's stream unread meanwhile: the seed took in 13–34 MB/s from a local origin into a
+// syncing store on the loaded 2-core machine, 27–168 MB/s reading ahead (BenchmarkFill,
+// docs/benchmarks.md, "Where the time goes"). A crash forgets at most these bytes and the piece
+// being read, which the next fill fetches again from the origin.
+const DurableBytes = 2 << 20
+
+// Fill writes every missing piece of task from the origin, in order, calling onPiece with its
+// digest once each one is durable, in order, from one goroutine that is not the caller's (see
+// [DurableBytes]). first, when not nil, is an open 200 response positioned at offset 0; Fill takes
+// ownership of it. Fill returns once every piece it held is durable and onPiece has returned for
+// it, or with the first error; a piece that could not be made durable (piece.ErrIO) ends it.
+func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) (err error) {
+	pub := newPublisher(task, onPiece, int(max(1, DurableBytes/task.Meta().PieceSize)))
+	defer func() {
+		if perr := pub.close(); err == nil && perr != nil {
+			err = perr
+		}
+	}()
 	meta := task.Meta()
 	var body io.ReadCloser
 	var pos int64
@@ -223,6 +240,9 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 	failures := 0
 	skip := func(i int) bool { return task.Has(i) || o.Skip != nil && o.Skip(i) }
 	for i := 0; i < meta.PieceCount(); {
+		if err := pub.failed(); err != nil {
+			return err
+		}
 		if skip(i) {
 			i++
 			continue
@@ -264,7 +284,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 				}
 			}
 		}
-		d, err := task.WriteSourcePiece(i, o.Limiter.Reader(ctx, io.LimitReader(body, n)))
+		d, err := task.HoldSourcePiece(i, o.Limiter.Reader(ctx, io.LimitReader(body, n)))
 		if err != nil {
 			body.Close()
 			body = nil
@@ -286,12 +306,76 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 		}
 		failures = 0
 		pos += n
-		if onPiece != nil {
-			onPiece(i, d)
+		if err := pub.add(ctx, i, d); err != nil {
+			return err
 		}
 		i++
 	}
 	return nil
+}
+
+// publisher waits for each held piece to be durable, in order, and then calls onPiece, while
+// Fill reads the next ones; at most window pieces wait.
+type publisher struct {
+	task    *piece.Task
+	onPiece func(int, digest.Digest)
+	queue   chan held
+	done    chan struct{}
+	err     atomic.Pointer[error] // the first piece that could not be made durable
+}
+
+type held struct {
+	i int
+	d digest.Digest
+}
+
+func newPublisher(task *piece.Task, onPiece func(int, digest.Digest), window int) *publisher {
+	p := &publisher{task: task, onPiece: onPiece, queue: make(chan held, window), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *publisher) run() {
+	defer close(p.done)
+	for h := range p.queue {
+		if p.failed() != nil {
+			continue // drain: Fill stops at its next piece
+		}
+		if err := p.task.AwaitDurable(h.i); err != nil {
+			err = fmt.Errorf("piece %d: %w", h.i, err)
+			p.err.Store(&err)
+			continue
+		}
+		if p.onPiece != nil {
+			p.onPiece(h.i, h.d)
+		}
+	}
+}
+
+// add queues held piece i, waiting while the window is full.
+func (p *publisher) add(ctx context.Context, i int, d digest.Digest) error {
+	select {
+	case p.queue <- held{i, d}:
+		return p.failed()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failed is the first durability failure so far, or nil.
+func (p *publisher) failed() error {
+	if e := p.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// close waits until every queued piece is durable and published, and returns the first
+// failure.
+func (p *publisher) close() error {
+	close(p.queue)
+	<-p.done
+	return p.failed()
 }
 
 // runEnd is the last byte of the run of pieces to fetch that starts at piece i.

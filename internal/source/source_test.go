@@ -98,6 +98,44 @@ func TestFillSkips(t *testing.T) {
 	}
 }
 
+// Fill hands every piece to onPiece once, in order, with its digest, although it reads ahead
+// of the pieces waiting for their groups, and returns only after the last call (that each
+// waits for its group is piece's TestHoldSourcePieceDoesNotWaitForItsGroup).
+func TestFillPublishesDurablePiecesInOrder(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 20<<20) // 20 pieces of 1 MiB: more than DurableBytes wait at once
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	store, err := piece.Open(t.TempDir(), piece.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	task, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: int64(len(data)), PieceSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	o := Origin{Client: srv.Client(), URL: srv.URL}
+	err = o.Fill(context.Background(), task, nil, func(i int, d digest.Digest) {
+		if d != digest.FromBytes(data[i<<20:(i+1)<<20]) {
+			t.Errorf("piece %d: digest %s", i, d)
+		}
+		got = append(got, i) // Fill has returned only after the last call
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 20; len(got) != want || !slices.IsSorted(got) || got[0] != 0 || got[want-1] != want-1 {
+		t.Fatalf("onPiece got %v, want 0 to 19 in order", got)
+	}
+}
+
 // A spool refuses a response without Content-Length beyond its cap, over every response it
 // holds at once, and gives the space back when a spooled body is closed.
 func TestSpoolCap(t *testing.T) {
