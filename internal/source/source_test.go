@@ -73,15 +73,7 @@ func TestFillSkips(t *testing.T) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(srv.Close)
-	store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	task, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: int64(len(data)), PieceSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := newTask(t, data, piece.Options{NoSync: true})
 	skipped := map[int]bool{0: true, 2: true, 3: true}
 	o := Origin{Client: srv.Client(), URL: srv.URL, Skip: func(i int) bool { return skipped[i] }}
 	if err := o.Fill(context.Background(), task, nil, nil); err != nil {
@@ -111,18 +103,10 @@ func TestFillPublishesDurablePiecesInOrder(t *testing.T) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}))
 	t.Cleanup(srv.Close)
-	store, err := piece.Open(t.TempDir(), piece.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	task, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: int64(len(data)), PieceSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := newTask(t, data, piece.Options{})
 	var got []int
 	o := Origin{Client: srv.Client(), URL: srv.URL}
-	err = o.Fill(context.Background(), task, nil, func(i int, d digest.Digest) {
+	err := o.Fill(context.Background(), task, nil, func(i int, d digest.Digest) {
 		if d != digest.FromBytes(data[i<<20:(i+1)<<20]) {
 			t.Errorf("piece %d: digest %s", i, d)
 		}
@@ -161,4 +145,19 @@ func TestSpoolCap(t *testing.T) {
 	if n, err := s.LengthOrSpool(chunked(100)); err != nil || n != 100 {
 		t.Fatalf("100 bytes once the spool is free: %d, %v", n, err)
 	}
+}
+
+// newTask is an empty task for data in 1 MiB pieces, in a store of its own closed with the test.
+func newTask(t *testing.T, data []byte, opts piece.Options) *piece.Task {
+	t.Helper()
+	store, err := piece.Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	task, err := store.Create(piece.Meta{ID: digest.FromBytes(data), ContentLength: int64(len(data)), PieceSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
 }
