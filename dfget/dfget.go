@@ -143,7 +143,9 @@ func run(ctx context.Context, opts Options, u *url.URL) error {
 		w = io.MultiWriter(w, bar)
 		defer bar.Finish()
 	}
-	n, err := io.Copy(w, dl.Body)
+	// Large reads and writes: a daemon sends its answer in chunks of up to 256 KiB (dfdaemon's
+	// answerChunk), and each 32 KiB of io.Copy's own buffer was a read and a write.
+	n, err := io.CopyBuffer(w, dl.Body, make([]byte, 256<<10))
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
