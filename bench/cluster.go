@@ -46,9 +46,9 @@ func (p *proc) peakRSS() int64 {
 	return b
 }
 
-// metrics reads the daemon's /metrics.
-func (p *proc) metrics(ctx context.Context) (scrape.Families, error) {
-	m, err := scrape.Get(ctx, "http://"+p.HTTP+"/metrics")
+// metrics reads the daemon's /metrics: only the families named, if any (scrape.Get).
+func (p *proc) metrics(ctx context.Context, names ...string) (scrape.Families, error) {
+	m, err := scrape.Get(ctx, "http://"+p.HTTP+"/metrics", names...)
 	if err != nil {
 		return nil, fmt.Errorf("bench: metrics of %s: %w", p.Name, err)
 	}

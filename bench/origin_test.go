@@ -9,7 +9,8 @@ import (
 )
 
 // Generated content reads the same at any offset and in any chunking, ends at its size, and
-// has the digest generate reports; another seed gives other bytes.
+// has the digest generate reports; held in memory, it is the bytes generated on demand; another
+// seed gives other bytes.
 func TestGenerated(t *testing.T) {
 	t.Parallel()
 	const n = 3*genBlock + 1234
@@ -33,6 +34,10 @@ func TestGenerated(t *testing.T) {
 	}
 	if k, err := g.ReadAt(make([]byte, 10), n-4); k != 4 || err != io.EOF {
 		t.Errorf("ReadAt across the end = %d, %v; want 4, EOF", k, err)
+	}
+	onDemand, err := io.ReadAll(io.NewSectionReader(newGenerated(n, 5), 0, n))
+	if err != nil || !bytes.Equal(onDemand, whole) {
+		t.Errorf("generated on demand: %d bytes (%v), or other bytes than held in memory", len(onDemand), err)
 	}
 	other, _, _ := generate(n, 6)
 	p := make([]byte, 64)

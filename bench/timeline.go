@@ -99,14 +99,14 @@ func (s *sampler) sample(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if m, err := d.metrics(ctx); err == nil {
+			if m, err := d.metrics(ctx, "pouch_dfdaemon_download_bytes_total", "pouch_dfdaemon_upload_bytes_total"); err == nil {
 				down[i] = int64(m.Sum("pouch_dfdaemon_download_bytes_total", nil))
 				up[i] = int64(m.Sum("pouch_dfdaemon_upload_bytes_total", nil))
 			}
 		}()
 	}
 	seedOrigin, seedUp := int64(-1), int64(-1)
-	if m, err := s.sn.metrics(ctx); err == nil {
+	if m, err := s.sn.metrics(ctx, "pouch_supernode_origin_bytes_total", "pouch_supernode_seed_upload_bytes_total"); err == nil {
 		seedOrigin = int64(m.Sum("pouch_supernode_origin_bytes_total", nil))
 		seedUp = int64(m.Sum("pouch_supernode_seed_upload_bytes_total", nil))
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/pouch-p2p/pouch/dfget"
 	"github.com/pouch-p2p/pouch/internal/apierr"
 	"github.com/pouch-p2p/pouch/internal/dfapi"
@@ -102,6 +104,36 @@ func TestDirectModeAppliesTheSSRFPolicy(t *testing.T) {
 	opts.Networks.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	if err := dfget.Run(context.Background(), opts); err != nil {
 		t.Fatalf("direct fetch with --allow-networks 127.0.0.0/8: %v", err)
+	}
+	if got, _ := os.ReadFile(opts.Output); string(got) != "content" {
+		t.Fatalf("content %q", got)
+	}
+}
+
+// Without a daemon nobody else checks the content, so dfget checks --digest itself: content
+// that does not match is exit 5 and leaves no file; content that matches is written.
+func TestDirectModeChecksTheDigest(t *testing.T) {
+	t.Parallel()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "content")
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	opts := dfget.Options{URL: origin.URL + "/file", Output: filepath.Join(dir, "out"), Daemon: noDaemonURL(t),
+		Digest: digest.FromString("other"), Networks: netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+
+	err := dfget.Run(context.Background(), opts)
+	var e *dfget.Error
+	if !errors.As(err, &e) || e.Code != dfget.ExitDigestMismatch || !strings.Contains(err.Error(), "digest mismatch") {
+		t.Fatalf("direct fetch with a wrong --digest: %v; want exit %d, digest mismatch", err, dfget.ExitDigestMismatch)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("failed download left %s behind", left[0].Name())
+	}
+
+	opts.Digest = digest.FromString("content")
+	if err := dfget.Run(context.Background(), opts); err != nil {
+		t.Fatalf("direct fetch with the right --digest: %v", err)
 	}
 	if got, _ := os.ReadFile(opts.Output); string(got) != "content" {
 		t.Fatalf("content %q", got)

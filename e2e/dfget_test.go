@@ -75,6 +75,49 @@ func TestDfgetErrors(t *testing.T) {
 	}
 }
 
+// A wrong --digest is exit 5 with no file left, whichever side finds it. dfget does not hash
+// what a daemon sends: the daemon checks the whole content and ends its answer with the error
+// trailer, here the cluster's daemon, a daemon that fetches from the origin itself (its
+// supernode does not answer: the mismatch is found after it streamed every byte), and the
+// one-shot peer. With no daemon dfget checks the origin's bytes itself.
+func TestDfgetDigestMismatch(t *testing.T) {
+	data := randomBytes(t, 3<<20)
+	o := origin.NewFiles(t, map[string][]byte{"/file": data})
+	c := startCluster(t, 1)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	nobody := "http://" + l.Addr().String()
+	l.Close()
+	lone := start(t, "dfdaemon lone", "--supernode", nobody, "--listen", "127.0.0.1:0",
+		"--data-dir", filepath.Join(t.TempDir(), "lone"), "--allow-networks", "127.0.0.0/8", "--log-level", "debug")
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"the cluster's daemon", []string{"--daemon", "http://" + c.daemons[0].HTTP}},
+		{"a daemon going to the origin", []string{"--daemon", "http://" + lone.HTTP}},
+		{"the one-shot peer", []string{"--supernode", "http://" + c.supernode.HTTP, "--allow-networks", "127.0.0.0/8"}},
+		{"no daemon", []string{"--daemon", nobody, "--allow-networks", "127.0.0.0/8"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			wrong := sha([]byte(tc.name)) // a task of its own for each case
+			code, stderr := dfget(ctx, append([]string{o.URL + "/file", "-O", filepath.Join(dir, "out"), "--digest", wrong}, tc.args...)...)
+			if code != 5 || !strings.Contains(stderr, "digest mismatch") {
+				t.Errorf("exit %d, want 5 saying digest mismatch; stderr: %s", code, stderr)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("failed download left %d files behind (%s)", len(left), left[0].Name())
+			}
+		})
+	}
+	if !strings.Contains(lone.logText(), "download failed midway") {
+		t.Errorf("the lone daemon did not report the mismatch in its answer's trailer; its log:\n%s", lone.logText())
+	}
+}
+
 // What a user does when things work: flags after the URL, stdout, no daemon at all, and a
 // one-shot peer with only a supernode.
 func TestDfgetModes(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -26,12 +28,26 @@ type Families map[string]*dto.MetricFamily
 // Labels selects series by label values, e.g. Labels{"source": "peer"}.
 type Labels map[string]string
 
-// Get reads the text exposition at url (a daemon's /metrics).
-func Get(ctx context.Context, url string) (Families, error) {
+// Get reads the text exposition at url (a daemon's /metrics): only the families named, when
+// names are given (the `name[]` parameters of client_golang's handler, which then encodes only
+// those), and uncompressed. A daemon gzipped every scrape by default, and dfbench's timeline
+// scrapes each daemon every 250 ms, on the cores the nodes share: compressing, and parsing
+// every family on dfbench's side, took about 5 % of a run's CPU (docs/benchmarks.md, "CPU per
+// byte on a node").
+func Get(ctx context.Context, url string, names ...string) (Families, error) {
+	if len(names) > 0 {
+		q := neturl.Values{"name[]": names}
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		url += sep + q.Encode()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)

@@ -73,6 +73,10 @@ func TestGetAndGatherAgree(t *testing.T) {
 	if want := []string{"test_bytes_total" + fmt.Sprint(scrape.Labels{"source": "origin"}) + " = 5, want 1"}; !slices.Equal(unmet, want) {
 		t.Errorf("Unmet = %q, want %q", unmet, want)
 	}
+	named, err := scrape.Get(context.Background(), srv.URL, "test_up", "test_missing")
+	if err != nil || len(named) != 1 || named.Sum("test_up", nil) != 1 {
+		t.Errorf("Get naming test_up and test_missing: %d families (%v), want test_up alone", len(named), err)
+	}
 	notFound := httptest.NewServer(nil)
 	defer notFound.Close()
 	if _, err := scrape.Get(context.Background(), notFound.URL+"/metrics"); err == nil {
