@@ -2,8 +2,9 @@
 // through the local dfdaemon, or as a one-shot peer (a dfdaemon process it starts) when given a
 // supernode. The output file appears only when it is complete and verified (written under a
 // temporary name, then renamed); a failure leaves nothing behind and is reported as one of the
-// exit codes below. --digest is checked by whoever sends the bytes: the daemon, which reports a
-// mismatch at the end of its answer, or dfget itself when it fetches from the origin directly.
+// exit codes below. dfget checks --digest itself on every path, although a daemon checks it too
+// (and reports a mismatch at the end of its answer): what answers on the daemon's port is not
+// authenticated, so the user's digest is the one check no other process on the node can skip.
 //
 // dfget speaks to a daemon only through its published API (internal/dfapi), the one-shot peer
 // included (oneshot.go): it imports none of the daemon, so that it starts fast.
@@ -133,10 +134,13 @@ func run(ctx context.Context, opts Options, u *url.URL) error {
 	defer dl.Body.Close()
 	size := dl.Size
 
-	// The body is checked against opts.Digest by whoever sends it: a daemon checks the whole
-	// content before its answer ends, and reports a mismatch as the error trailer; the direct
-	// path checks it itself (digestChecked). dfget hashing it once more cost each node a
-	// third SHA-256 of every byte (docs/benchmarks.md, "CPU per byte on a node").
+	// Checked here even when a daemon checked it too: a process that took the daemon's port
+	// while no daemon ran could send anything (docs/benchmarks.md, "CPU per byte on a node":
+	// this third SHA-256 of every byte costs dfget about a third of its CPU, and is kept).
+	body := dl.Body
+	if opts.Digest != "" {
+		body = &digestChecked{ReadCloser: body, h: sha256.New(), want: opts.Digest}
+	}
 	w := io.Writer(out)
 	if opts.Progress {
 		bar := progressbar.DefaultBytes(size, path.Base(u.Path))
@@ -145,7 +149,7 @@ func run(ctx context.Context, opts Options, u *url.URL) error {
 	}
 	// Large reads and writes: a daemon sends its answer in chunks of up to 256 KiB (dfdaemon's
 	// answerChunk), and each 32 KiB of io.Copy's own buffer was a read and a write.
-	n, err := io.CopyBuffer(w, dl.Body, make([]byte, 256<<10))
+	n, err := io.CopyBuffer(w, body, make([]byte, 256<<10))
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -245,16 +249,11 @@ func direct(ctx context.Context, opts Options) (*dfapi.Download, error) {
 		}
 		return nil, fail(code, "origin answered %d %s for %s", resp.StatusCode, http.StatusText(resp.StatusCode), taskid.Redact(opts.URL, taskid.DefaultFilter))
 	}
-	body := resp.Body
-	if opts.Digest != "" {
-		body = &digestChecked{ReadCloser: body, h: sha256.New(), want: opts.Digest}
-	}
-	return &dfapi.Download{Body: body, Size: resp.ContentLength}, nil
+	return &dfapi.Download{Body: resp.Body, Size: resp.ContentLength}, nil
 }
 
-// digestChecked is the direct path's digest check, where no daemon checks the content: it
-// hashes what it reads and ends, instead of io.EOF, with the error a daemon's trailer would
-// carry (CodeDigestMismatch) when the content is not want.
+// digestChecked hashes what it reads and ends, instead of io.EOF, with the error a daemon's
+// trailer would carry (CodeDigestMismatch) when the content is not want.
 type digestChecked struct {
 	io.ReadCloser
 	h    hash.Hash
