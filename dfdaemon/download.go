@@ -471,7 +471,7 @@ func (dl *download) applyTask(info snapi.TaskInfo) {
 func (dl *download) setDigest(i int, d digest.Digest) {
 	switch err := dl.task.SetDigest(i, d); {
 	case errors.Is(err, piece.ErrDigestMismatch):
-		dl.log.Warn("supernode digest conflicts with the local one", zap.Int("piece", i), zap.Error(err))
+		dl.log.Warn("the supernode's digest conflicts with the local one", zap.Int("piece", i), zap.Error(err))
 	case err != nil:
 		dl.log.Warn("cannot record a piece digest", zap.Int("piece", i), zap.Error(err))
 	}
@@ -987,9 +987,9 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 // peer made a round trip, and the supernode a scheduling decision, for every piece the seed
 // fetched: N × pieces requests in the seed's first pass, a rate that grows with N and with the
 // seed's pieces per second. Paced, the supernode spends less CPU, and runs on a loaded machine
-// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for (of any parent, the
-// seed too) only once its digest is known, so the pace delays each new piece by up to 250 ms,
-// the period at which the seed refreshes its offers anyway.
+// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for only once its digest
+// is known, so the pace delays each new piece by up to 250 ms at another parent; the seed's
+// offers carry their digests (p2p.ProtocolDigestsID) and wait for no sync.
 const syncPace = 250 * time.Millisecond
 
 // syncLoop reports progress to the supernode in batches and brings back new piece digests
