@@ -37,20 +37,26 @@ type Timeline struct {
 // (Start), receiving (Receive: first byte to its last, F/d at best), and after its last byte
 // (End: the whole-content check, the copy to the output file, dfget's exit). Below is
 // Receive − F/d: the time lost to downloading below the cap in the middle. Times are from the
-// start of the node's wave, interpolated between samples (±TimelineInterval/2).
+// start of the node's wave, interpolated between samples (±TimelineInterval/2). Behind is how
+// long after the seed had a byte from the origin the node had it, on average over the bytes:
+// the depth of the pipeline from the seed to this node (counted from the first wave's start).
 type NodeTimeline struct {
 	Start   float64 `json:"start_seconds"`
 	Receive float64 `json:"receive_seconds"`
 	End     float64 `json:"end_seconds"`
 	Below   float64 `json:"below_cap_seconds"`
+	Behind  float64 `json:"behind_seed_seconds"`
 }
 
 // SeedTimeline says when the seed's first and last origin bytes came (the origin's rate bounds
-// the whole run when it equals the nodes' download) and how its upload kept up.
+// the whole run when it equals the nodes' download) and how its upload kept up: Held is how
+// long a byte stayed at the seed between its arrival from the origin and its first upload, on
+// average over the bytes.
 type SeedTimeline struct {
 	OriginFirst float64 `json:"origin_first_seconds"`
 	OriginLast  float64 `json:"origin_last_seconds"` // the seed held the whole content
 	UploadFirst float64 `json:"upload_first_seconds"`
+	Held        float64 `json:"held_seconds"`
 }
 
 // sampler reads the counters of a running phase.
@@ -154,6 +160,20 @@ func crossing(ts []float64, xs []int64, level int64, above bool) float64 {
 	return math.NaN()
 }
 
+// lag is how long after series lead each of the first size bytes reached series follow, on
+// average: the area between the two non-decreasing curves (both capped at size) over size,
+// the samples joined by straight lines.
+func lag(ts []float64, lead, follow []int64, size int64) float64 {
+	gap := func(i int) float64 {
+		return float64(max(0, min(lead[i], size)-min(follow[i], size)))
+	}
+	area := 0.0
+	for i := 1; i < len(ts) && i < len(lead) && i < len(follow); i++ {
+		area += (ts[i] - ts[i-1]) * (gap(i-1) + gap(i)) / 2
+	}
+	return area / float64(size)
+}
+
 // Decompose fills tl.Nodes and tl.Seed from the samples, each node's completion time (nodes)
 // and the start of its wave (waveStart, seconds since the first wave's start), for content of
 // size bytes at download cap d.
@@ -174,12 +194,14 @@ func (tl *Timeline) Decompose(nodes []NodeResult, waveStart []float64, size, d i
 		last = math.Min(last, nodes[i].Seconds)
 		n := NodeTimeline{Start: first, Receive: last - first, End: nodes[i].Seconds - last}
 		n.Below = n.Receive - ideal
+		n.Behind = lag(tl.Seconds, tl.SeedOrigin, xs, size)
 		tl.Nodes[i] = n
 	}
 	tl.Seed = SeedTimeline{
 		OriginFirst: crossing(tl.Seconds, tl.SeedOrigin, 0, true),
 		OriginLast:  crossing(tl.Seconds, tl.SeedOrigin, size, false),
 		UploadFirst: crossing(tl.Seconds, tl.SeedUpload, 0, true),
+		Held:        lag(tl.Seconds, tl.SeedOrigin, tl.SeedUpload, size),
 	}
 }
 
@@ -206,8 +228,9 @@ func writeDecomposition(w io.Writer, tl *Timeline, size, d, originRate int64) {
 		TimelineInterval, TimelineInterval/2,
 		stat(func(n NodeTimeline) float64 { return n.Start }), stat(func(n NodeTimeline) float64 { return n.Receive }),
 		float64(size)/float64(d), stat(func(n NodeTimeline) float64 { return n.Below }), stat(func(n NodeTimeline) float64 { return n.End }))
-	fmt.Fprintf(w, "seed: first origin byte %.2f s, whole content from the origin %.2f s (F/origin rate = %.2f s), first upload %.2f s\n",
-		tl.Seed.OriginFirst, tl.Seed.OriginLast, float64(size)/float64(originRate), tl.Seed.UploadFirst)
+	fmt.Fprintf(w, "seed: first origin byte %.2f s, whole content from the origin %.2f s (F/origin rate = %.2f s), first upload %.2f s; a byte held %.2f s before it first went out; the nodes had each byte %s after the seed (mean over the bytes)\n",
+		tl.Seed.OriginFirst, tl.Seed.OriginLast, float64(size)/float64(originRate), tl.Seed.UploadFirst, tl.Seed.Held,
+		stat(func(n NodeTimeline) float64 { return n.Behind }))
 }
 
 // TimelineSVG plots the bytes over time: each node's download, the seed's origin fetch and

@@ -43,14 +43,17 @@ func TestDecompose(t *testing.T) {
 	}
 	nodes := []NodeResult{{Node: 0, Wave: 0, Seconds: 3.5}, {Node: 1, Wave: 1, Seconds: 2}}
 	tl.Decompose(nodes, []float64{0, 3.5}, 100, 100) // F/d = 1 s
-	want := []NodeTimeline{{Start: 1, Receive: 2, End: 0.5, Below: 1}, {Start: 0.5, Receive: 1, End: 0.5, Below: 0}}
+	// Behind: node 0 had each byte 1 s after the seed; node 1 had the first byte 4 s after it
+	// and the last 3 s after it, 3.5 s on average.
+	want := []NodeTimeline{{Start: 1, Receive: 2, End: 0.5, Below: 1, Behind: 1}, {Start: 0.5, Receive: 1, End: 0.5, Below: 0, Behind: 3.5}}
 	for i, w := range want {
 		g := tl.Nodes[i]
-		if math.Abs(g.Start-w.Start)+math.Abs(g.Receive-w.Receive)+math.Abs(g.End-w.End)+math.Abs(g.Below-w.Below) > 1e-9 {
+		if math.Abs(g.Start-w.Start)+math.Abs(g.Receive-w.Receive)+math.Abs(g.End-w.End)+math.Abs(g.Below-w.Below)+math.Abs(g.Behind-w.Behind) > 1e-9 {
 			t.Errorf("node %d: %+v, want %+v", i, g, w)
 		}
 	}
-	if s := tl.Seed; s.OriginFirst != 0 || s.OriginLast != 2 || s.UploadFirst != 1 {
+	// Each byte went out 1 s after the seed had it.
+	if s := tl.Seed; s.OriginFirst != 0 || s.OriginLast != 2 || s.UploadFirst != 1 || math.Abs(s.Held-1) > 1e-9 {
 		t.Errorf("seed: %+v", s)
 	}
 }

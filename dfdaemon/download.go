@@ -459,17 +459,22 @@ func (dl *download) createTask(meta piece.Meta) (*piece.Task, error) {
 // applyTask records piece digests from the supernode.
 func (dl *download) applyTask(info snapi.TaskInfo) {
 	for k, d := range info.Digests {
-		switch err := dl.task.SetDigest(info.DigestsFrom+k, d); {
-		case errors.Is(err, piece.ErrDigestMismatch):
-			dl.log.Warn("supernode digest conflicts with the local one", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
-		case err != nil:
-			dl.log.Warn("cannot record a piece digest", zap.Int("piece", info.DigestsFrom+k), zap.Error(err))
-		}
+		dl.setDigest(info.DigestsFrom+k, d)
 	}
 	dl.applyAhead(info.Ahead)
 	dl.mu.Lock()
 	dl.seedDone = info.SeedDone
 	dl.mu.Unlock()
+}
+
+// setDigest records the digest of piece i from the supernode or its seed.
+func (dl *download) setDigest(i int, d digest.Digest) {
+	switch err := dl.task.SetDigest(i, d); {
+	case errors.Is(err, piece.ErrDigestMismatch):
+		dl.log.Warn("the supernode's digest conflicts with the local one", zap.Int("piece", i), zap.Error(err))
+	case err != nil:
+		dl.log.Warn("cannot record a piece digest", zap.Int("piece", i), zap.Error(err))
+	}
 }
 
 // backToSource fetches every missing piece from the origin. t is nil when the supernode could not
@@ -773,7 +778,7 @@ func (dl *download) applySchedule(ctx context.Context, wg *sync.WaitGroup, s sna
 
 func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Peer, info peer.AddrInfo) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, bf, err := p2p.Dial(dctx, dl.d.host, info, dl.task.Meta().ID, dl.task.PieceCount())
+	conn, bf, err := p2p.Dial(dctx, dl.d.host, info, dl.task.Meta().ID, dl.task.PieceCount(), sp.Seed)
 	cancel()
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
@@ -824,6 +829,11 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 		}
 		switch ev.Kind {
 		case p2p.EventHave:
+			if ev.Digest != "" && p.info.Seed && ev.Index < len(dl.avail) {
+				// The seed's own digest, as the supernode would publish it: the piece can be
+				// asked for now (the supernode names the seed; libp2p authenticated it).
+				dl.setDigest(ev.Index, ev.Digest)
+			}
 			dl.mu.Lock()
 			if ev.Index < len(dl.avail) && !p.bf.Has(ev.Index) {
 				p.bf.Set(ev.Index)
@@ -977,9 +987,9 @@ func (dl *download) syncRequest(wait int) snapi.SyncRequest {
 // peer made a round trip, and the supernode a scheduling decision, for every piece the seed
 // fetched: N × pieces requests in the seed's first pass, a rate that grows with N and with the
 // seed's pieces per second. Paced, the supernode spends less CPU, and runs on a loaded machine
-// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for (of any parent, the
-// seed too) only once its digest is known, so the pace delays each new piece by up to 250 ms,
-// the period at which the seed refreshes its offers anyway.
+// were faster (docs/benchmarks.md, "Toward 1.10"). A piece is asked for only once its digest
+// is known, so the pace delays each new piece by up to 250 ms at another parent; the seed's
+// offers carry their digests (p2p.ProtocolDigestsID) and wait for no sync.
 const syncPace = 250 * time.Millisecond
 
 // syncLoop reports progress to the supernode in batches and brings back new piece digests

@@ -70,7 +70,7 @@ func TestIdleStreamsDoNotStarveTheSeed(t *testing.T) {
 
 	offered := make([]atomic.Int64, 4)
 	for k := range offered {
-		conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n)
+		conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestIdleStreamsDoNotStarveTheSeed(t *testing.T) {
 	}
 	defer store.Close()
 	dst := copyMeta(t, src.task, store)
-	conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n)
+	conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/piece"
@@ -37,18 +38,27 @@ const (
 )
 
 // Event is one message from a parent. For EventPiece, Size bytes of piece data follow and must
-// be consumed through Body before the next call to Next.
+// be consumed through Body before the next call to Next. An EventHave from a parent that sends
+// digests (ProtocolDigestsID) carries the piece's digest; whether to trust it is the caller's
+// call (the supernode's seed only).
 type Event struct {
-	Kind  EventKind
-	Index int
-	Size  int64
+	Kind   EventKind
+	Index  int
+	Size   int64
+	Digest digest.Digest
 }
 
 // Dial opens a piece stream to a parent, says hello for the task and returns the parent's
-// bitfield.
-func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Digest, pieces int) (*Conn, piece.Bitfield, error) {
+// bitfield. With digests (the parent is the supernode's seed) it asks for ProtocolDigestsID
+// first: the parent's haves then carry each piece's digest. That costs a round trip of protocol
+// negotiation before the hello, which a single protocol does not (it is sent with the hello).
+func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Digest, pieces int, digests bool) (*Conn, piece.Bitfield, error) {
 	h.Peerstore().AddAddrs(info.ID, info.Addrs, 10*time.Minute)
-	st, err := h.NewStream(ctx, info.ID, ProtocolID)
+	protocols := []protocol.ID{ProtocolID}
+	if digests {
+		protocols = []protocol.ID{ProtocolDigestsID, ProtocolID}
+	}
+	st, err := h.NewStream(ctx, info.ID, protocols...)
 	if err != nil {
 		return nil, piece.Bitfield{}, fmt.Errorf("open stream to %s: %w", info.ID, err)
 	}
@@ -120,6 +130,8 @@ func (c *Conn) Next() (Event, error) {
 			kind = EventReject
 		}
 		return Event{Kind: kind, Index: i}, err
+	case msgHaveDigest:
+		return c.readHaveDigest(n)
 	case msgPiece:
 		if n < 4 || int64(n)-4 > piece.MaxSize {
 			return Event{}, fmt.Errorf("%w: piece frame of %d bytes", ErrProtocol, n)
@@ -132,6 +144,26 @@ func (c *Conn) Next() (Event, error) {
 	default:
 		return Event{}, fmt.Errorf("%w: message type %d from %s", ErrProtocol, typ, c.Peer)
 	}
+}
+
+// readHaveDigest reads a have with its digest, n bytes, allowed only on a stream that asked
+// for digests.
+func (c *Conn) readHaveDigest(n uint32) (Event, error) {
+	if c.st.Protocol() != ProtocolDigestsID {
+		return Event{}, fmt.Errorf("%w: a have with a digest from %s, which was not asked for", ErrProtocol, c.Peer)
+	}
+	if n < 4 {
+		return Event{}, fmt.Errorf("%w: have of %d bytes", ErrProtocol, n)
+	}
+	b, err := readPayload(c.r, n)
+	if err != nil {
+		return Event{}, err
+	}
+	d, err := digest.Parse(string(b[4:]))
+	if err != nil || d.Algorithm() != digest.SHA256 {
+		return Event{}, fmt.Errorf("%w: have with a bad digest from %s", ErrProtocol, c.Peer)
+	}
+	return Event{Kind: EventHave, Index: int(binary.BigEndian.Uint32(b)), Digest: d}, nil
 }
 
 // Body returns the reader for the data of the piece event just read.

@@ -24,7 +24,7 @@ func TestSuperSeedSkipsWhatTheChildHolds(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := Dial(ctx, child, info(src.h), src.task.Meta().ID, src.task.PieceCount())
+	conn, _, err := Dial(ctx, child, info(src.h), src.task.Meta().ID, src.task.PieceCount(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

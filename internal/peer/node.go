@@ -48,7 +48,8 @@ func OpenNode(cfg NodeConfig) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	up := NewServer(h, store, ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: cfg.Log.Named("upload"), SuperSeed: cfg.SuperSeed})
+	up := NewServer(h, store, ServerConfig{Limiter: ratelimit.New(cfg.UploadRate), Log: cfg.Log.Named("upload"), SuperSeed: cfg.SuperSeed,
+		Digests: role == RoleSeed})
 	return &Node{Store: store, Host: h, Upload: up}, nil
 }
 

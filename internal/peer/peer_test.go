@@ -72,7 +72,7 @@ func info(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h
 // fetchAll requests every piece of the task over one stream and writes the verified pieces
 // into dst.
 func fetchAll(ctx context.Context, h host.Host, parent peer.AddrInfo, dst *piece.Task) error {
-	conn, bf, err := Dial(ctx, h, parent, dst.Meta().ID, dst.PieceCount())
+	conn, bf, err := Dial(ctx, h, parent, dst.Meta().ID, dst.PieceCount(), false)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func TestUnknownTaskIsRefused(t *testing.T) {
 	child := newHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, err := Dial(ctx, child, info(h), digest.FromString("nothing"), 4)
+	_, _, err := Dial(ctx, child, info(h), digest.FromString("nothing"), 4, false)
 	if !errors.Is(err, ErrRefused) {
 		t.Fatalf("Dial for an unknown task: %v, want ErrRefused", err)
 	}
@@ -196,7 +196,7 @@ func serverWaitingForTask(t *testing.T, meta piece.Meta) (*Server, *piece.Store,
 	t.Cleanup(cancel)
 	dialed := make(chan error, 1)
 	go func() {
-		conn, _, err := Dial(ctx, child, info(h), meta.ID, meta.PieceCount())
+		conn, _, err := Dial(ctx, child, info(h), meta.ID, meta.PieceCount(), false)
 		if err == nil {
 			conn.Close()
 		}
@@ -251,7 +251,7 @@ func TestCloseStopsUploads(t *testing.T) {
 	child := newHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, _, err := Dial(ctx, child, info(src.h), src.task.Meta().ID, 1)
+	conn, _, err := Dial(ctx, child, info(src.h), src.task.Meta().ID, 1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestPeerStreamLimitHoldsOnePeerOnly(t *testing.T) {
 	greedy := newHost(t)
 	opened := 0
 	for range 2 * limits.PeerStreamsIn {
-		conn, _, err := Dial(ctx, greedy, info(h), id, n)
+		conn, _, err := Dial(ctx, greedy, info(h), id, n, false)
 		if err != nil {
 			continue
 		}

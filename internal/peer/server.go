@@ -38,6 +38,12 @@ type ServerConfig struct {
 	// and the children trade the rest among themselves (BitTorrent's super-seeding). The
 	// supernode's seed uses it; its upload is the scarcest in the cluster.
 	SuperSeed bool
+	// Digests sends each piece's digest with its have to the children that speak
+	// ProtocolDigestsID. The supernode's seed sets it: it hashed every piece from the origin,
+	// its children trust it as they trust the supernode (whose schedule names it the seed), and
+	// a child then asks for a new piece as soon as it is offered, not once the digest has come
+	// through the supernode (published when the piece is durable, then a sync's round trip).
+	Digests bool
 	// TaskWait is how long a hello for an unknown task waits for it to appear: the supernode may
 	// name this peer as a parent a moment before the peer has created the task locally.
 	TaskWait time.Duration
@@ -113,6 +119,7 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{h: h, tasks: tasks, cfg: cfg, ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(ProtocolID, s.handle)
+	h.SetStreamHandler(ProtocolDigestsID, s.handle)
 	return s
 }
 
@@ -121,6 +128,7 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 // It is idempotent.
 func (s *Server) Close() {
 	s.h.RemoveStreamHandler(ProtocolID)
+	s.h.RemoveStreamHandler(ProtocolDigestsID)
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
@@ -238,9 +246,10 @@ func (s *Server) handle(st network.Stream) {
 	}
 	tick := time.NewTicker(superSeedTick)
 	defer tick.Stop()
+	digests := s.cfg.Digests && st.Protocol() == ProtocolDigestsID
 	announce := func() bool {
 		for _, i := range ann.update(time.Now()) {
-			if writeIndex(w, msgHave, i) != nil {
+			if writeHave(w, task, i, digests) != nil {
 				return false
 			}
 		}
@@ -276,6 +285,16 @@ func (s *Server) handle(st network.Stream) {
 			return
 		}
 	}
+}
+
+// writeHave announces piece i, with its digest when digests is set.
+func writeHave(w *bufio.Writer, task *piece.Task, i int, digests bool) error {
+	if d := task.Digest(i); digests && d != "" {
+		payload := make([]byte, 4, 4+len(d))
+		binary.BigEndian.PutUint32(payload, uint32(i))
+		return writeFrame(w, msgHaveDigest, append(payload, d...))
+	}
+	return writeIndex(w, msgHave, i)
 }
 
 func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i int) error {

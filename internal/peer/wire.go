@@ -11,6 +11,12 @@ import (
 // ProtocolID names the piece-exchange protocol on libp2p streams.
 const ProtocolID = "/pouch/pieces/1.0.0"
 
+// ProtocolDigestsID is ProtocolID in which a parent that sends digests (ServerConfig.Digests:
+// the supernode's seed) announces each piece with its digest (msgHaveDigest), so that a child
+// can request it at once rather than wait for the digest from the supernode. A child offers it
+// first when it dials the seed; a parent of an older release answers ProtocolID only.
+const ProtocolDigestsID = "/pouch/pieces/1.1.0"
+
 // One stream per (child, parent, task). Every message is a frame: type (1 byte), payload
 // length (4 bytes, big endian), payload. The child says hello with the task ID; the parent
 // answers with its bitfield and then announces each new piece with a have; the child requests
@@ -23,6 +29,9 @@ const (
 	msgPiece    byte = 5 // parent → child: piece index (u32), then the piece bytes
 	msgReject   byte = 6 // parent → child: piece index (u32) it cannot serve
 	msgError    byte = 7 // parent → child: a reason, then the parent closes the stream
+	// msgHaveDigest is a have with the piece's digest ("sha256:HEX"), sent only on
+	// ProtocolDigestsID streams.
+	msgHaveDigest byte = 8 // parent → child: piece index (u32), then the digest
 )
 
 // maxControl bounds every message but a piece; a piece is bounded by the task's piece size.

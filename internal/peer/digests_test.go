@@ -1,0 +1,90 @@
+package peer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pouch-p2p/pouch/piece"
+)
+
+// A child that asks the seed for digests learns each offered piece's digest with its have and
+// stores the piece with no other source of digests; a child that does not ask (the release
+// before), a parent that does not send digests (not the seed), and a parent of the release
+// before, which knows only ProtocolID, exchange plain haves.
+func TestSeedSendsDigestsWithItsHaves(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name             string
+		sends, asks, old bool
+		wantDigests      bool
+		wantProtocol     string
+	}{
+		{"seed to a child that asks", true, true, false, true, ProtocolDigestsID},
+		{"seed to a child that does not ask", true, false, false, false, ProtocolID},
+		{"another parent to a child that asks", false, true, false, false, ProtocolDigestsID},
+		{"a parent of the release before to a child that asks", false, true, true, false, ProtocolID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := newSeededWith(t, 8<<20, 1<<20, ServerConfig{SuperSeed: true, Digests: tc.sends})
+			if tc.old {
+				src.h.RemoveStreamHandler(ProtocolDigestsID)
+			}
+			id, n := src.task.Meta().ID, src.task.PieceCount()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			store, err := piece.Open(t.TempDir(), piece.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			dst, err := store.Create(src.task.Meta()) // no digest known
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n, tc.asks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if got := string(conn.st.Protocol()); got != tc.wantProtocol {
+				t.Errorf("stream speaks %s, want %s", got, tc.wantProtocol)
+			}
+			ev, err := conn.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Kind != EventHave {
+				t.Fatalf("first event %v, want a have", ev.Kind)
+			}
+			if !tc.wantDigests {
+				if ev.Digest != "" {
+					t.Fatalf("have of piece %d carries digest %s, want none", ev.Index, ev.Digest)
+				}
+				return
+			}
+			if want := src.task.Digest(ev.Index); ev.Digest != want {
+				t.Fatalf("have of piece %d carries digest %q, want %s", ev.Index, ev.Digest, want)
+			}
+			if err := dst.SetDigest(ev.Index, ev.Digest); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Request(ev.Index); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				ev2, err := conn.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev2.Kind == EventPiece {
+					if err := dst.WritePiece(ev2.Index, conn.Body(ev2)); err != nil {
+						t.Fatalf("piece %d checked against the digest from the have: %v", ev2.Index, err)
+					}
+					return
+				}
+			}
+		})
+	}
+}
