@@ -63,6 +63,9 @@ type Result struct {
 	// IdleDrops is how many times the scheduler dropped a parent that uploaded nothing to anyone
 	// (the supernode's idle_drop events; the simulated scheduler's counter).
 	IdleDrops uint64 `json:"idle_drops"`
+	// Waits is where the nodes' P2P downloads spent their time, and how busy their uploads
+	// were (run only; nil with daemons that do not export it).
+	Waits *Waits `json:"waits,omitempty"`
 
 	// Timeline is the byte counters sampled during the run and their decomposition
 	// (Config.Timeline).
@@ -72,6 +75,17 @@ type Result struct {
 	SimWallSeconds float64 `json:"sim_wall_seconds,omitempty"`
 
 	Baseline *BaselineResult `json:"baseline,omitempty"`
+}
+
+// Waits are the dfdaemons' own accounts of a run, means per node: the time their P2P download
+// spent by state (pouch_dfdaemon_download_wait_seconds_total: receiving, requested,
+// undigested, nothing, no_parent), how many parents sent at once while receiving, and the time
+// their upload was sending. A node below its cap with parents that hold nothing it lacks shows
+// as nothing; one whose parents' uploads go to other children as few parents sending.
+type Waits struct {
+	Seconds        map[string]float64 `json:"seconds"`
+	SendingParents float64            `json:"sending_parents"`
+	UploadBusy     float64            `json:"upload_busy_seconds"`
 }
 
 // Percentile is the nearest-rank percentile p (0 < p ≤ 100) of xs: the smallest value with at

@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Timing = p.timing(cfg, cfg.TMin(), wl)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = p.fromPeers, p.fromSeed, p.fromOrigin
 	res.SupernodeCPUSeconds, res.SupernodePeakRSS, res.DfdaemonPeakRSS = p.snCPU, p.snRSS, p.dRSS
-	res.IdleDrops = p.idleDrops
+	res.IdleDrops, res.Waits = p.idleDrops, p.waits
 	if p.timeline != nil {
 		p.timeline.Decompose(p.nodes, p.waveStart, cfg.Size, cfg.DownloadRate)
 		res.Timeline = p.timeline
@@ -124,6 +124,7 @@ type phase struct {
 	snCPU                           float64
 	snRSS, dRSS                     int64
 	idleDrops                       uint64
+	waits                           *Waits
 	waveStart                       []float64 // seconds since the first wave's start
 	timeline                        *Timeline // sampled with cfg.Timeline
 }
@@ -244,7 +245,8 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 	}
 
 	// Metrics and peak RSS before anything stops.
-	var peer, orig float64
+	var peer, orig, sending float64
+	w := &Waits{Seconds: map[string]float64{}}
 	for _, d := range daemons {
 		m, err := d.metrics(ctx)
 		if err != nil {
@@ -253,6 +255,15 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 		peer += m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "peer"})
 		orig += m.Sum("pouch_dfdaemon_download_bytes_total", scrape.Labels{"source": "origin"})
 		ph.dRSS = max(ph.dRSS, d.peakRSS())
+		for _, st := range waitStates {
+			w.Seconds[st] += m.Sum("pouch_dfdaemon_download_wait_seconds_total", scrape.Labels{"state": st}) / float64(len(daemons))
+		}
+		sending += m.Sum("pouch_dfdaemon_download_sending_parents_seconds_total", nil)
+		w.UploadBusy += m.Sum("pouch_dfdaemon_upload_busy_seconds_total", nil) / float64(len(daemons))
+	}
+	if r := w.Seconds["receiving"] * float64(len(daemons)); r > 0 {
+		w.SendingParents = sending / r
+		ph.waits = w
 	}
 	if sn != nil {
 		m, err := sn.metrics(ctx)
@@ -267,6 +278,10 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 	ph.fromPeers, ph.fromOrigin = int64(peer)-ph.fromSeed, int64(orig)
 	return ph, nil
 }
+
+// waitStates are the states of pouch_dfdaemon_download_wait_seconds_total, in the order
+// dfbench prints them.
+var waitStates = []string{"receiving", "requested", "undigested", "nothing", "no_parent"}
 
 func fileDigest(path string) (string, error) {
 	f, err := os.Open(path)

@@ -18,8 +18,9 @@ import (
 //
 //   - the origin serves OriginRate in total; the seed fetches every piece from it in order and
 //     may serve a piece as soon as it has it (its digest is then known to every peer);
-//   - a connection parent→child carries one piece at a time, with up to [picker.Pipeline]
-//     requests queued; its rate is min(parent upload ÷ the parent's active connections, child download ÷
+//   - a connection parent→child carries one piece at a time, with [picker.Pipeline] more
+//     requests queued behind it (as the dfdaemon, which asks for the next piece once one starts
+//     arriving); its rate is min(parent upload ÷ the parent's active connections, child download ÷
 //     the child's active connections), recomputed whenever either count changes;
 //   - a peer picks pieces with the dfdaemon's [picker.Pick]: from any parent but the seed the
 //     first usable piece in the [picker.Window] pieces after its read cursor, otherwise the rarest
@@ -323,7 +324,7 @@ func (s *sim) pump(p *simPeer) {
 		if c.retired {
 			continue
 		}
-		for len(c.queue) < picker.Pipeline {
+		for len(c.queue) <= picker.Pipeline {
 			i := s.pick(p, c.p, c)
 			if i < 0 {
 				break

@@ -40,7 +40,8 @@ type Config struct {
 	StallTimeout time.Duration
 	// RequestTimeout bounds the wait for a requested piece to start arriving from a parent.
 	RequestTimeout time.Duration
-	// Pipeline is how many piece requests are kept outstanding per parent.
+	// Pipeline is how many piece requests are kept waiting at each parent besides the piece
+	// arriving from it. Default picker.Pipeline.
 	Pipeline int
 	// Heartbeat is how often the daemon tells the supernode it is alive; the answer carries
 	// new preheat assignments, so it is also how soon a preheat job reaches the node.

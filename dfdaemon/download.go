@@ -93,6 +93,12 @@ type download struct {
 	// hashing hashes the content in order while it downloads (hashAhead), so that verify has
 	// only the last pieces left; nil when nothing will be verified or the task was complete.
 	hashing *hashAhead
+
+	// wait is what the download was doing since waitSince, and sending how many parents were
+	// sending to it (see tally).
+	wait      string
+	sending   int
+	waitSince time.Time
 }
 
 // hashAhead runs a piece.Hasher on its own goroutine, at each change of the task, until
@@ -542,6 +548,7 @@ func (dl *download) p2p(parent context.Context, sched snapi.Schedule) error {
 		for _, p := range dl.parents {
 			p.conn.Close()
 		}
+		dl.untally(time.Now())
 		dl.mu.Unlock()
 		wg.Wait()
 	}
@@ -643,6 +650,7 @@ func (dl *download) pump(now time.Time) {
 			dl.inflight[i] = &flight{owner: id, since: now}
 		}
 	}
+	defer dl.tally(now)
 	for i, f := range dl.inflight {
 		if !f.receiving && now.Sub(f.since) > dl.d.cfg.RequestTimeout {
 			if p, ok := dl.parents[f.owner]; ok {
@@ -653,6 +661,56 @@ func (dl *download) pump(now time.Time) {
 			delete(dl.inflight, i)
 		}
 	}
+}
+
+// What a P2P download was doing, for pouch_dfdaemon_download_wait_seconds_total: it tells a
+// download below its cap because its parents hold nothing it lacks (nothing, undigested) from
+// one whose parents' uploads went to other children (requested, or receiving from few).
+const (
+	waitReceiving  = "receiving"  // a piece is arriving from at least one parent
+	waitRequested  = "requested"  // pieces asked for, none arriving yet
+	waitUndigested = "undigested" // nothing asked: a parent holds a missing piece whose digest is not known yet
+	waitNothing    = "nothing"    // nothing asked: no parent holds a piece this peer lacks
+	waitNoParent   = "no_parent"  // no parent connected (yet)
+)
+
+// tally counts the time since the last tally in the state the download was in, and notes the
+// state it is in now; the caller holds dl.mu.
+func (dl *download) tally(now time.Time) {
+	dl.untally(now)
+	for _, f := range dl.inflight {
+		if f.receiving {
+			dl.sending++
+		}
+	}
+	switch {
+	case dl.sending > 0:
+		dl.wait = waitReceiving
+	case len(dl.inflight) > 0:
+		dl.wait = waitRequested
+	case len(dl.parents) == 0:
+		dl.wait = waitNoParent
+	default:
+		dl.wait = waitNothing
+		for _, p := range dl.parents {
+			for i := range p.bf.Len() {
+				if p.bf.Has(i) && !dl.task.Has(i) && dl.wanted(i) && dl.task.Digest(i) == "" {
+					dl.wait = waitUndigested
+				}
+			}
+		}
+	}
+}
+
+// untally counts the time since the last tally and stops counting (P2P ended); the caller
+// holds dl.mu or is the only user.
+func (dl *download) untally(now time.Time) {
+	if dl.wait != "" {
+		dt := now.Sub(dl.waitSince).Seconds()
+		dl.d.metrics.wait.WithLabelValues(dl.wait).Add(dt)
+		dl.d.metrics.sending.Add(dt * float64(dl.sending))
+	}
+	dl.wait, dl.sending, dl.waitSince = "", 0, now
 }
 
 // writeRequests writes p's queued requests to its stream, each within the request timeout. A

@@ -48,6 +48,10 @@ type metrics struct {
 	direct        *prometheus.CounterVec
 	store         *storemetrics.Store    // disk use and garbage collection
 	heartbeats    *prometheus.CounterVec // result: ok, error
+	// wait is the time P2P downloads spent by state (download.tally); sending adds up, over
+	// that time, how many parents were sending at once.
+	wait    *prometheus.CounterVec
+	sending prometheus.Counter
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -76,6 +80,11 @@ func newMetrics(d *Daemon) *metrics {
 			Help: "Requests for private content sent to their origin directly, by reason: other-origin, other-content."}, []string{"reason"}),
 		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_heartbeats_total",
 			Help: "Heartbeats sent to supernodes, by result (ok, error); the readiness check reads the latest ones."}, []string{"result"}),
+		wait: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_download_wait_seconds_total",
+			Help: "Time P2P downloads spent, by state: receiving (a piece arriving from a parent), requested (pieces asked for, none arriving yet), undigested (nothing asked: a parent holds a missing piece whose digest is not known yet), nothing (nothing asked: no parent holds a piece the download lacks), no_parent (none connected)."},
+			[]string{"state"}),
+		sending: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_download_sending_parents_seconds_total",
+			Help: "The number of parents sending to a P2P download at once, integrated over time: divided by the receiving time of pouch_dfdaemon_download_wait_seconds_total, how many parents a download received from at once on average."}),
 	}
 	m.bytes.WithLabelValues("peer", srcSeed)
 	m.bytes.WithLabelValues("peer", srcPeer)
@@ -95,11 +104,16 @@ func newMetrics(d *Daemon) *metrics {
 	for _, r := range []string{"ok", "error"} {
 		m.heartbeats.WithLabelValues(r)
 	}
+	for _, w := range []string{waitReceiving, waitRequested, waitUndigested, waitNothing, waitNoParent} {
+		m.wait.WithLabelValues(w)
+	}
 	m.reg.MustRegister(m.bytes, m.pieceSeconds, m.corrupt, m.backToSource, m.downloads, m.failed, m.finished, m.duration,
-		m.authorization, m.direct, m.heartbeats,
+		m.authorization, m.direct, m.heartbeats, m.wait, m.sending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
 			Help: "Piece bytes uploaded to children. The upload rate is rate() of it."}, func() float64 { return float64(d.upload.Uploaded()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_busy_seconds_total",
+			Help: "Time during which at least one piece was being sent to a child; the upload was idle the rest of the time (no child asked for anything)."}, d.upload.BusySeconds),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_active_downloads",
 			Help: "Downloads in progress (one per task, however many clients read it)."}, func() float64 { return float64(len(d.activeDownloads())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pouch_dfdaemon_parents",

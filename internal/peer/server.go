@@ -57,6 +57,7 @@ type Server struct {
 	uploaded atomic.Int64
 	served   atomic.Int64
 	streams  atomic.Int64 // children's streams being served, past the hello
+	busy     busyClock    // time with at least one piece being sent
 
 	// ctx is the server's lifetime: every stream's context derives from it, and Close ends it.
 	ctx      context.Context
@@ -149,6 +150,10 @@ func (s *Server) enter() bool {
 
 // Uploaded is the number of piece bytes sent so far.
 func (s *Server) Uploaded() int64 { return s.uploaded.Load() }
+
+// BusySeconds is the time, in seconds, during which at least one piece was being sent: the
+// upload is idle the rest of the time, because no child asked this server for anything.
+func (s *Server) BusySeconds() float64 { return s.busy.seconds(time.Now()) }
 
 // PiecesServed is the number of pieces sent so far.
 func (s *Server) PiecesServed() int64 { return s.served.Load() }
@@ -306,6 +311,8 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 		return w.Flush()
 	}
 	task.Touch()
+	s.busy.enter(time.Now())
+	defer func() { s.busy.leave(time.Now()) }()
 	n := sr.Size()
 	// Whatever the writer holds (haves) goes first, so that every write below is whole frames
 	// of the muxer (see sendChunk).
@@ -348,6 +355,42 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	s.uploaded.Add(copied)
 	s.served.Add(1)
 	return w.Flush()
+}
+
+// busyClock adds up the time during which at least one of several concurrent activities runs.
+type busyClock struct {
+	mu      sync.Mutex
+	running int
+	since   time.Time     // when running became non-zero
+	total   time.Duration // over the closed periods
+}
+
+func (c *busyClock) enter(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running == 0 {
+		c.since = now
+	}
+	c.running++
+}
+
+func (c *busyClock) leave(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running--; c.running == 0 {
+		c.total += now.Sub(c.since)
+	}
+}
+
+// seconds is the busy time up to now, the running period included.
+func (c *busyClock) seconds(now time.Time) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.total
+	if c.running > 0 {
+		t += now.Sub(c.since)
+	}
+	return t.Seconds()
 }
 
 // piecePrefix is the piece frame's header: type, length, index.

@@ -12,9 +12,13 @@ const (
 	// Window is how many pieces past a waiting reader's position are taken in order from any
 	// parent but the seed, so a streaming client (the registry mirror) gets its next bytes first.
 	Window = 8
-	// Pipeline is how many piece requests a child keeps outstanding per parent by default (the
-	// dfdaemon's --pipeline default, and the simulator's).
-	Pipeline = 3
+	// Pipeline is how many piece requests a child keeps waiting at each parent besides the
+	// piece arriving from it (the dfdaemon's default, and the simulator's): one, so the next
+	// piece is asked for while the current one arrives, and no round trip is lost between
+	// pieces. More bound pieces to a parent whose upload is shared with other children, while
+	// another parent that holds them idled: with 3, 16 nodes at 2 MB/s spent 3.6–4 s each with
+	// requests out and no byte arriving (docs/benchmarks.md, "Idle links at N = 16").
+	Pipeline = 1
 )
 
 // Child is what the picker reads of one child's download, for one parent.
