@@ -83,9 +83,15 @@ func TestHoldersFoundWithoutSupernode(t *testing.T) {
 	sn.Close()
 	before := o.Sent.Load()
 
-	// B joins through A, C through B: C finds A through the DHT without knowing it.
-	b := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DHT: dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(a)}}})
-	c := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DHT: dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(b)}}})
+	// B joins through A, C through B: C finds A through the DHT without knowing it. Their
+	// lookups may take up to 30 s: on a loaded machine under the race detector the default 5 s
+	// once ran out before B found A (the blob then came from the origin and the test failed);
+	// a lookup that finds nobody still ends as soon as the DHT has been asked, not at the bound.
+	dht := func(boot *dfdaemon.Daemon) dfdaemon.DHTConfig {
+		return dfdaemon.DHTConfig{BootstrapPeers: []string{bootstrapAddr(boot)}, LookupTimeout: 30 * time.Second}
+	}
+	b := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DHT: dht(a)})
+	c := runDaemon(ctx, t, dfdaemon.Config{Supernode: sn.URL(), DHT: dht(b)})
 	for name, d := range map[string]*dfdaemon.Daemon{"B": b, "C": c} {
 		got, x, err := fetch(ctx, d, dfdaemon.Request{URL: o.URL + "/blob", Digest: digest.FromBytes(blob)})
 		if err != nil || !bytes.Equal(got, blob) {
