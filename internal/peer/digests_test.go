@@ -1,9 +1,18 @@
 package peer
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/pouch-p2p/pouch/piece"
 )
@@ -84,6 +93,55 @@ func TestSeedSendsDigestsWithItsHaves(t *testing.T) {
 					}
 					return
 				}
+			}
+		})
+	}
+}
+
+// A parent cannot push digests a child did not ask for, nor a malformed one on a stream that
+// asked: either is a protocol error, so the child drops the stream and takes no digest from it.
+func TestHostileHaveDigestIsAProtocolError(t *testing.T) {
+	t.Parallel()
+	const pieces = 4
+	task := digest.FromString("task")
+	for _, tc := range []struct {
+		name   string
+		proto  string
+		asks   bool
+		digest string
+	}{
+		{"a digest on a stream that did not ask for one", ProtocolID, false, string(digest.FromString("x"))},
+		{"a malformed digest", ProtocolDigestsID, true, "sha256:not-hex"},
+		{"a digest of another algorithm", ProtocolDigestsID, true, "sha512:" + strings.Repeat("0", 128)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			parent := newHost(t)
+			parent.SetStreamHandler(protocol.ID(tc.proto), func(st network.Stream) {
+				defer st.Close()
+				r, w := bufio.NewReader(st), bufio.NewWriter(st)
+				if _, n, err := readHeader(r); err != nil || func() error { _, err := readPayload(r, n); return err }() != nil {
+					return
+				}
+				bf := make([]byte, 5)
+				binary.BigEndian.PutUint32(bf, pieces)
+				payload := binary.BigEndian.AppendUint32(nil, 1)
+				if writeFrame(w, msgBitfield, bf) != nil || writeFrame(w, msgHaveDigest, append(payload, tc.digest...)) != nil {
+					return
+				}
+				w.Flush()
+				io.Copy(io.Discard, st)
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, _, err := Dial(ctx, newHost(t), info(parent), task, pieces, tc.asks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ev, err := conn.Next()
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("Next = %+v, %v; want ErrProtocol", ev, err)
 			}
 		})
 	}
