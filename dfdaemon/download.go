@@ -692,10 +692,12 @@ func (dl *download) tally(now time.Time) {
 		dl.wait = waitNoParent
 	default:
 		dl.wait = waitNothing
+	parents:
 		for _, p := range dl.parents {
 			for i := range p.bf.Len() {
 				if p.bf.Has(i) && !dl.task.Has(i) && dl.wanted(i) && dl.task.Digest(i) == "" {
 					dl.wait = waitUndigested
+					break parents // one is enough; pump runs this at every event
 				}
 			}
 		}
