@@ -52,8 +52,8 @@ func WriteTable(w io.Writer, r Result) error {
 		fmt.Fprintf(w, "simulated %d events in %.1fs, %d parents dropped as idle\n", r.SimEvents, r.SimWallSeconds, r.IdleDrops)
 	}
 	if ws := r.Waits; ws != nil {
-		fmt.Fprintf(w, "dfdaemons, mean per node: downloading %.2f s receiving (from %.2f parents at once), %.2f s requested, %.2f s undigested, %.2f s nothing to ask, %.2f s no parent; uploading %.2f s\n",
-			ws.Seconds["receiving"], ws.SendingParents, ws.Seconds["requested"], ws.Seconds["undigested"], ws.Seconds["nothing"], ws.Seconds["no_parent"], ws.UploadBusy)
+		fmt.Fprintf(w, "dfdaemons, mean per node: downloading %.2f s receiving (from %.2f parents at once), %.2f s requested, %.2f s undigested, %.2f s nothing to ask, %.2f s no parent; uploading %.2f s; requests moved %.1f with a cancel, %.1f without\n",
+			ws.Seconds["receiving"], ws.SendingParents, ws.Seconds["requested"], ws.Seconds["undigested"], ws.Seconds["nothing"], ws.Seconds["no_parent"], ws.UploadBusy, ws.Moved, ws.Stolen)
 	}
 	if r.Timeline != nil {
 		writeDecomposition(w, r.Timeline, r.SizeBytes, r.DownloadRate, min(r.OriginRate, r.SeedRate))

@@ -79,13 +79,17 @@ type Result struct {
 
 // Waits are the dfdaemons' own accounts of a run, means per node: the time their P2P download
 // spent by state (pouch_dfdaemon_download_wait_seconds_total: receiving, requested,
-// undigested, nothing, no_parent), how many parents sent at once while receiving, and the time
-// their upload was sending. A node below its cap with parents that hold nothing it lacks shows
+// undigested, nothing, no_parent), how many parents sent at once while receiving, the time
+// their upload was sending, and the requests they moved between parents. A node below its cap with parents that hold nothing it lacks shows
 // as nothing; one whose parents' uploads go to other children as few parents sending.
 type Waits struct {
 	Seconds        map[string]float64 `json:"seconds"`
 	SendingParents float64            `json:"sending_parents"`
 	UploadBusy     float64            `json:"upload_busy_seconds"`
+	// Moved and Stolen are the requests moved to an idle parent, with a cancel to the first
+	// parent and without (pouch_dfdaemon_pieces_moved_total); zero from older dfdaemons.
+	Moved  float64 `json:"moved"`
+	Stolen float64 `json:"stolen"`
 }
 
 // Percentile is the nearest-rank percentile p (0 < p ≤ 100) of xs: the smallest value with at

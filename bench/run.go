@@ -260,6 +260,8 @@ func runPhase(ctx context.Context, cfg Config, nn *netnsNet, dir string, wl work
 		}
 		sending += m.Sum("pouch_dfdaemon_download_sending_parents_seconds_total", nil)
 		w.UploadBusy += m.Sum("pouch_dfdaemon_upload_busy_seconds_total", nil) / float64(len(daemons))
+		w.Moved += m.Sum("pouch_dfdaemon_pieces_moved_total", scrape.Labels{"cancel": "true"}) / float64(len(daemons))
+		w.Stolen += m.Sum("pouch_dfdaemon_pieces_moved_total", scrape.Labels{"cancel": "false"}) / float64(len(daemons))
 	}
 	if r := w.Seconds["receiving"] * float64(len(daemons)); r > 0 {
 		w.SendingParents = sending / r

@@ -33,11 +33,13 @@ import (
 //     often (the child's avail counts still include the seed's
 //     pieces, as the offers are all a child learns of the seed but the rarest-first counts
 //     come from the other parents);
+//   - a parent asked for nothing more that holds a piece waiting at another parent takes it over
+//     after [picker.MoveAfter] ([picker.Move]: the other is told to drop it);
 //   - a peer told BackToSource pulls from the origin like the seed.
 //
-// Not modelled: latency, failures, the endgame steal of requests queued at a slow parent, and
-// the seed's timing (offers refreshed every 250 ms and expiring, each piece once while the seed
-// grows: picker.Once, picker.Expired).
+// Not modelled: latency (the cancel's round trip among it), failures, and the seed's timing
+// (offers refreshed every 250 ms and expiring, each piece once while the seed grows:
+// picker.Once, picker.Expired).
 func Simulate(cfg Config) Result {
 	cfg = cfg.WithDefaults()
 	if cfg.PieceSize == 0 {
@@ -92,6 +94,7 @@ type simPeer struct {
 type simConn struct {
 	p, c        *simPeer
 	queue       []int
+	asked       []float64 // when each piece of queue was asked for
 	rem, rate   float64
 	last        float64
 	ver         int
@@ -320,25 +323,67 @@ func (s *sim) pump(p *simPeer) {
 	if p.done {
 		return
 	}
-	for _, c := range p.parents {
-		if c.retired {
-			continue
-		}
-		for len(c.queue) <= picker.Pipeline {
-			i := s.pick(p, c.p, c)
-			if i < 0 {
-				break
-			}
-			p.inflight[i] = true
-			c.queue = append(c.queue, i)
-			if len(c.queue) == 1 {
-				c.rem, c.last = s.pieceLen(i), s.now
-				c.p.nUp++
-				p.nDown++
-				s.reschedule(c.p, p)
+	for again := true; again; {
+		again = false // a move frees a slot at a parent that may have been pumped already
+		for _, c := range p.parents {
+			if !c.retired && s.fill(p, c) {
+				again = true
 			}
 		}
 	}
+}
+
+// fill fills one connection's pipeline, and says whether it moved a request from another.
+func (s *sim) fill(p *simPeer, c *simConn) (moved bool) {
+	for len(c.queue) <= picker.Pipeline {
+		i := s.pick(p, c.p, c)
+		if i < 0 && len(c.queue) <= 1 {
+			i = s.move(p, c)
+			moved = moved || i >= 0
+		}
+		if i < 0 {
+			break
+		}
+		p.inflight[i] = true
+		c.queue = append(c.queue, i)
+		c.asked = append(c.asked, s.now)
+		if len(c.queue) == 1 {
+			c.rem, c.last = s.pieceLen(i), s.now
+			c.p.nUp++
+			p.nDown++
+			s.reschedule(c.p, p)
+		}
+	}
+	return moved
+}
+
+// move takes from another of p's parents a request it has not started (picker.Move; every
+// simulated parent can be told to drop it, as a dfdaemon speaking /pouch/pieces/1.2.0) for c,
+// which was asked for nothing else, or returns -1. The cancel's round trip is not modelled.
+func (s *sim) move(p *simPeer, c *simConn) int {
+	if c.p.isOrigin {
+		return -1
+	}
+	var waiting []picker.Waiting
+	for _, d := range p.parents {
+		for k := 1; d != c && k < len(d.queue); k++ {
+			waiting = append(waiting, picker.Waiting{Piece: d.queue[k], Age: time.Duration((s.now - d.asked[k]) * float64(time.Second)), Cancel: true})
+		}
+	}
+	i := picker.Move(waiting, func(i int) bool { return c.p.have[i] && (c.offers == nil || c.offers[i]) })
+	if i < 0 {
+		return -1
+	}
+	for _, d := range p.parents {
+		for k := 1; d != c && k < len(d.queue); k++ {
+			if d.queue[k] == i {
+				d.queue = append(d.queue[:k], d.queue[k+1:]...)
+				d.asked = append(d.asked[:k], d.asked[k+1:]...)
+				return i
+			}
+		}
+	}
+	return i
 }
 
 func (s *sim) usable(p, q *simPeer, i int) bool {
@@ -458,7 +503,7 @@ func (s *sim) finish(c *simConn) {
 	c.busy += dt
 	c.last = s.now
 	i := c.queue[0]
-	c.queue = c.queue[1:]
+	c.queue, c.asked = c.queue[1:], c.asked[1:]
 	p, q := c.c, c.p
 	n := s.pieceLen(i)
 	q.sent += n

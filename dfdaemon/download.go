@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,8 +227,11 @@ type parentState struct {
 	retired   bool // dropped by the scheduler: no new requests, closed when idle
 	// out queues the requests for the parent's own writer (writeRequests): pump runs under
 	// dl.mu, which every parent's reader needs, so it never writes to a stream itself.
-	out  chan int
-	gone chan struct{} // closed when the parent is dropped: its writer ends
+	out chan int
+	// cancels queues the cancels of requests moved to another parent, for the same writer
+	// (only to a parent that CanCancel).
+	cancels chan int
+	gone    chan struct{} // closed when the parent is dropped: its writer ends
 	// stalled: a request could not be written within the request timeout (the parent stopped
 	// reading); its stream was closed and it is reported as timed out. Guarded by dl.mu.
 	stalled bool
@@ -640,7 +644,7 @@ func (dl *download) pump(now time.Time) {
 		for len(p.requested) < dl.d.cfg.Pipeline && len(p.out) < cap(p.out) {
 			i := dl.pick(p)
 			if i < 0 {
-				i = dl.steal(p, now)
+				i = dl.move(p, now)
 			}
 			if i < 0 {
 				break
@@ -721,25 +725,31 @@ func (dl *download) untally(now time.Time) {
 // download.
 func (dl *download) writeRequests(ctx context.Context, p *parentState) {
 	for {
+		var err error
+		var i int
 		select {
-		case i := <-p.out:
+		case i = <-p.out:
 			_ = p.conn.SetWriteDeadline(time.Now().Add(dl.d.cfg.RequestTimeout))
-			if err := p.conn.Request(i); err != nil {
-				// A deadline: the parent stopped reading. Anything else: the stream was closed,
-				// and its reader says why.
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-					dl.log.Info("parent stopped reading requests: dropping it", zap.Stringer("parent", p.conn.Peer), zap.Int("piece", i), zap.Error(err))
-					dl.mu.Lock()
-					p.stalled = true
-					dl.mu.Unlock()
-				}
-				p.conn.Close()
-				return
-			}
+			err = p.conn.Request(i)
+		case i = <-p.cancels:
+			_ = p.conn.SetWriteDeadline(time.Now().Add(dl.d.cfg.RequestTimeout))
+			err = p.conn.Cancel(i)
 		case <-p.gone:
 			return
 		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			// A deadline: the parent stopped reading. Anything else: the stream was closed,
+			// and its reader says why.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				dl.log.Info("parent stopped reading requests: dropping it", zap.Stringer("parent", p.conn.Peer), zap.Int("piece", i), zap.Error(err))
+				dl.mu.Lock()
+				p.stalled = true
+				dl.mu.Unlock()
+			}
+			p.conn.Close()
 			return
 		}
 	}
@@ -776,29 +786,48 @@ type parentView struct {
 func (v parentView) Avail(i int) int   { return v.dl.avail[i] }
 func (v parentView) Usable(i int) bool { return v.dl.usable(i, v.p) }
 
-// steal hands an idle parent a piece that another parent was asked for long ago and has not
-// started sending (the endgame: a slow parent must not hold the last pieces).
-func (dl *download) steal(p *parentState, now time.Time) int {
+// move hands p, asked for nothing and holding nothing else usable, a piece that another
+// parent was asked for and has not started sending (picker.Move): that parent is told to drop
+// it when it can (ProtocolCancelID); otherwise only in the endgame, where a slow parent must not
+// hold the last pieces, and it sends its copy all the same. The caller asks p for the piece.
+func (dl *download) move(p *parentState, now time.Time) int {
 	if len(p.requested) > 0 {
 		return -1
 	}
-	best := -1
-	var oldest time.Time
+	var waiting []picker.Waiting
 	for i, f := range dl.inflight {
-		if f.receiving || !p.bf.Has(i) || now.Sub(f.since) < time.Second {
-			continue
-		}
-		if best < 0 || f.since.Before(oldest) {
-			best, oldest = i, f.since
+		if old := dl.parents[f.owner]; !f.receiving && old != p {
+			waiting = append(waiting, picker.Waiting{Piece: i, Age: now.Sub(f.since), Cancel: old != nil && old.conn.CanCancel()})
 		}
 	}
-	if best >= 0 {
-		if old, ok := dl.parents[dl.inflight[best].owner]; ok {
-			delete(old.requested, best)
-		}
-		delete(dl.inflight, best)
+	best := picker.Move(waiting, p.bf.Has)
+	if best < 0 {
+		return -1
 	}
+	cancelled := dl.unask(best, dl.inflight[best].owner)
+	delete(dl.inflight, best)
+	dl.d.metrics.moved.WithLabelValues(strconv.FormatBool(cancelled)).Inc()
 	return best
+}
+
+// unask takes piece i off what parent id was asked for and tells it to drop the request if
+// it can; false: it will send the piece all the same (an older parent, or its writer is
+// behind), and the copy is drained. The caller holds dl.mu.
+func (dl *download) unask(i int, id peer.ID) bool {
+	old, ok := dl.parents[id]
+	if !ok {
+		return false
+	}
+	delete(old.requested, i)
+	if !old.conn.CanCancel() {
+		return false
+	}
+	select {
+	case old.cancels <- i:
+		return true
+	default:
+		return false
+	}
 }
 
 // applySchedule connects to new parents and retires dropped ones; the caller holds dl.mu.
@@ -856,7 +885,7 @@ func (dl *download) connect(ctx context.Context, wg *sync.WaitGroup, sp snapi.Pe
 	}
 	dl.log.Debug("connected", zap.String("parent", sp.ID), zap.Int("has", bf.Count()))
 	p := &parentState{info: sp, conn: conn, bf: bf, requested: map[int]bool{},
-		out: make(chan int, dl.d.cfg.Pipeline), gone: make(chan struct{})}
+		out: make(chan int, dl.d.cfg.Pipeline), cancels: make(chan int, 4), gone: make(chan struct{})}
 	dl.parents[info.ID] = p
 	for i := range bf.Len() {
 		if bf.Has(i) {
@@ -921,6 +950,12 @@ func (dl *download) serve(ctx context.Context, id peer.ID, p *parentState) {
 			dl.mu.Lock()
 			f := dl.inflight[ev.Index]
 			mine := f != nil && f.owner == id
+			if f != nil && !mine && !f.receiving {
+				// Moved to another parent, whose copy has not started, and this one's cancel
+				// came too late: the first copy to start is taken, the other cancelled.
+				dl.unask(ev.Index, f.owner)
+				f.owner, mine = id, true
+			}
 			var requested time.Time
 			if mine {
 				f.receiving = true

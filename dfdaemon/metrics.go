@@ -52,6 +52,9 @@ type metrics struct {
 	// that time, how many parents were sending at once.
 	wait    *prometheus.CounterVec
 	sending prometheus.Counter
+	// moved counts requests moved from one parent to an idle one (download.move), by whether
+	// the first was told to drop it (cancel: true) or sends its copy anyway (false).
+	moved *prometheus.CounterVec
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -85,6 +88,9 @@ func newMetrics(d *Daemon) *metrics {
 			[]string{"state"}),
 		sending: prometheus.NewCounter(prometheus.CounterOpts{Name: "pouch_dfdaemon_download_sending_parents_seconds_total",
 			Help: "The number of parents sending to a P2P download at once, integrated over time: divided by the receiving time of pouch_dfdaemon_download_wait_seconds_total, how many parents a download received from at once on average."}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pouch_dfdaemon_pieces_moved_total",
+			Help: "Piece requests moved from a parent that had not started them to an idle parent that holds the piece, by cancel: true (the first parent was told to drop it), false (an older parent, which sends its copy anyway: the endgame's steal)."},
+			[]string{"cancel"}),
 	}
 	m.bytes.WithLabelValues("peer", srcSeed)
 	m.bytes.WithLabelValues("peer", srcPeer)
@@ -107,8 +113,10 @@ func newMetrics(d *Daemon) *metrics {
 	for _, w := range []string{waitReceiving, waitRequested, waitUndigested, waitNothing, waitNoParent} {
 		m.wait.WithLabelValues(w)
 	}
+	m.moved.WithLabelValues("true")
+	m.moved.WithLabelValues("false")
 	m.reg.MustRegister(m.bytes, m.pieceSeconds, m.corrupt, m.backToSource, m.downloads, m.failed, m.finished, m.duration,
-		m.authorization, m.direct, m.heartbeats, m.wait, m.sending,
+		m.authorization, m.direct, m.heartbeats, m.wait, m.sending, m.moved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pouch_dfdaemon_upload_bytes_total",
 			Help: "Piece bytes uploaded to children. The upload rate is rate() of it."}, func() float64 { return float64(d.upload.Uploaded()) }),

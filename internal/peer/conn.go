@@ -49,15 +49,22 @@ type Event struct {
 }
 
 // Dial opens a piece stream to a parent, says hello for the task and returns the parent's
-// bitfield. With digests (the parent is the supernode's seed) it asks for ProtocolDigestsID
-// first: the parent's haves then carry each piece's digest. That costs a round trip of protocol
-// negotiation before the hello, which a single protocol does not (it is sent with the hello).
+// bitfield. It asks for ProtocolCancelID first and falls back to the older protocols, so that
+// a parent of an older release still serves it (without cancels: see CanCancel); with digests
+// (the parent is the supernode's seed) it asks for ProtocolDigestsID before ProtocolID, and
+// the parent's haves then carry each piece's digest. Offering several protocols costs a round
+// trip of negotiation before the hello, which a single protocol does not (it is sent with the
+// hello).
 func Dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Digest, pieces int, digests bool) (*Conn, piece.Bitfield, error) {
-	h.Peerstore().AddAddrs(info.ID, info.Addrs, 10*time.Minute)
-	protocols := []protocol.ID{ProtocolID}
+	protocols := []protocol.ID{ProtocolCancelID, ProtocolID}
 	if digests {
-		protocols = []protocol.ID{ProtocolDigestsID, ProtocolID}
+		protocols = []protocol.ID{ProtocolCancelID, ProtocolDigestsID, ProtocolID}
 	}
+	return dial(ctx, h, info, task, pieces, protocols)
+}
+
+func dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Digest, pieces int, protocols []protocol.ID) (*Conn, piece.Bitfield, error) {
+	h.Peerstore().AddAddrs(info.ID, info.Addrs, 10*time.Minute)
 	st, err := h.NewStream(ctx, info.ID, protocols...)
 	if err != nil {
 		return nil, piece.Bitfield{}, fmt.Errorf("open stream to %s: %w", info.ID, err)
@@ -116,6 +123,21 @@ func (c *Conn) Request(i int) error {
 	return c.w.Flush()
 }
 
+// CanCancel says whether the parent speaks ProtocolCancelID, so that Cancel may be called.
+func (c *Conn) CanCancel() bool { return c.st.Protocol() == ProtocolCancelID }
+
+// Cancel withdraws the request for piece i, if the parent has not started to send it: the
+// parent then answers the request with a reject; otherwise the piece comes as asked. Only a
+// parent that CanCancel may be sent one (an older one would take it for a protocol violation).
+func (c *Conn) Cancel(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := writeIndex(c.w, msgCancel, i); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
 // Next reads the next event. Only one goroutine may call Next.
 func (c *Conn) Next() (Event, error) {
 	typ, n, err := readHeader(c.r)
@@ -149,7 +171,7 @@ func (c *Conn) Next() (Event, error) {
 // readHaveDigest reads a have with its digest, n bytes, allowed only on a stream that asked
 // for digests.
 func (c *Conn) readHaveDigest(n uint32) (Event, error) {
-	if c.st.Protocol() != ProtocolDigestsID {
+	if p := c.st.Protocol(); p != ProtocolDigestsID && p != ProtocolCancelID {
 		return Event{}, fmt.Errorf("%w: a have with a digest from %s, which was not asked for", ErrProtocol, c.Peer)
 	}
 	if n < 4 {

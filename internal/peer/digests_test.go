@@ -18,27 +18,33 @@ import (
 )
 
 // A child that asks the seed for digests learns each offered piece's digest with its have and
-// stores the piece with no other source of digests; a child that does not ask (the release
-// before), a parent that does not send digests (not the seed), and a parent of the release
-// before, which knows only ProtocolID, exchange plain haves.
+// stores the piece with no other source of digests. On ProtocolCancelID the seed sends them to
+// every child (a dfdaemon trusts them from the seed only); a child of an older release that does
+// not ask, a parent that does not send digests (not the seed), and a parent of the release
+// before 1.1.0, which knows only ProtocolID, exchange plain haves.
 func TestSeedSendsDigestsWithItsHaves(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name             string
-		sends, asks, old bool
-		wantDigests      bool
-		wantProtocol     string
+		name         string
+		sends, asks  bool
+		child        []protocol.ID // what the child offers; nil: Dial's
+		parent       []protocol.ID // what the parent no longer serves (an older release)
+		wantDigests  bool
+		wantProtocol string
 	}{
-		{"seed to a child that asks", true, true, false, true, ProtocolDigestsID},
-		{"seed to a child that does not ask", true, false, false, false, ProtocolID},
-		{"another parent to a child that asks", false, true, false, false, ProtocolDigestsID},
-		{"a parent of the release before to a child that asks", false, true, true, false, ProtocolID},
+		{"seed to a child that asks", true, true, nil, nil, true, ProtocolCancelID},
+		{"seed to a child that does not ask", true, false, nil, nil, true, ProtocolCancelID},
+		{"seed to a child of release 1.1 that asks", true, true, []protocol.ID{ProtocolDigestsID, ProtocolID}, nil, true, ProtocolDigestsID},
+		{"seed to a child of release 1.1 that does not ask", true, false, []protocol.ID{ProtocolID}, nil, false, ProtocolID},
+		{"seed of release 1.1 to a child that asks", true, true, nil, []protocol.ID{ProtocolCancelID}, true, ProtocolDigestsID},
+		{"another parent to a child that asks", false, true, nil, nil, false, ProtocolCancelID},
+		{"a parent of release 1.0 to a child that asks", false, true, nil, []protocol.ID{ProtocolCancelID, ProtocolDigestsID}, false, ProtocolID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			src := newSeededWith(t, 8<<20, 1<<20, ServerConfig{SuperSeed: true, Digests: tc.sends})
-			if tc.old {
-				src.h.RemoveStreamHandler(ProtocolDigestsID)
+			for _, p := range tc.parent {
+				src.h.RemoveStreamHandler(p)
 			}
 			id, n := src.task.Meta().ID, src.task.PieceCount()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -52,7 +58,12 @@ func TestSeedSendsDigestsWithItsHaves(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn, _, err := Dial(ctx, newHost(t), info(src.h), id, n, tc.asks)
+			var conn *Conn
+			if tc.child == nil {
+				conn, _, err = Dial(ctx, newHost(t), info(src.h), id, n, tc.asks)
+			} else {
+				conn, _, err = dial(ctx, newHost(t), info(src.h), id, n, tc.child)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,6 +122,7 @@ func TestHostileHaveDigestIsAProtocolError(t *testing.T) {
 		digest string
 	}{
 		{"a digest on a stream that did not ask for one", ProtocolID, false, string(digest.FromString("x"))},
+		{"a malformed digest on a stream that may cancel", ProtocolCancelID, false, "sha256:not-hex"},
 		{"a malformed digest", ProtocolDigestsID, true, "sha256:not-hex"},
 		{"a digest of another algorithm", ProtocolDigestsID, true, "sha512:" + strings.Repeat("0", 128)},
 	} {

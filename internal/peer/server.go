@@ -121,6 +121,7 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 	s := &Server{h: h, tasks: tasks, cfg: cfg, ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(ProtocolID, s.handle)
 	h.SetStreamHandler(ProtocolDigestsID, s.handle)
+	h.SetStreamHandler(ProtocolCancelID, s.handle)
 	return s
 }
 
@@ -130,6 +131,7 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 func (s *Server) Close() {
 	s.h.RemoveStreamHandler(ProtocolID)
 	s.h.RemoveStreamHandler(ProtocolDigestsID)
+	s.h.RemoveStreamHandler(ProtocolCancelID)
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
@@ -199,6 +201,10 @@ func (s *Server) handle(st network.Stream) {
 
 	// Requests are read on their own goroutine so that haves keep flowing while a piece is sent.
 	reqs := make(chan int, 64)
+	var cq *cancels // what the child may still cancel; nil on older protocols
+	if st.Protocol() == ProtocolCancelID {
+		cq = newCancels(task.PieceCount())
+	}
 	s.handlers.Add(1) // inside the handler's own count, so never racing Close's Wait
 	go func() {
 		defer s.handlers.Done()
@@ -209,13 +215,24 @@ func (s *Server) handle(st network.Stream) {
 			if err != nil {
 				return
 			}
-			if typ != msgRequest {
+			if typ != msgRequest && (typ != msgCancel || cq == nil) {
 				log.Debug("protocol violation", zap.Uint8("type", typ))
 				return
 			}
 			i, err := readIndex(r, n)
 			if err != nil {
 				return
+			}
+			if typ == msgCancel {
+				if err := cq.cancel(i); err != nil {
+					log.Debug("protocol violation", zap.Error(err))
+					st.Reset()
+					return
+				}
+				continue
+			}
+			if cq != nil {
+				cq.request(i)
 			}
 			select {
 			case reqs <- i:
@@ -251,7 +268,7 @@ func (s *Server) handle(st network.Stream) {
 	}
 	tick := time.NewTicker(superSeedTick)
 	defer tick.Stop()
-	digests := s.cfg.Digests && st.Protocol() == ProtocolDigestsID
+	digests := s.cfg.Digests && (st.Protocol() == ProtocolDigestsID || st.Protocol() == ProtocolCancelID)
 	announce := func() bool {
 		for _, i := range ann.update(time.Now()) {
 			if writeHave(w, task, i, digests) != nil {
@@ -273,8 +290,19 @@ func (s *Server) handle(st network.Stream) {
 			if !ok {
 				return
 			}
+			if cq != nil && !cq.take(i) {
+				if writeIndex(w, msgReject, i) != nil {
+					st.Reset()
+					return
+				}
+				break // the child cancelled it
+			}
 			ann.requested(i, time.Now())
-			if err := s.sendPiece(ctx, st, w, task, i); err != nil {
+			err := s.sendPiece(ctx, st, w, task, i, cq)
+			if errors.Is(err, errCancelled) {
+				break
+			}
+			if err != nil {
 				log.Debug("upload stopped", zap.Int("piece", i), zap.Error(err))
 				st.Reset()
 				return
@@ -302,7 +330,13 @@ func writeHave(w *bufio.Writer, task *piece.Task, i int, digests bool) error {
 	return writeIndex(w, msgHave, i)
 }
 
-func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i int) error {
+// errCancelled is a piece the child cancelled while it waited for the upload cap; the stream
+// goes on.
+var errCancelled = errors.New("cancelled by the child")
+
+// sendPiece sends piece i, or a reject when the store cannot read it or (cq, the stream's
+// cancels on ProtocolCancelID) the child cancels it before its first bytes go out.
+func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i int, cq *cancels) error {
 	sr, err := task.PieceReader(i)
 	if err != nil {
 		if werr := writeIndex(w, msgReject, i); werr != nil {
@@ -335,15 +369,31 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	// (the limiter's burst holds one), not through its Writer, whose 64 KiB writes would split
 	// into yamux frames of 65,524 and 12 bytes again.
 	head, copied := piecePrefix, int64(0)
+	wctx := ctx // until the first bytes go out, a cancel of the piece ends the wait
+	if cq != nil {
+		wctx = cq.begin(ctx, i)
+		defer cq.start()
+	}
 	for copied < n {
 		k, err := sr.ReadAt(buf[head:min(int64(len(buf)), int64(head)+n-copied)], copied)
 		if k == 0 && err != nil {
 			s.uploaded.Add(copied)
 			return fmt.Errorf("piece %d: read at %d: %w", i, copied, err)
 		}
-		if err := s.cfg.Limiter.Wait(ctx, head+k); err != nil {
+		if err := s.cfg.Limiter.Wait(wctx, head+k); err != nil {
+			if copied == 0 && wctx.Err() != nil && ctx.Err() == nil {
+				// Cancelled: the tokens waited for go back to the cap, and the child is told.
+				if werr := writeIndex(w, msgReject, i); werr != nil {
+					return werr
+				}
+				return errCancelled
+			}
 			s.uploaded.Add(copied)
 			return err
+		}
+		if cq != nil && copied == 0 {
+			cq.start()
+			wctx = ctx
 		}
 		if _, err := w.Write(buf[:head+k]); err != nil {
 			s.uploaded.Add(copied)

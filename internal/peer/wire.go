@@ -17,10 +17,18 @@ const ProtocolID = "/pouch/pieces/1.0.0"
 // first when it dials the seed; a parent of an older release answers ProtocolID only.
 const ProtocolDigestsID = "/pouch/pieces/1.1.0"
 
+// ProtocolCancelID is ProtocolDigestsID in which a child may also withdraw a request
+// (msgCancel) that the parent has not started to send: the child then asks another parent
+// that holds the piece and idles. A parent that sends digests sends them on it as on
+// ProtocolDigestsID. Every child offers it first and falls back to the older protocols, so
+// parents and children of any release meet.
+const ProtocolCancelID = "/pouch/pieces/1.2.0"
+
 // One stream per (child, parent, task). Every message is a frame: type (1 byte), payload
 // length (4 bytes, big endian), payload. The child says hello with the task ID; the parent
 // answers with its bitfield and then announces each new piece with a have; the child requests
-// pieces by index and the parent answers each with the piece or a reject.
+// pieces by index (and, on ProtocolCancelID, may cancel them) and the parent answers each
+// request with the piece or a reject.
 const (
 	msgHello    byte = 1 // child → parent: task ID
 	msgBitfield byte = 2 // parent → child: piece count (u32) and bitfield bytes
@@ -32,6 +40,10 @@ const (
 	// msgHaveDigest is a have with the piece's digest ("sha256:HEX"), sent only on
 	// ProtocolDigestsID streams.
 	msgHaveDigest byte = 8 // parent → child: piece index (u32), then the digest
+	// msgCancel withdraws a request, sent only on ProtocolCancelID streams. The parent answers
+	// a request it drops with a reject, as any request it does not serve; a cancel for a piece
+	// not waiting at the parent (already being sent, sent, or never asked for) is ignored.
+	msgCancel byte = 9 // child → parent: piece index (u32)
 )
 
 // maxControl bounds every message but a piece; a piece is bounded by the task's piece size.

@@ -140,3 +140,31 @@ func TestOffer(t *testing.T) {
 		}
 	}
 }
+
+func TestMove(t *testing.T) {
+	t.Parallel()
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	for _, tc := range []struct {
+		name    string
+		waiting []Waiting
+		holds   map[int]bool
+		want    int
+	}{
+		{"nothing waits", nil, set(1, 2), -1},
+		{"too young to move", []Waiting{{1, MoveAfter - ms(1), true}}, set(1), -1},
+		{"a cancellable request moves after MoveAfter", []Waiting{{1, MoveAfter, true}}, set(1), 1},
+		{"one that cannot be cancelled waits for StealAfter", []Waiting{{1, StealAfter - ms(1), false}}, set(1), -1},
+		{"and then moves (the endgame's steal)", []Waiting{{1, StealAfter, false}}, set(1), 1},
+		{"only what the idle parent holds", []Waiting{{1, ms(900), true}, {2, ms(300), true}}, set(2), 2},
+		{"the oldest first", []Waiting{{1, ms(300), true}, {2, ms(700), true}, {3, ms(500), true}}, set(1, 2, 3), 2},
+		{"the oldest that is due", []Waiting{{1, ms(900), false}, {2, ms(300), true}}, set(1, 2), 2},
+		{"ties to the first listed", []Waiting{{4, ms(300), true}, {2, ms(300), true}}, set(2, 4), 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Move(tc.waiting, func(i int) bool { return tc.holds[i] }); got != tc.want {
+				t.Errorf("Move = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
