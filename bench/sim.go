@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"cmp"
 	"container/heap"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -100,10 +98,6 @@ type simConn struct {
 	retired     bool
 	closed      bool
 	bytes, busy float64 // since the last sync
-	// sent is how many pieces the parent has sent on the connection; headAt is when the piece
-	// at the head of the queue started (picker.Lead orders the parent's sends by it).
-	sent   int
-	headAt float64
 	// Super-seeding, on a connection from the seed: the pieces offered to the child and not yet
 	// sent, and every piece ever offered to it.
 	offers map[int]bool
@@ -162,10 +156,9 @@ type sim struct {
 	events           int64
 	fromPeers        float64
 	fromOriginDirect float64
-	seedSent         []int      // times the seed sent each piece
-	seedOffered      []int      // open offers of each piece
-	seedPending      int        // sum of seedOffered
-	active           []*simConn // lead's scratch
+	seedSent         []int // times the seed sent each piece
+	seedOffered      []int // open offers of each piece
+	seedPending      int   // sum of seedOffered
 }
 
 func newSim(cfg Config) *sim {
@@ -339,7 +332,7 @@ func (s *sim) pump(p *simPeer) {
 			p.inflight[i] = true
 			c.queue = append(c.queue, i)
 			if len(c.queue) == 1 {
-				c.rem, c.last, c.headAt = s.pieceLen(i), s.now, s.now
+				c.rem, c.last = s.pieceLen(i), s.now
 				c.p.nUp++
 				p.nDown++
 				s.reschedule(c.p, p)
@@ -450,40 +443,12 @@ func (s *sim) rerate(c *simConn) {
 	}
 	c.last = s.now
 	r := math.Min(c.p.up/float64(c.p.nUp), c.c.down/float64(c.c.nDown))
-	if l := s.lead(c.p); l == c {
-		r = math.Min(c.p.up, c.c.down/float64(c.c.nDown))
-	} else if l != nil {
-		r = 0
-	}
 	if r == c.rate && c.ver > 0 {
 		return
 	}
 	c.rate = r
 	c.ver++
-	if r == 0 {
-		return // waits for the parent's lead send to end (picker.Lead)
-	}
 	s.push(simEvent{t: s.now + math.Max(c.rem, 0)/r, kind: evFinish, conn: c, ver: c.ver})
-}
-
-// lead is the send of parent that takes its whole upload (picker.Lead), or nil when its sends
-// share it. The origin, which the dfdaemon's upload server is not, has none.
-func (s *sim) lead(parent *simPeer) *simConn {
-	if parent.isOrigin {
-		return nil
-	}
-	act := s.active[:0]
-	for _, c := range parent.children {
-		if len(c.queue) > 0 {
-			act = append(act, c)
-		}
-	}
-	slices.SortStableFunc(act, func(a, b *simConn) int { return cmp.Compare(a.headAt, b.headAt) })
-	s.active = act
-	if k := picker.Lead(len(act), func(k int) int { return act[k].sent }); k >= 0 {
-		return act[k]
-	}
-	return nil
 }
 
 // finish delivers the head piece of c.
@@ -519,10 +484,9 @@ func (s *sim) finish(c *simConn) {
 			k.c.avail[i]++
 		}
 	}
-	c.sent++
 	if len(c.queue) > 0 {
-		c.rem, c.rate, c.headAt = s.pieceLen(c.queue[0]), 0, s.now
-		s.reschedule(q, p) // the parent's lead may have changed (picker.Lead)
+		c.rem, c.rate = s.pieceLen(c.queue[0]), 0
+		s.rerate(c)
 	} else {
 		c.rate = 0
 		q.nUp--

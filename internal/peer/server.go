@@ -58,7 +58,6 @@ type Server struct {
 	served   atomic.Int64
 	streams  atomic.Int64 // children's streams being served, past the hello
 	busy     busyClock    // time with at least one piece being sent
-	gate     *uploadGate  // orders the sends under the upload cap; nil without one
 
 	// ctx is the server's lifetime: every stream's context derives from it, and Close ends it.
 	ctx      context.Context
@@ -119,7 +118,7 @@ func NewServer(h host.Host, tasks TaskLookup, cfg ServerConfig) *Server {
 		cfg.TaskWait = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{h: h, tasks: tasks, cfg: cfg, ctx: ctx, cancel: cancel, gate: newUploadGate(cfg.Limiter.Rate())}
+	s := &Server{h: h, tasks: tasks, cfg: cfg, ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(ProtocolID, s.handle)
 	h.SetStreamHandler(ProtocolDigestsID, s.handle)
 	return s
@@ -265,7 +264,6 @@ func (s *Server) handle(st network.Stream) {
 		st.Reset()
 		return
 	}
-	sent := 0 // pieces sent on this stream, for the upload's order (uploadGate)
 	for {
 		select {
 		case <-changed:
@@ -276,12 +274,11 @@ func (s *Server) handle(st network.Stream) {
 				return
 			}
 			ann.requested(i, time.Now())
-			if err := s.sendPiece(ctx, st, w, task, i, sent); err != nil {
+			if err := s.sendPiece(ctx, st, w, task, i); err != nil {
 				log.Debug("upload stopped", zap.Int("piece", i), zap.Error(err))
 				st.Reset()
 				return
 			}
-			sent++
 			ann.sent(i)
 		case <-task.Done():
 			return
@@ -305,8 +302,7 @@ func writeHave(w *bufio.Writer, task *piece.Task, i int, digests bool) error {
 	return writeIndex(w, msgHave, i)
 }
 
-// sendPiece sends piece i on a stream that carried sent pieces before it.
-func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i, sent int) error {
+func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writer, task *piece.Task, i int) error {
 	sr, err := task.PieceReader(i)
 	if err != nil {
 		if werr := writeIndex(w, msgReject, i); werr != nil {
@@ -317,8 +313,6 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 	task.Touch()
 	s.busy.enter(time.Now())
 	defer func() { s.busy.leave(time.Now()) }()
-	gs := s.gate.start(sent, time.Now())
-	defer s.gate.end(gs)
 	n := sr.Size()
 	// Whatever the writer holds (haves) goes first, so that every write below is whole frames
 	// of the muxer (see sendChunk).
@@ -346,10 +340,6 @@ func (s *Server) sendPiece(ctx context.Context, st network.Stream, w *bufio.Writ
 		if k == 0 && err != nil {
 			s.uploaded.Add(copied)
 			return fmt.Errorf("piece %d: read at %d: %w", i, copied, err)
-		}
-		if err := s.gate.wait(ctx, gs); err != nil {
-			s.uploaded.Add(copied)
-			return err
 		}
 		if err := s.cfg.Limiter.Wait(ctx, head+k); err != nil {
 			s.uploaded.Add(copied)

@@ -27,14 +27,6 @@ func New(bytesPerSec int64) *Limiter {
 	return &Limiter{l: rate.NewLimiter(rate.Limit(bytesPerSec), burst)}
 }
 
-// Rate is the cap in bytes per second, or 0 for a nil (unlimited) limiter.
-func (l *Limiter) Rate() float64 {
-	if l == nil {
-		return 0
-	}
-	return float64(l.l.Limit())
-}
-
 // Wait blocks until n bytes may pass.
 func (l *Limiter) Wait(ctx context.Context, n int) error {
 	if l == nil {

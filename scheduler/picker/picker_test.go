@@ -140,26 +140,3 @@ func TestOffer(t *testing.T) {
 		}
 	}
 }
-
-func TestLead(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		sent []int
-		want int
-	}{
-		{"no sends", nil, -1},
-		{"one established child", []int{5}, -1},
-		{"established children share", []int{3, 1, 7}, -1},
-		{"a starting child goes alone", []int{4, 0, 9}, 1},
-		{"the oldest starting child first", []int{2, 0, 0}, 1},
-		{"a lone starting child", []int{0}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := Lead(len(tc.sent), func(k int) int { return tc.sent[k] }); got != tc.want {
-				t.Errorf("Lead(%v) = %d, want %d", tc.sent, got, tc.want)
-			}
-		})
-	}
-}
