@@ -359,6 +359,9 @@ func (dl *download) fetch(ctx context.Context) error {
 	if e := reg.Schedule.Error; e != nil {
 		return &snapi.StatusError{Status: http.StatusBadGateway, Err: *e}
 	}
+	if !reg.Schedule.BackToSource {
+		defer dl.preconnect(ctx, reg.Schedule)()
+	}
 	t, err := dl.open(ctx, meta)
 	if err != nil {
 		return err

@@ -1,9 +1,16 @@
 package supernode
 
 import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/pouch-p2p/pouch/internal/httprange"
 	"github.com/pouch-p2p/pouch/internal/snapi"
+	"github.com/pouch-p2p/pouch/internal/source"
 	"github.com/pouch-p2p/pouch/piece"
 )
 
@@ -90,4 +97,46 @@ func (t *task) ahead() []snapi.PieceDigest {
 		}
 	}
 	return out
+}
+
+// lazyFirst is the seed's first request of a lazy task, made before the length (hence the piece
+// size) is known: the wanted bytes, widened to piece.MinSize boundaries, which are piece
+// boundaries at any length (every piece size is a power-of-two multiple of it). Its answer says
+// the length, as a one-byte probe would, and carries the covering pieces, or part of them when
+// pieces are larger (source.Origin.Around asks for the rest): a first read costs one round trip
+// to the origin, not a probe and then the pieces. ranged is the bytes a 206 answer carries; nil
+// for a 200 (the origin ignored Range: its body is the content from 0), and for the one-byte
+// probe's answer, asked instead when the wanted bytes lie past the end (416) or the origin
+// answered with other bytes than those asked.
+func lazyFirst(ctx context.Context, origin source.Origin, want snapi.Span) (resp *http.Response, ranged *httprange.Range, err error) {
+	start := want.Start / piece.MinSize * piece.MinSize
+	end := int64(math.MaxInt64)
+	if want.End < math.MaxInt64-piece.MinSize {
+		end = (want.End/piece.MinSize+1)*piece.MinSize - 1
+	}
+	resp, err = origin.Get(ctx, start, end)
+	var se *source.StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == http.StatusRequestedRangeNotSatisfiable:
+	case err != nil:
+		return nil, nil, err
+	case resp.StatusCode != http.StatusPartialContent:
+		return resp, nil, nil
+	default:
+		cr, err := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+		if err == nil && !cr.Unsatisfied && cr.Start == start && cr.End == min(end, cr.Total-1) {
+			return resp, &cr.Range, nil
+		}
+		resp.Body.Close()
+	}
+	resp, err = origin.Get(ctx, 0, 0)
+	return resp, nil, err
+}
+
+// coveringBytes is the bytes [from, to] of the pieces of content m that cover want, which
+// starts inside the content.
+func coveringBytes(want snapi.Span, m piece.Meta) (from, to int64) {
+	first := want.Start / m.PieceSize
+	last := min(want.End/m.PieceSize, int64(m.PieceCount()-1))
+	return first * m.PieceSize, min((last+1)*m.PieceSize, m.ContentLength) - 1
 }

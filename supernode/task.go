@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pouch-p2p/pouch/internal/apierr"
+	"github.com/pouch-p2p/pouch/internal/httprange"
 	"github.com/pouch-p2p/pouch/internal/lifecycle"
 	"github.com/pouch-p2p/pouch/internal/netguard"
 	"github.com/pouch-p2p/pouch/internal/snapi"
@@ -180,23 +182,35 @@ func (s *Supernode) forgetFailed(id digest.Digest, _ time.Time) {
 func (s *Supernode) seed(ctx context.Context, t *task) error {
 	s.mu.Lock()
 	req, grace, lazy := t.req, t.grace, t.lazy != nil
+	var want *snapi.Span
+	if lazy && len(t.lazy.spans) > 0 {
+		sp := t.lazy.spans[0] // the span of the registration that started the seed
+		want = &sp
+	}
 	s.mu.Unlock()
 	origin := source.Origin{Client: s.origin, URL: req.URL, Header: req.Header, Filter: s.cfg.QueryFilter,
 		Skip: func(i int) bool { return s.seedSkips(t, i) }}
 	shown := taskid.Redact(req.URL, s.cfg.QueryFilter)
 	private := taskid.Credentialed(req.URL, req.Header, s.cfg.QueryFilter)
-	var first *http.Response
+	var first io.ReadCloser
+	var firstAt int64
 	pt, err := s.store.Task(t.id)
 	if errors.Is(err, piece.ErrNotFound) {
 		// Peers that announce what they hold are taking the task over from a supernode that
 		// died: ask the origin for one byte, which says the length, and fetch nothing more
-		// until they have announced. A lazy read asks for one byte too: the pieces it wants
-		// are known once the length is, and Fill asks for them.
-		end := int64(-1)
-		if grace || lazy {
-			end = 0
+		// until they have announced. A lazy read asks for the bytes it wants, widened to
+		// piece boundaries of any length (lazyFirst), and that answer says the length.
+		var resp *http.Response
+		var ranged *httprange.Range
+		if lazy && !grace && want != nil {
+			resp, ranged, err = lazyFirst(ctx, origin, *want)
+		} else {
+			end := int64(-1)
+			if grace || lazy {
+				end = 0
+			}
+			resp, err = origin.Get(ctx, 0, end)
 		}
-		resp, err := origin.Get(ctx, 0, end)
 		if err != nil {
 			return err
 		}
@@ -217,10 +231,16 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 			resp.Body.Close()
 			return err
 		}
-		if resp.StatusCode == http.StatusPartialContent {
+		switch {
+		case resp.StatusCode != http.StatusPartialContent:
+			first, grace = resp.Body, false // the origin ignored the range: take what it sends
+		case ranged != nil:
+			// The pieces that cover the wanted bytes, from their answer and what lies around it.
+			m := pt.Meta()
+			from, to := coveringBytes(*want, m)
+			first, firstAt = origin.Around(ctx, resp.Body, ranged.Start, ranged.End, from, to, m.ContentLength), from
+		default:
 			resp.Body.Close()
-		} else {
-			first, grace = resp, false // the origin ignored the range: take what it sends
 		}
 	} else if err != nil {
 		return err
@@ -262,7 +282,7 @@ func (s *Supernode) seed(ctx context.Context, t *task) error {
 	}
 	for {
 		last := time.Now() // pieces stream in order: each one's time is since the previous one
-		err = origin.Fill(ctx, pt, first, func(i int, d digest.Digest) {
+		err = origin.FillFrom(ctx, pt, first, firstAt, func(i int, d digest.Digest) {
 			s.publishDigest(t, i, d) // first: peers wait for it
 			_, n := piece.Bounds(i, pt.Meta().ContentLength, pt.Meta().PieceSize)
 			now := time.Now()

@@ -215,7 +215,19 @@ const DurableBytes = 2 << 20
 // [DurableBytes]). first, when not nil, is an open 200 response positioned at offset 0; Fill takes
 // ownership of it. Fill returns once every piece it held is durable and onPiece has returned for
 // it, or with the first error; a piece that could not be made durable (piece.ErrIO) ends it.
-func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) (err error) {
+func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response, onPiece func(int, digest.Digest)) error {
+	var body io.ReadCloser
+	if first != nil {
+		body = first.Body
+	}
+	return o.FillFrom(ctx, task, body, 0, onPiece)
+}
+
+// FillFrom is Fill with the origin's bytes from offset at already open in body (nil: none),
+// which it takes ownership of: a lazy seed's first ranged answer ([Origin.Around]). Fill uses
+// body for the pieces it reaches while body is positioned at their first byte, and closes it at
+// the first one it is not.
+func (o Origin) FillFrom(ctx context.Context, task *piece.Task, body io.ReadCloser, at int64, onPiece func(int, digest.Digest)) (err error) {
 	pub := newPublisher(task, onPiece, int(max(1, DurableBytes/task.Meta().PieceSize)))
 	defer func() {
 		if perr := pub.close(); err == nil && perr != nil {
@@ -223,11 +235,7 @@ func (o Origin) Fill(ctx context.Context, task *piece.Task, first *http.Response
 		}
 	}()
 	meta := task.Meta()
-	var body io.ReadCloser
-	var pos int64
-	if first != nil {
-		body = first.Body
-	}
+	pos := at
 	defer func() {
 		if body != nil {
 			body.Close()
@@ -390,4 +398,84 @@ func runEnd(i int, meta piece.Meta, skip func(int) bool) int64 {
 
 func backoff(failures int) time.Duration {
 	return min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)
+}
+
+// Around is the content's bytes [from, to] as one stream: body, which holds [start, end] (inside
+// [from, to]), and ranged requests for the bytes before it and after it, each sent when the
+// stream reaches them. Each of those answers must be a 206 for exactly its range of a content of
+// total bytes, or the stream fails there. Closing the stream closes body and any open answer.
+// A lazy seed asks the origin for the wanted bytes before it knows the length, hence the piece
+// size; the pieces that cover them may begin before that answer or end after it.
+func (o Origin) Around(ctx context.Context, body io.ReadCloser, start, end, from, to, total int64) io.ReadCloser {
+	a := &around{ctx: ctx, o: o, total: total}
+	if from < start {
+		a.parts = append(a.parts, part{start: from, end: start - 1})
+	}
+	a.parts = append(a.parts, part{start: start, end: end, body: body})
+	if end < to {
+		a.parts = append(a.parts, part{start: end + 1, end: to})
+	}
+	return a
+}
+
+// part is a run of bytes of an around stream: an open body, or a range still to ask for.
+type part struct {
+	start, end int64
+	body       io.ReadCloser
+}
+
+type around struct {
+	ctx   context.Context
+	o     Origin
+	total int64
+	parts []part
+	left  int64 // bytes still to read from parts[0] once it is open
+	open  bool
+}
+
+func (a *around) Read(p []byte) (int, error) {
+	for len(a.parts) > 0 {
+		cur := &a.parts[0]
+		if !a.open {
+			if cur.body == nil {
+				resp, err := a.o.Get(a.ctx, cur.start, cur.end)
+				if err != nil {
+					return 0, err
+				}
+				cr, err := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+				if resp.StatusCode != http.StatusPartialContent || err != nil || cr.Start != cur.start || cr.End != cur.end || cr.Total != a.total {
+					resp.Body.Close()
+					return 0, fmt.Errorf("origin %s: no answer for exactly bytes %d-%d of %d", a.o.shown(), cur.start, cur.end, a.total)
+				}
+				cur.body = resp.Body
+			}
+			a.open, a.left = true, cur.end-cur.start+1
+		}
+		if a.left == 0 {
+			cur.body.Close()
+			a.parts, a.open = a.parts[1:], false
+			continue
+		}
+		n, err := cur.body.Read(p[:min(int64(len(p)), a.left)])
+		a.left -= int64(n)
+		if errors.Is(err, io.EOF) && a.left > 0 {
+			err = io.ErrUnexpectedEOF
+		} else if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, io.EOF
+}
+
+func (a *around) Close() error {
+	for _, pt := range a.parts {
+		if pt.body != nil {
+			pt.body.Close()
+		}
+	}
+	a.parts = nil
+	return nil
 }

@@ -161,3 +161,96 @@ func newTask(t *testing.T, data []byte, opts piece.Options) *piece.Task {
 	}
 	return task
 }
+
+// A lazy seed's first answer holds part of the pieces it wants: FillFrom takes them from Around,
+// which asks for the bytes before and after that answer, and the origin sends the pieces once,
+// each verified by the hash of exactly its bytes.
+func TestFillFromAround(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 6<<20)
+	for i := range data {
+		data[i] = byte(i * 11)
+	}
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	task := newTask(t, data, piece.Options{NoSync: true})
+	const mib = 1 << 20
+	o := Origin{Client: srv.Client(), URL: srv.URL, Skip: func(i int) bool { return i != 2 && i != 3 }}
+	ctx := context.Background()
+	resp, err := o.Get(ctx, 2*mib+mib/2, 3*mib+mib/2-1) // inside pieces 2 and 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := o.Around(ctx, resp.Body, 2*mib+mib/2, 3*mib+mib/2-1, 2*mib, 4*mib-1, int64(len(data)))
+	digests := map[int]digest.Digest{}
+	if err := o.FillFrom(ctx, task, body, 2*mib, func(i int, d digest.Digest) { digests[i] = d }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range task.PieceCount() {
+		if want := i == 2 || i == 3; task.Has(i) != want {
+			t.Errorf("piece %d present %v", i, task.Has(i))
+		}
+	}
+	for _, i := range []int{2, 3} {
+		if want := digest.FromBytes(data[i*mib : (i+1)*mib]); digests[i] != want {
+			t.Errorf("piece %d: digest %s, want %s", i, digests[i], want)
+		}
+	}
+	want := []string{"bytes=2621440-3670015", "bytes=2097152-2621439", "bytes=3670016-4194303"}
+	if !slices.Equal(ranges, want) {
+		t.Errorf("requests %q, want %q (the answer, then the bytes before and after it, once)", ranges, want)
+	}
+}
+
+// Around takes from the origin only an answer for exactly the bytes it asked for, of the length
+// it knows: another range, another length, a 200 or a short body fail the stream.
+func TestAroundRefusesOtherBytes(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte("0123456789"), 100)
+	for _, tc := range []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request)
+	}{
+		{"other range", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", "bytes 1-100/1000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[1:101])
+		}},
+		{"other length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", "bytes 0-99/2000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[:100])
+		}},
+		{"range ignored", func(w http.ResponseWriter, r *http.Request) { w.Write(data) }},
+		{"short body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", "bytes 0-99/1000")
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[:50])
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(tc.serve))
+			t.Cleanup(srv.Close)
+			o := Origin{Client: srv.Client(), URL: srv.URL}
+			// The answer held bytes 100-199; the stream wants 0-199.
+			body := o.Around(context.Background(), io.NopCloser(bytes.NewReader(data[100:200])), 100, 199, 0, 199, 1000)
+			defer body.Close()
+			got, err := io.ReadAll(body)
+			if err == nil {
+				t.Fatalf("read %d bytes and no error", len(got))
+			}
+			if len(got) > 0 && !bytes.Equal(got, data[:len(got)]) {
+				t.Errorf("read other bytes before the error: %q", got)
+			}
+		})
+	}
+}
