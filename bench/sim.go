@@ -50,6 +50,7 @@ func Simulate(cfg Config) Result {
 	res.Timing = summarize(s.results(), cfg.TMin(), s.makespan, int64(s.origin.sent), cfg.Size)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = int64(s.fromPeers), int64(s.seed.sent), int64(s.fromOriginDirect)
 	res.SimEvents = s.events
+	res.SimAccount = s.account()
 	res.IdleDrops = s.sched.Stats().Counters.IdleDrops
 	if cfg.Baseline {
 		// Every node pulling from the origin needs no simulation: the origin's rate is shared
@@ -82,11 +83,14 @@ type simPeer struct {
 	parents        []*simConn
 	children       []*simConn
 	nUp, nDown     int // active connections
-	joined, done   bool
-	wave           int
-	start, end     float64
-	sent           float64
-	originConn     bool
+	// SimAccount's bookkeeping: the sums of its active connections' rates, and when it was
+	// last accounted.
+	upRate, downRate, acctT float64
+	joined, done            bool
+	wave                    int
+	start, end              float64
+	sent                    float64
+	originConn              bool
 }
 
 type simConn struct {
@@ -116,6 +120,7 @@ type simEvent struct {
 const (
 	evFinish = iota // the head piece of a connection arrived
 	evSync          // a peer syncs with the supernode
+	evSample        // SimAccount samples the peers' states
 )
 
 type eventQueue []simEvent
@@ -159,6 +164,7 @@ type sim struct {
 	seedSent         []int // times the seed sent each piece
 	seedOffered      []int // open offers of each piece
 	seedPending      int   // sum of seedOffered
+	ac               acct
 }
 
 func newSim(cfg Config) *sim {
@@ -183,6 +189,7 @@ func newSim(cfg Config) *sim {
 	for i := range cfg.Nodes {
 		s.peers = append(s.peers, mk(i, fmt.Sprintf("peer%d", i), float64(cfg.UploadRate), float64(cfg.DownloadRate)))
 	}
+	s.acctInit()
 	return s
 }
 
@@ -202,10 +209,12 @@ func (s *sim) pieceLen(i int) float64 {
 func (s *sim) run() {
 	s.sched.SetTask(s.task, s.pieces)
 	s.sched.Join(s.at(0), s.task, scheduler.PeerInfo{ID: s.seed.sid, UploadRate: s.seed.up, Seed: true}, 0)
+	s.touch(s.seed)
 	s.seed.joined = true
 	s.connect(s.origin, s.seed)
 	s.pump(s.seed)
 	s.startWave()
+	s.push(simEvent{t: sampleEvery, kind: evSample})
 	limit := 1000 * s.cfg.TMin() * float64(len(s.waves))
 	for s.q.Len() > 0 && s.waveIdx < len(s.waves) {
 		e := heap.Pop(&s.q).(simEvent)
@@ -227,6 +236,9 @@ func (s *sim) run() {
 			s.events++
 			s.sync(e.peer)
 			s.push(simEvent{t: s.now + snapi.SyncInterval.Seconds(), kind: evSync, peer: e.peer})
+		case evSample:
+			s.sample()
+			s.push(simEvent{t: s.now + sampleEvery, kind: evSample})
 		}
 	}
 }
@@ -235,6 +247,7 @@ func (s *sim) startWave() {
 	w := s.waves[s.waveIdx]
 	s.remaining = w.n
 	for _, p := range s.peers[w.first : w.first+w.n] {
+		s.touch(p)
 		p.joined, p.wave, p.start = true, s.waveIdx, s.now
 		d := s.sched.Join(s.at(s.now), s.task, scheduler.PeerInfo{ID: p.sid, UploadRate: p.up}, 0)
 		s.apply(p, d)
@@ -247,6 +260,7 @@ func (s *sim) apply(p *simPeer, d scheduler.Decision) {
 	if p.done {
 		return
 	}
+	s.touch(p)
 	want := map[*simPeer]bool{}
 	var order []*simPeer
 	add := func(q *simPeer) {
@@ -290,6 +304,7 @@ func (s *sim) connect(parent, child *simPeer) *simConn {
 
 // closeIdle drops retired connections with nothing queued.
 func (s *sim) closeIdle(p *simPeer) {
+	s.touch(p)
 	keep := p.parents[:0]
 	for _, c := range p.parents {
 		if c.retired && len(c.queue) == 0 || p.done && len(c.queue) == 0 {
@@ -333,6 +348,8 @@ func (s *sim) pump(p *simPeer) {
 			c.queue = append(c.queue, i)
 			if len(c.queue) == 1 {
 				c.rem, c.last = s.pieceLen(i), s.now
+				s.touch(c.p)
+				s.touch(p)
 				c.p.nUp++
 				p.nDown++
 				s.reschedule(c.p, p)
@@ -446,7 +463,7 @@ func (s *sim) rerate(c *simConn) {
 	if r == c.rate && c.ver > 0 {
 		return
 	}
-	c.rate = r
+	s.setRate(c, r)
 	c.ver++
 	s.push(simEvent{t: s.now + math.Max(c.rem, 0)/r, kind: evFinish, conn: c, ver: c.ver})
 }
@@ -460,6 +477,8 @@ func (s *sim) finish(c *simConn) {
 	i := c.queue[0]
 	c.queue = c.queue[1:]
 	p, q := c.c, c.p
+	s.touch(p)
+	s.touch(q)
 	n := s.pieceLen(i)
 	q.sent += n
 	if q.seed {
@@ -478,6 +497,7 @@ func (s *sim) finish(c *simConn) {
 	}
 	p.inflight[i] = false
 	if !p.have[i] {
+		s.delivered(p, q, i)
 		p.have[i] = true
 		p.nHave++
 		for _, k := range p.children {
@@ -485,15 +505,17 @@ func (s *sim) finish(c *simConn) {
 		}
 	}
 	if len(c.queue) > 0 {
-		c.rem, c.rate = s.pieceLen(c.queue[0]), 0
+		c.rem = s.pieceLen(c.queue[0])
+		s.setRate(c, 0)
 		s.rerate(c)
 	} else {
-		c.rate = 0
+		s.setRate(c, 0)
 		q.nUp--
 		p.nDown--
 		s.reschedule(q, p)
 	}
 	if p.nHave == s.pieces {
+		s.lastPiece(p, i)
 		s.complete(p)
 	} else {
 		s.pump(p)
@@ -507,6 +529,7 @@ func (s *sim) finish(c *simConn) {
 }
 
 func (s *sim) complete(p *simPeer) {
+	s.touch(p)
 	p.done, p.end = true, s.now
 	s.closeIdle(p)
 	s.syncTransfers(p)
