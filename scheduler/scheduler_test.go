@@ -755,3 +755,49 @@ func TestLeaveEveryone(t *testing.T) {
 		mustCheck(t, s)
 	}
 }
+
+// TestIdleQuietWindowSampled: in a task with more peers than a decision samples, a lateral
+// parent that uploaded nothing for one sync interval (idleAfterSampled) is already dropped;
+// in a task whose every peer a decision sees, it is not before the full idle window.
+func TestIdleQuietWindowSampled(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		candidates int
+		at1s       bool // dropped at 1 s
+	}{
+		{"sampled task: one silent second", 3, true},
+		{"every peer a candidate: two silent seconds", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := New(Config{MaxParents: 3, Candidates: tc.candidates, Seed: 1})
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			s.SetTask("t", 100)
+			s.Join(t0, "t", PeerInfo{ID: "seed", Seed: true, UploadRate: 4e6}, 0)
+			var d Decision
+			for _, id := range []PeerID{"p1", "p2", "p3", "p4", "p5", "p6"} {
+				d = s.Join(t0, "t", PeerInfo{ID: id, UploadRate: 4e6}, 0)
+			}
+			laterals := 0
+			for _, q := range d.Parents[1:] {
+				if q != "seed" {
+					laterals++
+				}
+			}
+			if laterals == 0 {
+				t.Fatalf("p6 parents %v: no downloading lateral to test with", d.Parents)
+			}
+			s.Transfer(t0.Add(500*time.Millisecond), "t", "p6", "seed", 1<<20, 500*time.Millisecond)
+			s.Report(t0.Add(time.Second), "t", "p6", 2, false)
+			got := s.Stats().Counters.IdleDrops
+			if tc.at1s && got == 0 || !tc.at1s && got != 0 {
+				t.Fatalf("after 1 s: %d parents dropped as idle (sampled task: %v)", got, tc.at1s)
+			}
+			s.Report(t0.Add(2*time.Second), "t", "p6", 2, false)
+			if got := s.Stats().Counters.IdleDrops; got == 0 {
+				t.Fatal("after 2 s: no parent dropped as idle")
+			}
+		})
+	}
+}
