@@ -35,6 +35,10 @@ import (
 //     come from the other parents);
 //   - a peer told BackToSource pulls from the origin like the seed.
 //
+// It also accounts where the simulated capacity went (SimAccount, bench/simacct.go): each node's
+// download and each uploader's upload by state, the peers' states sampled every 0.25 s, and the
+// hops of every copy; the bookkeeping only observes.
+//
 // Not modelled: latency, failures, the endgame steal of requests queued at a slow parent, and
 // the seed's timing (offers refreshed every 250 ms and expiring, each piece once while the seed
 // grows: picker.Once, picker.Expired).
