@@ -19,9 +19,6 @@ const (
 	// any child, before a child's next Report drops it (see dropIdle): two of a peer's sync
 	// intervals (snapi.SyncInterval, 1 s), so that one late report does not count as silence.
 	idleAfter = 2 * time.Second
-	// idleAfterSampled is the shortest such silence in a task with more peers than a decision
-	// samples (see quietWindow): one sync interval.
-	idleAfterSampled = time.Second
 )
 
 type cand struct {
@@ -158,24 +155,6 @@ func idleWindow(c *peer) time.Duration {
 	return max(idleAfter, 2*c.slowest)
 }
 
-// quietWindow is how long a parent of c must have uploaded nothing to count as idle: the idle
-// window, halved (but at least idleAfterSampled) in a task with more peers than a decision
-// samples. There a peer that holds nothing its children lack stays so for long (a piece needs
-// about log₂N hops to reach everyone), and dropping it after one silent sync instead of two
-// gave its children's slots to peers with pieces sooner: simulated at N = 1,000 the nodes'
-// download ran at 53 % of its cap until the seed had sent every piece, against 44 %, and
-// max/T_min went 2.02 → 1.78 (docs/benchmarks.md, "Where the simulated time goes"). In a task
-// every peer of which a decision sees, the same made N = 16 slower (1.24 → 1.38–1.49 at 8 MB/s):
-// its parents soon have pieces, and the drops only churn. The window after which a dropped
-// parent may come back is not halved.
-func (t *task) quietWindow(c *peer) time.Duration {
-	w := idleWindow(c)
-	if w > 0 && t.alive() > t.s.cfg.Candidates+1 {
-		w = max(idleAfterSampled, w/2)
-	}
-	return w
-}
-
 // idle reports whether e's parent, c's parent for at least the idle window, uploaded nothing
 // within it: no child, c or another, reported bytes from it.
 func (t *task) idle(e *edge, window time.Duration) bool {
@@ -183,7 +162,7 @@ func (t *task) idle(e *edge, window time.Duration) bool {
 }
 
 // dropIdle takes out of c's set the lateral parents that are downloading peers and uploaded
-// nothing to anyone for the quiet window (quietWindow): each of their children already holds, or has asked
+// nothing to anyone for the idle window: each of their children already holds, or has asked
 // another parent for, everything they hold, so their upload is lost to the swarm. Dropped by
 // its children, such a parent has fewer children and scores higher for the peers that sample
 // it next, and c's slot goes to a peer with other pieces. Only a parent idle for all its
@@ -194,7 +173,7 @@ func (t *task) idle(e *edge, window time.Duration) bool {
 // source holds everything c lacks, and the backbone keeps c attached to one. A parent dropped
 // so is not taken back for the window (recentlyIdle), or fill would pick it again at once.
 func (t *task) dropIdle(c *peer) {
-	window := t.quietWindow(c)
+	window := idleWindow(c)
 	if window <= 0 {
 		return
 	}
