@@ -80,10 +80,7 @@
 // child's reports about parents it was given count). The
 // window is two sync intervals (2 s), or twice the longest transfer the
 // reporter ever reported when longer (large pieces on slow links); a peer
-// that reported no transfer yet drops nothing. In a task with more peers
-// than a decision samples (Candidates + 1) half the window, at least one
-// sync interval, already counts: there a peer with nothing its children
-// lack stays so for long. Sources and the backbone
+// that reported no transfer yet drops nothing. Sources and the backbone
 // parent are never dropped so. The dropped parent has a child fewer, so it
 // scores higher for the peers that sample it next, and the reporter does
 // not take it back within the window. A parent slow to the reporter but
