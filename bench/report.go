@@ -50,6 +50,9 @@ func WriteTable(w io.Writer, r Result) error {
 			r.SupernodeCPUSeconds, units.BytesSize(float64(r.SupernodePeakRSS)), r.IdleDrops, units.BytesSize(float64(r.DfdaemonPeakRSS)))
 	} else {
 		fmt.Fprintf(w, "simulated %d events in %.1fs, %d parents dropped as idle\n", r.SimEvents, r.SimWallSeconds, r.IdleDrops)
+		if r.SimAccount != nil {
+			writeSimAccount(w, r.SimAccount, r.Nodes, float64(r.DownloadRate))
+		}
 	}
 	if ws := r.Waits; ws != nil {
 		fmt.Fprintf(w, "dfdaemons, mean per node: downloading %.2f s receiving (from %.2f parents at once), %.2f s requested, %.2f s undigested, %.2f s nothing to ask, %.2f s no parent; uploading %.2f s; requests moved %.1f with a cancel, %.1f without\n",

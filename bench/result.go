@@ -71,8 +71,10 @@ type Result struct {
 	// (Config.Timeline).
 	Timeline *Timeline `json:"timeline,omitempty"`
 
-	SimEvents      int64   `json:"sim_events,omitempty"`
-	SimWallSeconds float64 `json:"sim_wall_seconds,omitempty"`
+	SimEvents int64 `json:"sim_events,omitempty"`
+	// SimAccount is where a simulation's time went (sim only).
+	SimAccount     *SimAccount `json:"sim_account,omitempty"`
+	SimWallSeconds float64     `json:"sim_wall_seconds,omitempty"`
 
 	Baseline *BaselineResult `json:"baseline,omitempty"`
 }

@@ -37,6 +37,10 @@ import (
 //     after [picker.MoveAfter] ([picker.Move]: the other is told to drop it);
 //   - a peer told BackToSource pulls from the origin like the seed.
 //
+// It also accounts where the simulated capacity went (SimAccount, bench/simacct.go): each node's
+// download and each uploader's upload by state, the peers' states sampled every 0.25 s, and the
+// hops of every copy; the bookkeeping only observes.
+//
 // Not modelled: latency (the cancel's round trip among it), failures, and the seed's timing
 // (offers refreshed every 250 ms and expiring, each piece once while the seed grows:
 // picker.Once, picker.Expired).
@@ -52,6 +56,7 @@ func Simulate(cfg Config) Result {
 	res.Timing = summarize(s.results(), cfg.TMin(), s.makespan, int64(s.origin.sent), cfg.Size)
 	res.BytesFromPeers, res.BytesFromSeed, res.BytesFromOrigin = int64(s.fromPeers), int64(s.seed.sent), int64(s.fromOriginDirect)
 	res.SimEvents = s.events
+	res.SimAccount = s.account()
 	res.IdleDrops = s.sched.Stats().Counters.IdleDrops
 	if cfg.Baseline {
 		// Every node pulling from the origin needs no simulation: the origin's rate is shared
@@ -84,11 +89,14 @@ type simPeer struct {
 	parents        []*simConn
 	children       []*simConn
 	nUp, nDown     int // active connections
-	joined, done   bool
-	wave           int
-	start, end     float64
-	sent           float64
-	originConn     bool
+	// SimAccount's bookkeeping: the sums of its active connections' rates, and when it was
+	// last accounted.
+	upRate, downRate, acctT float64
+	joined, done            bool
+	wave                    int
+	start, end              float64
+	sent                    float64
+	originConn              bool
 }
 
 type simConn struct {
@@ -119,6 +127,7 @@ type simEvent struct {
 const (
 	evFinish = iota // the head piece of a connection arrived
 	evSync          // a peer syncs with the supernode
+	evSample        // SimAccount samples the peers' states
 )
 
 type eventQueue []simEvent
@@ -162,6 +171,7 @@ type sim struct {
 	seedSent         []int // times the seed sent each piece
 	seedOffered      []int // open offers of each piece
 	seedPending      int   // sum of seedOffered
+	ac               acct
 }
 
 func newSim(cfg Config) *sim {
@@ -186,6 +196,7 @@ func newSim(cfg Config) *sim {
 	for i := range cfg.Nodes {
 		s.peers = append(s.peers, mk(i, fmt.Sprintf("peer%d", i), float64(cfg.UploadRate), float64(cfg.DownloadRate)))
 	}
+	s.acctInit()
 	return s
 }
 
@@ -205,10 +216,12 @@ func (s *sim) pieceLen(i int) float64 {
 func (s *sim) run() {
 	s.sched.SetTask(s.task, s.pieces)
 	s.sched.Join(s.at(0), s.task, scheduler.PeerInfo{ID: s.seed.sid, UploadRate: s.seed.up, Seed: true}, 0)
+	s.touch(s.seed)
 	s.seed.joined = true
 	s.connect(s.origin, s.seed)
 	s.pump(s.seed)
 	s.startWave()
+	s.push(simEvent{t: sampleEvery, kind: evSample})
 	limit := 1000 * s.cfg.TMin() * float64(len(s.waves))
 	for s.q.Len() > 0 && s.waveIdx < len(s.waves) {
 		e := heap.Pop(&s.q).(simEvent)
@@ -230,6 +243,9 @@ func (s *sim) run() {
 			s.events++
 			s.sync(e.peer)
 			s.push(simEvent{t: s.now + snapi.SyncInterval.Seconds(), kind: evSync, peer: e.peer})
+		case evSample:
+			s.sample()
+			s.push(simEvent{t: s.now + sampleEvery, kind: evSample})
 		}
 	}
 }
@@ -238,6 +254,7 @@ func (s *sim) startWave() {
 	w := s.waves[s.waveIdx]
 	s.remaining = w.n
 	for _, p := range s.peers[w.first : w.first+w.n] {
+		s.touch(p)
 		p.joined, p.wave, p.start = true, s.waveIdx, s.now
 		d := s.sched.Join(s.at(s.now), s.task, scheduler.PeerInfo{ID: p.sid, UploadRate: p.up}, 0)
 		s.apply(p, d)
@@ -250,6 +267,7 @@ func (s *sim) apply(p *simPeer, d scheduler.Decision) {
 	if p.done {
 		return
 	}
+	s.touch(p)
 	want := map[*simPeer]bool{}
 	var order []*simPeer
 	add := func(q *simPeer) {
@@ -293,6 +311,7 @@ func (s *sim) connect(parent, child *simPeer) *simConn {
 
 // closeIdle drops retired connections with nothing queued.
 func (s *sim) closeIdle(p *simPeer) {
+	s.touch(p)
 	keep := p.parents[:0]
 	for _, c := range p.parents {
 		if c.retired && len(c.queue) == 0 || p.done && len(c.queue) == 0 {
@@ -349,6 +368,8 @@ func (s *sim) fill(p *simPeer, c *simConn) (moved bool) {
 		c.asked = append(c.asked, s.now)
 		if len(c.queue) == 1 {
 			c.rem, c.last = s.pieceLen(i), s.now
+			s.touch(c.p)
+			s.touch(p)
 			c.p.nUp++
 			p.nDown++
 			s.reschedule(c.p, p)
@@ -491,7 +512,7 @@ func (s *sim) rerate(c *simConn) {
 	if r == c.rate && c.ver > 0 {
 		return
 	}
-	c.rate = r
+	s.setRate(c, r)
 	c.ver++
 	s.push(simEvent{t: s.now + math.Max(c.rem, 0)/r, kind: evFinish, conn: c, ver: c.ver})
 }
@@ -505,6 +526,8 @@ func (s *sim) finish(c *simConn) {
 	i := c.queue[0]
 	c.queue, c.asked = c.queue[1:], c.asked[1:]
 	p, q := c.c, c.p
+	s.touch(p)
+	s.touch(q)
 	n := s.pieceLen(i)
 	q.sent += n
 	if q.seed {
@@ -523,6 +546,7 @@ func (s *sim) finish(c *simConn) {
 	}
 	p.inflight[i] = false
 	if !p.have[i] {
+		s.delivered(p, q, i)
 		p.have[i] = true
 		p.nHave++
 		for _, k := range p.children {
@@ -530,15 +554,17 @@ func (s *sim) finish(c *simConn) {
 		}
 	}
 	if len(c.queue) > 0 {
-		c.rem, c.rate = s.pieceLen(c.queue[0]), 0
+		c.rem = s.pieceLen(c.queue[0])
+		s.setRate(c, 0)
 		s.rerate(c)
 	} else {
-		c.rate = 0
+		s.setRate(c, 0)
 		q.nUp--
 		p.nDown--
 		s.reschedule(q, p)
 	}
 	if p.nHave == s.pieces {
+		s.lastPiece(p, i)
 		s.complete(p)
 	} else {
 		s.pump(p)
@@ -552,6 +578,7 @@ func (s *sim) finish(c *simConn) {
 }
 
 func (s *sim) complete(p *simPeer) {
+	s.touch(p)
 	p.done, p.end = true, s.now
 	s.closeIdle(p)
 	s.syncTransfers(p)
