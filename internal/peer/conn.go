@@ -114,14 +114,7 @@ func dial(ctx context.Context, h host.Host, info peer.AddrInfo, task digest.Dige
 }
 
 // Request asks the parent for piece i.
-func (c *Conn) Request(i int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := writeIndex(c.w, msgRequest, i); err != nil {
-		return err
-	}
-	return c.w.Flush()
-}
+func (c *Conn) Request(i int) error { return c.send(msgRequest, i) }
 
 // CanCancel says whether the parent speaks ProtocolCancelID, so that Cancel may be called.
 func (c *Conn) CanCancel() bool { return c.st.Protocol() == ProtocolCancelID }
@@ -129,10 +122,13 @@ func (c *Conn) CanCancel() bool { return c.st.Protocol() == ProtocolCancelID }
 // Cancel withdraws the request for piece i, if the parent has not started to send it: the
 // parent then answers the request with a reject; otherwise the piece comes as asked. Only a
 // parent that CanCancel may be sent one (an older one would take it for a protocol violation).
-func (c *Conn) Cancel(i int) error {
+func (c *Conn) Cancel(i int) error { return c.send(msgCancel, i) }
+
+// send writes one message about piece i to the parent at once.
+func (c *Conn) send(typ byte, i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := writeIndex(c.w, msgCancel, i); err != nil {
+	if err := writeIndex(c.w, typ, i); err != nil {
 		return err
 	}
 	return c.w.Flush()

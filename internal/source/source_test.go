@@ -64,15 +64,7 @@ func TestFillSkips(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	var ranges []string
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		ranges = append(ranges, r.Header.Get("Range"))
-		mu.Unlock()
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(srv.Close)
+	srv, requests := rangeOrigin(t, data)
 	task := newTask(t, data, piece.Options{NoSync: true})
 	skipped := map[int]bool{0: true, 2: true, 3: true}
 	o := Origin{Client: srv.Client(), URL: srv.URL, Skip: func(i int) bool { return skipped[i] }}
@@ -85,7 +77,7 @@ func TestFillSkips(t *testing.T) {
 		}
 	}
 	want := []string{"bytes=1048576-2097151", "bytes=4194304-6291455"}
-	if !slices.Equal(ranges, want) {
+	if ranges := requests(); !slices.Equal(ranges, want) {
 		t.Errorf("requests %q, want %q", ranges, want)
 	}
 }
@@ -147,6 +139,26 @@ func TestSpoolCap(t *testing.T) {
 	}
 }
 
+// rangeOrigin serves data with Range support and returns the Range header of every request it
+// got, in order.
+func rangeOrigin(t *testing.T, data []byte) (*httptest.Server, func() []string) {
+	t.Helper()
+	var ranges []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(ranges)
+	}
+}
+
 // newTask is an empty task for data in 1 MiB pieces, in a store of its own closed with the test.
 func newTask(t *testing.T, data []byte, opts piece.Options) *piece.Task {
 	t.Helper()
@@ -171,15 +183,7 @@ func TestFillFromAround(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 11)
 	}
-	var ranges []string
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		ranges = append(ranges, r.Header.Get("Range"))
-		mu.Unlock()
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(srv.Close)
+	srv, requests := rangeOrigin(t, data)
 	task := newTask(t, data, piece.Options{NoSync: true})
 	const mib = 1 << 20
 	o := Origin{Client: srv.Client(), URL: srv.URL, Skip: func(i int) bool { return i != 2 && i != 3 }}
@@ -204,7 +208,7 @@ func TestFillFromAround(t *testing.T) {
 		}
 	}
 	want := []string{"bytes=2621440-3670015", "bytes=2097152-2621439", "bytes=3670016-4194303"}
-	if !slices.Equal(ranges, want) {
+	if ranges := requests(); !slices.Equal(ranges, want) {
 		t.Errorf("requests %q, want %q (the answer, then the bytes before and after it, once)", ranges, want)
 	}
 }
